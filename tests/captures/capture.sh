@@ -68,7 +68,7 @@ done
 
 for f in proc/cpuinfo proc/cmdline proc/sys/kernel/osrelease proc/modules; do copy_file "$src/$f"; done
 # The capturing shell's limits stand for the user's: check reads the locked-memory limit from here.
-copy_file "$src/proc/self/limits"
+copy_file "$src/proc/self/limits"; copy_file "$src/proc/self/status"
 
 release=$(cat "$src/proc/sys/kernel/osrelease" 2>/dev/null || uname -r)
 moddir=lib/modules/$release

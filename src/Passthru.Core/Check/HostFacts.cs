@@ -1,0 +1,127 @@
+using System.Globalization;
+using Passthru.Host;
+
+namespace Passthru.Check;
+
+/// <summary>The host facts readiness depends on, each read through the host root.</summary>
+public sealed class HostFacts(HostRoot host)
+{
+    public HostRoot Host { get; } = host;
+
+    private string? _cpuinfo;
+    private string? Cpuinfo => _cpuinfo ??= Host.ReadText("proc/cpuinfo");
+
+    public string? CpuVendor => CpuinfoField("vendor_id");
+
+    /// <summary>The flags of the first processor; every processor of a host has the same.</summary>
+    public IReadOnlySet<string> CpuFlags =>
+        (CpuinfoField("flags") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+
+    private string? CpuinfoField(string name)
+    {
+        foreach (var line in (Cpuinfo ?? "").Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            if (colon > 0 && line[..colon].Trim() == name) return line[(colon + 1)..].Trim();
+        }
+        return null;
+    }
+
+    public bool IsIntel => CpuVendor == "GenuineIntel";
+    public bool IsAmd => CpuVendor is "AuthenticAMD" or "HygonGenuine";
+
+    public IReadOnlyList<string> KernelCmdline =>
+        (Host.ReadAttribute("proc/cmdline") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>The value of a kernel parameter (the last one wins, as in the kernel), "" for a flag, null when absent.</summary>
+    public string? KernelParameter(string name)
+    {
+        string? value = null;
+        foreach (var p in KernelCmdline)
+        {
+            if (p == "--") break; // what follows goes to init, not to the kernel
+            if (p == name) value = "";
+            else if (p.StartsWith(name + "=", StringComparison.Ordinal)) value = p[(name.Length + 1)..];
+        }
+        return value;
+    }
+
+    public string? KernelRelease => Host.ReadAttribute("proc/sys/kernel/osrelease");
+
+    public bool ModuleLoaded(string name) => Host.DirectoryExists("sys/module/" + name.Replace('-', '_'));
+
+    /// <summary>Whether the running kernel can load a module: built in, or listed in modules.dep.</summary>
+    public bool ModuleAvailable(string name)
+    {
+        if (KernelRelease is not string release) return false;
+        var file = name.Replace('_', '-');
+        var under = name.Replace('-', '_');
+        foreach (var list in new[] { "modules.builtin", "modules.dep" })
+        {
+            var text = Host.ReadText($"lib/modules/{release}/{list}");
+            if (text is null) continue;
+            foreach (var line in text.Split('\n'))
+            {
+                var path = line.Split(':', 2)[0];
+                var base_ = path[(path.LastIndexOf('/') + 1)..];
+                int ko = base_.IndexOf(".ko", StringComparison.Ordinal);
+                if (ko < 0) continue;
+                var mod = base_[..ko];
+                if (mod == file || mod == under) return true;
+            }
+        }
+        return false;
+    }
+
+    public bool HasAcpiTable(string signature) => Host.Exists("sys/firmware/acpi/tables/" + signature);
+
+    /// <summary>DMAR flags bit 0 (INTR_REMAP): the platform supports interrupt remapping. Null when unreadable.</summary>
+    public bool? DmarSupportsInterruptRemapping()
+    {
+        var table = Host.ReadBytes("sys/firmware/acpi/tables/DMAR", 64);
+        return table is { Length: > 37 } ? (table[37] & 1) != 0 : null;
+    }
+
+    public IReadOnlyList<string> IommuUnits => Host.List("sys/class/iommu");
+
+    /// <summary>Intel units report interrupt remapping in ecap bit 3 (IR).</summary>
+    public bool? IntelUnitsSupportInterruptRemapping()
+    {
+        bool? all = null;
+        foreach (var unit in IommuUnits)
+        {
+            var ecap = Host.ReadAttribute($"sys/class/iommu/{unit}/intel-iommu/ecap");
+            if (ecap is null || !ulong.TryParse(ecap, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var bits)) continue;
+            all = (all ?? true) && (bits & 0x8) != 0;
+        }
+        return all;
+    }
+
+    public int IommuGroupCount => Host.List("sys/kernel/iommu_groups").Length;
+
+    /// <summary>Soft limit from proc/self/limits, in bytes; long.MaxValue for unlimited; null when unknown.</summary>
+    public long? LockedMemoryLimit()
+    {
+        foreach (var line in (Host.ReadText("proc/self/limits") ?? "").Split('\n'))
+        {
+            if (!line.StartsWith("Max locked memory", StringComparison.Ordinal)) continue;
+            var fields = line["Max locked memory".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length == 0) return null;
+            if (fields[0] == "unlimited") return long.MaxValue;
+            return long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : null;
+        }
+        return null;
+    }
+
+    /// <summary>Effective user ID from proc/self/status; root (or CAP_IPC_LOCK) is exempt from the memlock limit.</summary>
+    public int? EffectiveUid()
+    {
+        foreach (var line in (Host.ReadText("proc/self/status") ?? "").Split('\n'))
+            if (line.StartsWith("Uid:", StringComparison.Ordinal))
+            {
+                var f = line[4..].Split('\t', ' ').Where(x => x.Length > 0).ToArray();
+                return f.Length > 1 && int.TryParse(f[1], CultureInfo.InvariantCulture, out var uid) ? uid : null;
+            }
+        return null;
+    }
+}

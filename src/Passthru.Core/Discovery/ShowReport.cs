@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Passthru.Pci;
+
+namespace Passthru.Discovery;
+
+/// <summary>Everything about one device, for `passthru show`.</summary>
+public static class ShowReport
+{
+    public static void WriteText(TextWriter o, PciDevice d, PciInventory inventory, PciIds ids)
+    {
+        var a = PassthroughAssessment.Of(d, inventory);
+        o.WriteLine(ListReport.LspciLine(d, ids));
+        Row(o, "Vendor", $"{ids.VendorName(d.VendorId) ?? "unknown"} [{d.VendorId:x4}]");
+        Row(o, "Device", $"{ids.DeviceName(d.VendorId, d.DeviceId) ?? "unknown"} [{d.DeviceId:x4}]");
+        Row(o, "Class", $"{ids.FormatClass(d.ClassId)}, prog-if {d.ClassCode & 0xff:x2}");
+        Row(o, "Revision", $"{d.Revision:x2}");
+        if (d.SubsystemVendorId is ushort sv && d.SubsystemDeviceId is ushort sd)
+            Row(o, "Subsystem", ids.FormatSubsystem(d.VendorId, d.DeviceId, sv, sd));
+        Row(o, "Driver", d.Driver ?? "none");
+        Row(o, "Driver override", d.DriverOverride ?? "none");
+        if (!inventory.HasIommuGroups) Row(o, "IOMMU group", "none: the IOMMU is off or absent");
+        else if (a.Group is null) Row(o, "IOMMU group", "none");
+        else
+        {
+            Row(o, "IOMMU group", $"{a.Group.Number} ({ListReport.Viability(a.Group)})");
+            foreach (var m in a.Group.Members)
+                Row(o, m == a.Group.Members[0] ? "Group members" : "",
+                    $"{m.Address} {ids.FormatVendorDevice(m.VendorId, m.DeviceId)} driver={m.Driver ?? "none"}"
+                    + (m.Address == d.Address ? " (this device)" : m.IsBridge ? " (bridge)" : ""));
+        }
+        Row(o, "Reset methods", d.ResetMethods is null ? "not reported by the kernel" : d.ResetMethods.Count == 0 ? "none" : string.Join(", ", d.ResetMethods));
+        Row(o, "Boot VGA", d.BootVga switch { true => "yes", false => "no", null => "n/a" });
+        Row(o, "NUMA node", d.NumaNode is null or < 0 ? "none" : d.NumaNode.Value.ToString());
+        if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
+        else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"
+            + (d.VirtualFunctions.Count > 0 ? $" ({string.Join(", ", d.VirtualFunctions)})" : ""));
+        Row(o, "Passthrough", Verdict(a));
+        foreach (var m in a.ToMove) Row(o, "", $"move {m.Address} from {m.Driver ?? "no driver"} to vfio-pci");
+        foreach (var x in a.Obstacles) Row(o, "", $"cannot: {x}");
+        foreach (var w in a.Warnings) Row(o, "", $"warning: {w}");
+    }
+
+    public static string Verdict(PassthroughAssessment a) =>
+        !a.Possible ? "not possible" : a.Ready ? "ready (the whole group is held by vfio-pci)" : $"possible: `passthru bind{(a.ToMove.Count > 1 ? " --group" : "")} {a.Device.Address}` would";
+
+    private static void Row(TextWriter o, string label, string value) =>
+        o.WriteLine(label.Length == 0 ? $"  {"",-16} {value}" : $"  {label + ":",-16} {value}");
+
+    public static void WriteJson(Stream stream, PciDevice d, PciInventory inventory, PciIds ids)
+    {
+        var a = PassthroughAssessment.Of(d, inventory);
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteNumber("schema", ListReport.JsonSchemaVersion);
+        json.WritePropertyName("device");
+        ListReport.WriteDevice(json, d, ids);
+        if (a.Group is null) json.WriteNull("group"); else { json.WritePropertyName("group"); ListReport.WriteGroup(json, a.Group); }
+        json.WriteStartArray("reset_methods");
+        foreach (var r in d.ResetMethods ?? []) json.WriteStringValue(r);
+        json.WriteEndArray();
+        if (d.BootVga is bool b) json.WriteBoolean("boot_vga", b); else json.WriteNull("boot_vga");
+        if (d.NumaNode is >= 0) json.WriteNumber("numa_node", d.NumaNode.Value); else json.WriteNull("numa_node");
+        json.WriteString("physfn", d.PhysicalFunction?.ToString());
+        json.WriteStartArray("virtfns");
+        foreach (var vf in d.VirtualFunctions) json.WriteStringValue(vf.ToString());
+        json.WriteEndArray();
+        json.WriteStartObject("passthrough");
+        json.WriteBoolean("possible", a.Possible);
+        json.WriteBoolean("ready", a.Ready);
+        json.WriteStartArray("to_move");
+        foreach (var m in a.ToMove) json.WriteStringValue(m.Address.ToString());
+        json.WriteEndArray();
+        json.WriteStartArray("obstacles");
+        foreach (var x in a.Obstacles) json.WriteStringValue(x);
+        json.WriteEndArray();
+        json.WriteStartArray("warnings");
+        foreach (var w in a.Warnings) json.WriteStringValue(w);
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text;
+
+namespace Passthru.Host;
+
+/// <summary>
+/// The one way into host state. Every path is relative to a root directory: "/" on a live host, a captured tree in
+/// tests, the chroot inside the virtual host. Nothing outside this folder builds an absolute host path itself.
+/// </summary>
+public sealed class HostRoot
+{
+    public string Root { get; }
+
+    public HostRoot(string root)
+    {
+        if (string.IsNullOrWhiteSpace(root))
+            throw new UserError("--root is empty: give a directory such as / or a captured tree", ExitCodes.Usage);
+        var full = System.IO.Path.GetFullPath(root);
+        if (!Directory.Exists(full))
+            throw new UserError($"host root '{root}' is not a directory: give / or a captured tree", ExitCodes.Usage);
+        Root = full.Length > 1 ? full.TrimEnd('/') : full;
+    }
+
+    public static HostRoot Live { get; } = new("/");
+
+    public bool IsLive => Root == "/";
+
+    /// <summary>Absolute path of a root-relative path ("sys/bus/pci/devices").</summary>
+    public string Path(string relative) =>
+        Root == "/" ? "/" + relative.TrimStart('/') : Root + "/" + relative.TrimStart('/');
+
+    public bool Exists(string relative) => System.IO.Path.Exists(Path(relative));
+
+    public bool DirectoryExists(string relative) => Directory.Exists(Path(relative));
+
+    /// <summary>Names of the entries of a directory, sorted ordinally; empty when it does not exist.</summary>
+    public string[] List(string relative)
+    {
+        try
+        {
+            var entries = Directory.GetFileSystemEntries(Path(relative));
+            // Captured trees mark empty directories with dot files; sysfs itself has none.
+            entries = entries.Select(System.IO.Path.GetFileName).Where(n => n is { Length: > 0 } && n[0] != '.').ToArray()!;
+            Array.Sort(entries, StringComparer.Ordinal);
+            return entries;
+        }
+        catch (DirectoryNotFoundException) { return []; }
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
+    }
+
+    /// <summary>
+    /// A sysfs-style attribute: its content without the trailing newline, or null when absent or unreadable.
+    /// Attributes are small; one read into a stack buffer avoids the cost of a FileStream per file, which
+    /// matters when listing thousands of functions.
+    /// </summary>
+    public string? ReadAttribute(string relative)
+    {
+        Span<byte> buffer = stackalloc byte[4096];
+        int n;
+        try
+        {
+            using var handle = File.OpenHandle(Path(relative), FileMode.Open, FileAccess.Read);
+            n = RandomAccess.Read(handle, buffer, 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        while (n > 0 && (buffer[n - 1] == (byte)'\n' || buffer[n - 1] == 0)) n--;
+        return Encoding.UTF8.GetString(buffer[..n]);
+    }
+
+    /// <summary>A whole text file (procfs, config files), or null when absent or unreadable.</summary>
+    public string? ReadText(string relative)
+    {
+        try { return File.ReadAllText(Path(relative)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    public byte[]? ReadBytes(string relative, int max = 1 << 20)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(Path(relative), FileMode.Open, FileAccess.Read);
+            var buffer = new byte[max];
+            int total = 0, n;
+            while (total < max && (n = RandomAccess.Read(handle, buffer.AsSpan(total), total)) > 0) total += n;
+            return buffer[..total];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>The last path component of a symlink's target (a driver's or group's name), or null.</summary>
+    public string? ReadLinkName(string relative)
+    {
+        var target = ReadLink(relative);
+        if (target is null) return null;
+        var name = System.IO.Path.GetFileName(target.TrimEnd('/'));
+        return name.Length == 0 ? null : name;
+    }
+
+    public string? ReadLink(string relative)
+    {
+        try { return new FileInfo(Path(relative)).LinkTarget; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    public override string ToString() => Root;
+}
