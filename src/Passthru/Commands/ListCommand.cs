@@ -27,11 +27,12 @@ public static class ListCommand
                 JsonOutput.Write(stdout, stream => ListReport.WriteJson(stream, inventory, selected, ids));
                 return ExitCodes.Ok;
             }
-            if (!inventory.HasIommuGroups) stderr.WriteLine(ListReport.NoGroupsNote);
             if (p.GetValue(groups) && inventory.HasIommuGroups)
                 ListReport.WriteGroups(stdout, inventory, d => filter.Matches(d, ids), ids);
             else
                 ListReport.WriteText(stdout, inventory, selected, ids);
+            // Said once, after the list, instead of an empty group column on every line.
+            if (!inventory.HasIommuGroups) { stdout.Flush(); stderr.WriteLine(ListReport.NoGroupsNote); }
             return ExitCodes.Ok;
         });
         return command;

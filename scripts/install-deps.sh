@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Passthru's build, tests and demo need on a fresh Debian 12 machine (run as root).
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+packages=(
+  pciutils pci.ids            # lspci: the reference for `list`; pci.ids: device names
+  qemu-system-x86             # the virtual host and the guests
+  busybox-static cpio kmod    # the virtual host's initramfs and module tree
+  gcc binutils                # the probe guest (a multiboot kernel built from source)
+  hyperfine                   # benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to apt-get install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v dotnet >/dev/null; then
+  echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it from https://dot.net first" >&2; exit 1
+fi
