@@ -8,6 +8,8 @@ packages=(
   busybox-static cpio kmod    # the virtual host's initramfs and module tree
   gcc binutils                # the probe guest (a multiboot kernel built from source)
   hyperfine                   # benchmarks
+  libvirt-clients libxml2-utils                 # export: virt-xml-validate, virsh
+  libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
