@@ -1,0 +1,80 @@
+using System.Text.RegularExpressions;
+using Passthru.Launch;
+
+namespace Passthru.Tests.Run;
+
+/// <summary>The console watcher and process handling, driven by real processes (sh) standing in for QEMU.</summary>
+public class GuestProcessTests
+{
+    private static GuestOutcome Sh(string script, string? expect = null, double timeout = 30, string? log = null, TextWriter? console = null) =>
+        GuestProcess.Run(["/bin/sh", "-c", script], new GuestWatch
+        {
+            Expect = expect is null ? null : new Regex(expect),
+            Timeout = TimeSpan.FromSeconds(timeout),
+            SerialLog = log,
+            Console = console,
+        });
+
+    [Fact]
+    public void A_match_stops_the_guest_at_once()
+    {
+        var o = Sh("echo booting; echo 'probe: pci 00:02.0 8086:10d3 class 0200'; exec sleep 60", expect: "8086:10d3");
+        Assert.Equal(GuestEnd.Matched, o.End);
+        Assert.True(o.Elapsed < TimeSpan.FromSeconds(30), $"took {o.Elapsed}");
+        Assert.Equal(["booting", "probe: pci 00:02.0 8086:10d3 class 0200"], o.LastLines);
+    }
+
+    [Fact]
+    public void A_prompt_without_newline_matches()
+    {
+        var o = Sh("printf 'login: '; exec sleep 60", expect: "login: $");
+        Assert.Equal(GuestEnd.Matched, o.End);
+        Assert.Equal(["login: "], o.LastLines);
+    }
+
+    [Fact]
+    public void The_timeout_stops_the_guest_and_keeps_the_last_lines()
+    {
+        var o = Sh("for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22; do echo line $i; done; exec sleep 60", expect: "never", timeout: 1);
+        Assert.Equal(GuestEnd.TimedOut, o.End);
+        Assert.Equal(20, o.LastLines.Count);
+        Assert.Equal("line 22", o.LastLines[^1]);
+    }
+
+    [Fact]
+    public void An_exit_before_the_pattern_passes_on_the_exit_code()
+    {
+        var o = Sh("echo crashed >&2; exit 3", expect: "never");
+        Assert.Equal(GuestEnd.Exited, o.End);
+        Assert.Equal(3, o.ExitCode);
+        Assert.Equal(["crashed"], o.LastLines);
+    }
+
+    [Fact]
+    public void The_console_goes_to_the_terminal_and_the_log()
+    {
+        var log = Path.GetTempFileName();
+        var console = new StringWriter();
+        var o = Sh("echo one; echo two", log: log, console: console);
+        Assert.Equal(GuestEnd.Exited, o.End);
+        Assert.Equal("one\ntwo\n", File.ReadAllText(log));
+        Assert.Equal("one\ntwo\n", console.ToString());
+        File.Delete(log);
+    }
+
+    [Fact]
+    public void A_program_that_cannot_start_is_a_user_error()
+    {
+        var e = Assert.Throws<UserError>(() => GuestProcess.Run(["/nonexistent/qemu"], new GuestWatch()));
+        Assert.StartsWith("could not start /nonexistent/qemu", e.Message);
+    }
+
+    [Fact]
+    public void Watcher_matches_across_chunks()
+    {
+        var w = new ConsoleWatcher(new Regex("8086:10d3"));
+        Assert.False(w.Feed("probe: pci 00:02.0 80"));
+        Assert.True(w.Feed("86:10d3 class 0200\n"));
+        Assert.False(w.Feed("8086:10d3 again\n")); // only the first match is news
+    }
+}
