@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds what the virtual host needs, once, into tests/vm/.cache (git-ignored): Debian's kernel and its modules,
+# an initramfs with static busybox and only the modules the test bed uses, and the probe guest.
+# Idempotent: a finished piece is not built again. Fails loudly, naming what is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=$here/.cache
+mkdir -p "$cache"
+
+need() { command -v "$1" >/dev/null || { echo "vm/build: '$1' is missing (scripts/install-deps.sh installs $2)" >&2; exit 1; }; }
+need qemu-system-x86_64 qemu-system-x86; need cpio cpio; need depmod kmod; need gcc gcc
+[ -x /bin/busybox ] || { echo "vm/build: /bin/busybox is missing (busybox-static)" >&2; exit 1; }
+
+# 1. The kernel: linux-image-amd64's versioned dependency, one .deb fetched by its exact name.
+if [ ! -f "$cache/kernel/release" ]; then
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+  if [ -z "$pkg" ]; then apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1); fi
+  [ -n "$pkg" ] || { echo "vm/build: cannot find linux-image-amd64's kernel package in apt's lists" >&2; exit 1; }
+  rm -rf "$cache/kernel.tmp"; mkdir -p "$cache/kernel.tmp"
+  (cd "$cache/kernel.tmp" && apt-get download -qq "$pkg" 2>&1 | grep -v "unsandboxed as root" >&2; [ -f "$cache"/kernel.tmp/*.deb ]) || { echo "vm/build: apt-get download $pkg failed" >&2; exit 1; }
+  dpkg -x "$cache"/kernel.tmp/*.deb "$cache/kernel.tmp/root"
+  release=$(ls "$cache/kernel.tmp/root/lib/modules" | head -n 1)
+  depmod -b "$cache/kernel.tmp/root" "$release"
+  cp "$cache/kernel.tmp/root/boot/vmlinuz-$release" "$cache/kernel.tmp/vmlinuz"
+  rm -f "$cache"/kernel.tmp/*.deb
+  echo "$release" > "$cache/kernel.tmp/release"
+  rm -rf "$cache/kernel"; mv "$cache/kernel.tmp" "$cache/kernel"
+fi
+release=$(cat "$cache/kernel/release")
+kroot=$cache/kernel/root
+
+# 2. The initramfs: busybox, the init script, and the modules (with their dependencies from modules.dep).
+wanted="virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci"
+stamp=$(cat "$here/init" "$here/build.sh" | sha256sum | cut -c1-16)
+if [ ! -f "$cache/initrd-$stamp.gz" ]; then
+  rm -rf "$cache/initrd.tmp"; mkdir -p "$cache/initrd.tmp"/{bin,dev,proc,sys,tmp,host,share,lib/modules}
+  cp /bin/busybox "$cache/initrd.tmp/bin/busybox"
+  cp "$here/init" "$cache/initrd.tmp/init"; chmod +x "$cache/initrd.tmp/init"
+  # The module tree the host's own modprobe uses inside the chroot: every wanted module and its dependencies,
+  # with depmod's indexes made for exactly that set.
+  mods=$(for m in $wanted; do modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>/dev/null; done \
+         | awk '$1 == "insmod" { print $2 }' | sort -u)
+  [ -n "$mods" ] || { echo "vm/build: modprobe could not resolve the modules in $kroot" >&2; exit 1; }
+  for f in $mods; do
+    rel=${f#"$kroot"/}
+    mkdir -p "$cache/initrd.tmp/$(dirname "$rel")"; cp "$f" "$cache/initrd.tmp/$rel"
+  done
+  cp "$kroot/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$cache/initrd.tmp/lib/modules/$release/" 2>/dev/null || true
+  depmod -b "$cache/initrd.tmp" "$release"
+  (cd "$cache/initrd.tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/initrd-$stamp.gz.tmp"
+  mv "$cache/initrd-$stamp.gz.tmp" "$cache/initrd-$stamp.gz"
+  rm -rf "$cache/initrd.tmp"
+fi
+ln -sfn "initrd-$stamp.gz" "$cache/initrd.gz"
+ln -sfn "kernel/vmlinuz" "$cache/vmlinuz"
+
+# 3. The probe guest.
+make -s -C "$here/probe" OUT="$cache/probe" >/dev/null
+echo "vm/build: kernel $release, initrd $(du -h "$cache/initrd.gz" -L | cut -f1), probe $(stat -c %s "$cache/probe/probe.elf") bytes"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The virtual host: a q35 machine with an emulated Intel IOMMU running Debian's kernel, whose vfio-pci Passthru drives.
+#   vhost.sh start DIR      boot one into DIR (console.log, qemu.pid, share/); returns once it takes commands
+#   vhost.sh exec DIR [--timeout S] -- COMMAND...
+#                           run COMMAND as root inside it (chrooted into this machine's root, same cwd); prints its
+#                           stdout and stderr and exits with its exit code (124 on timeout)
+#   vhost.sh stop DIR       halt it; QEMU is killed if it does not stop
+# QEMU runs under `timeout` (VHOST_MAX_SECONDS, default 1800) so a forgotten virtual host cannot outlive its tests.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=$here/.cache
+
+usage() { sed -n '2,10p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+verb=$1; dir=$2; shift 2
+
+start() {
+  [ -f "$cache/vmlinuz" ] && [ -f "$cache/initrd.gz" ] || bash "$here/build.sh"
+  mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
+  rm -rf "$dir/share"/* "$dir/console.log"
+  truncate -s 64M "$dir/nvme.img"
+  # Devices: the e1000e alone in its group at 00:02.0, an identical twin e1000e at 00:03.0, an NVMe controller at
+  # 00:04.0, and two conventional-PCI e1000 functions behind one PCIe-to-PCI bridge, which share an IOMMU group.
+  setsid timeout -k 5 "${VHOST_MAX_SECONDS:-1800}" qemu-system-x86_64 \
+    -M q35,kernel-irqchip=split -accel tcg -m 2048 -smp 2 \
+    -device intel-iommu,intremap=on \
+    -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
+    -append "console=ttyS0 intel_iommu=on quiet panic=-1" \
+    -display none -monitor none -serial "file:$dir/console.log" -no-reboot -nodefaults \
+    -netdev user,id=n0,restrict=on -device e1000e,netdev=n0,addr=02.0 \
+    -netdev user,id=n1,restrict=on -device e1000e,netdev=n1,addr=03.0 \
+    -drive "file=$dir/nvme.img,if=none,id=nvm,format=raw" -device nvme,drive=nvm,serial=passthru0,addr=04.0 \
+    -device pcie-root-port,id=rp1,chassis=1,addr=05.0 -device pcie-pci-bridge,id=pbr,bus=rp1 \
+    -netdev user,id=n2,restrict=on -device e1000,netdev=n2,bus=pbr,addr=01.0 \
+    -netdev user,id=n3,restrict=on -device e1000,netdev=n3,bus=pbr,addr=02.0 \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$dir/share,mount_tag=share,security_model=none,multidevs=remap" \
+    > "$dir/qemu.log" 2>&1 < /dev/null &
+  echo $! > "$dir/qemu.pid"
+  local waited=0
+  until [ -e "$dir/share/ready" ]; do
+    if ! kill -0 "$(cat "$dir/qemu.pid")" 2>/dev/null; then
+      echo "vhost: QEMU exited during boot" >&2; tail -n 20 "$dir/qemu.log" "$dir/console.log" >&2; exit 1; fi
+    if [ $waited -ge 1200 ]; then
+      echo "vhost: not ready after 120 s" >&2; tail -n 20 "$dir/console.log" >&2; stop; exit 1; fi
+    sleep 0.1; waited=$((waited + 1))
+  done
+}
+
+exec_() {
+  local timeout=600
+  while [ $# -gt 0 ]; do case $1 in --timeout) timeout=$2; shift 2;; --) shift; break;; *) usage;; esac; done
+  [ $# -gt 0 ] || usage
+  local id; id=$(date +%s%N)-$$
+  printf '%q ' "$@" > "$dir/share/cmd/$id.tmp"; echo >> "$dir/share/cmd/$id.tmp"
+  pwd > "$dir/share/cmd/$id.cwd"
+  mv "$dir/share/cmd/$id.tmp" "$dir/share/cmd/$id.sh"
+  local waited=0 limit=$((timeout * 10))
+  until [ -e "$dir/share/out/$id.rc" ]; do
+    if ! kill -0 "$(cat "$dir/qemu.pid")" 2>/dev/null; then echo "vhost: the virtual host is not running" >&2; exit 125; fi
+    if [ $waited -ge $limit ]; then echo "vhost: command timed out after ${timeout} s" >&2; exit 124; fi
+    sleep 0.1; waited=$((waited + 1))
+  done
+  cat "$dir/share/out/$id.out"; cat "$dir/share/out/$id.err" >&2
+  return "$(cat "$dir/share/out/$id.rc")"
+}
+
+stop() {
+  [ -f "$dir/qemu.pid" ] || return 0
+  local pid; pid=$(cat "$dir/qemu.pid")
+  touch "$dir/share/cmd/halt" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  # timeout(1) forwards TERM to QEMU; KILL the whole session if it lingers.
+  kill -0 "$pid" 2>/dev/null && { kill -TERM "$pid" 2>/dev/null; sleep 1; pkill -KILL -s "$pid" 2>/dev/null || true; kill -KILL "$pid" 2>/dev/null || true; }
+  rm -f "$dir/qemu.pid"
+}
+
+case $verb in
+  start) start;;
+  exec) exec_ "$@";;
+  stop) stop;;
+  *) usage;;
+esac
