@@ -34,10 +34,11 @@ public static partial class HostCheck
         var flags = f.CpuFlags;
         if (flags.Contains("vmx")) return new("cpu-virt", t, Status.Pass, "Intel VT-x (vmx)");
         if (flags.Contains("svm")) return new("cpu-virt", t, Status.Pass, "AMD-V (svm)");
+        // Passthrough itself needs the IOMMU, not these: without them guests still run, under slow emulation (TCG).
         return flags.Contains("hypervisor")
-            ? new("cpu-virt", t, Status.Fail, "no vmx or svm flag: this is a virtual machine without nested virtualization",
+            ? new("cpu-virt", t, Status.Warn, "no vmx or svm flag: this is a virtual machine without nested virtualization, so guests run under slow emulation",
                 "enable nested virtualization for this VM in its hypervisor, or run on bare metal")
-            : new("cpu-virt", t, Status.Fail, "no vmx or svm flag in /proc/cpuinfo",
+            : new("cpu-virt", t, Status.Warn, "no vmx or svm flag in /proc/cpuinfo: guests run under slow emulation",
                 "enable Intel VT-x or AMD-V (SVM) in the firmware setup (BIOS/UEFI)");
     }
 
@@ -46,14 +47,14 @@ public static partial class HostCheck
         const string t = "KVM";
         var vendorModule = f.IsAmd ? "kvm_amd" : "kvm_intel";
         if (!f.Host.Exists("dev/kvm"))
-            return new("kvm", t, Status.Fail, "/dev/kvm does not exist", $"load KVM: modprobe {vendorModule}");
+            return new("kvm", t, Status.Warn, "/dev/kvm does not exist: guests run under slow emulation (TCG)", $"load KVM: modprobe {vendorModule}");
         // /dev/kvm alone proves little: a paravirtualized nested hypervisor (kvm_pvm) provides it too, and ordinary
         // guests hang on it. Trust KVM only when the vendor module that runs hardware-assisted guests is loaded.
         if (f.ModuleLoaded("kvm_pvm") && !f.ModuleLoaded("kvm_intel") && !f.ModuleLoaded("kvm_amd"))
             return new("kvm", t, Status.Warn, "/dev/kvm is provided by kvm_pvm (a paravirtualized nested hypervisor), which does not run ordinary guests",
                 "use software emulation (passthru run --accel tcg) or a host with kvm_intel/kvm_amd");
         if (f.Host.IsLive && !CanOpen(f.Host.Path("dev/kvm")))
-            return new("kvm", t, Status.Fail, "/dev/kvm exists but cannot be opened for reading and writing",
+            return new("kvm", t, Status.Warn, "/dev/kvm exists but cannot be opened for reading and writing: guests run under slow emulation",
                 "add your user to the kvm group (usermod -aG kvm $USER) and log in again, or run as root");
         if (!f.ModuleLoaded("kvm_intel") && !f.ModuleLoaded("kvm_amd"))
             return new("kvm", t, Status.Warn, "/dev/kvm exists, but neither kvm_intel nor kvm_amd is loaded", $"modprobe {vendorModule}");
@@ -73,7 +74,7 @@ public static partial class HostCheck
         if (f.HasAcpiTable("IVRS")) return new("iommu-hw", t, Status.Pass, "AMD-Vi (ACPI IVRS table)");
         if (f.IommuUnits.Count > 0) return new("iommu-hw", t, Status.Pass, $"IOMMU units: {string.Join(", ", f.IommuUnits)}");
         return new("iommu-hw", t, Status.Fail, "no ACPI DMAR or IVRS table: the firmware announces no IOMMU",
-            f.IsAmd ? "enable AMD-Vi / IOMMU in the firmware setup (BIOS/UEFI)" : "enable VT-d in the firmware setup (BIOS/UEFI)");
+            f.IommuIsAmd ? "enable AMD-Vi / IOMMU in the firmware setup (BIOS/UEFI)" : "enable VT-d in the firmware setup (BIOS/UEFI)");
     }
 
     public static Finding IommuEnabled(HostFacts f)
@@ -86,14 +87,14 @@ public static partial class HostCheck
         if (groups > 0)
             return new("iommu-on", t, Status.Pass, $"{groups} IOMMU groups");
         return new("iommu-on", t, Status.Fail, "the kernel has no IOMMU groups: the IOMMU is off",
-            f.IsAmd ? "enable the IOMMU in the firmware setup; remove amd_iommu=off from the kernel command line"
+            f.IommuIsAmd ? "enable the IOMMU in the firmware setup; remove amd_iommu=off from the kernel command line"
                     : "add intel_iommu=on to the kernel command line (passthru setup) and reboot");
     }
 
     public static Finding IommuKernelParameter(HostFacts f)
     {
         const string t = "IOMMU kernel parameter";
-        if (f.IsAmd)
+        if (f.IommuIsAmd)
         {
             return f.KernelParameter("amd_iommu") == "off"
                 ? new("iommu-param", t, Status.Fail, "amd_iommu=off is on the kernel command line", "remove amd_iommu=off from the kernel command line and reboot")

@@ -30,6 +30,13 @@ public sealed class HostFacts(HostRoot host)
     public bool IsIntel => CpuVendor == "GenuineIntel";
     public bool IsAmd => CpuVendor is "AuthenticAMD" or "HygonGenuine";
 
+    /// <summary>
+    /// Whose IOMMU this is, which decides the kernel parameter: the ACPI table says (DMAR: Intel VT-d, IVRS: AMD-Vi);
+    /// without either, the CPU vendor is the best guess. (Under QEMU's emulation an AMD-flavoured CPU can sit beside
+    /// an emulated Intel IOMMU, so the CPU alone is not enough.)
+    /// </summary>
+    public bool IommuIsAmd => HasAcpiTable("IVRS") || (!HasAcpiTable("DMAR") && IsAmd);
+
     public IReadOnlyList<string> KernelCmdline =>
         (Host.ReadAttribute("proc/cmdline") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
