@@ -158,7 +158,7 @@ public static partial class HostCheck
         if (path is null)
             return new("qemu", t, Status.Fail, "qemu-system-x86_64 not found", "install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86; Fedora: dnf install qemu-kvm)");
         if (!f.Host.IsLive) return new("qemu", t, Status.Pass, $"{path} (version not probed in a captured tree)");
-        var version = Programs.Run(path, ["--version"], TimeSpan.FromSeconds(10)) is { ExitCode: 0 } r ? QemuVersion(r.Stdout) : null;
+        var version = Programs.Run(path, ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r ? QemuVersion(r.Stdout) : null;
         return version is null
             ? new("qemu", t, Status.Warn, $"{path} does not report a version", "reinstall QEMU")
             : new("qemu", t, Status.Pass, $"{path}, version {version}");

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.VirtualHost;
+
+public sealed record VmResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>
+/// One virtual host (tests/vm/vhost.sh) for a whole test collection: booted once, commands run inside it as root in
+/// a chroot of this machine's root (so the repository's paths are the same), shut down when the collection ends.
+/// If it cannot be built or booted the tests fail with the reason: they never pass by skipping.
+/// </summary>
+public sealed class VirtualHostFixture : IDisposable
+{
+    public string Directory { get; }
+    /// <summary>The NativeAOT binary the virtual host runs (dotnet would take seconds per start under emulation).</summary>
+    public string Passthru { get; } = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    public string Probe { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
+    private static string Script => Path.Combine(Repo.Root, "tests", "vm", "vhost.sh");
+
+    public VirtualHostFixture()
+    {
+        Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
+        System.IO.Directory.CreateDirectory(Directory);
+        if (!File.Exists(Passthru) || IsStale(Passthru))
+        {
+            var publish = Exec(["bash", Path.Combine(Repo.Root, "scripts", "publish.sh")], TimeSpan.FromMinutes(10));
+            if (publish.ExitCode != 0) throw new InvalidOperationException("publishing the NativeAOT binary failed:\n" + publish);
+        }
+        var start = Exec(["bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
+        if (start.ExitCode != 0)
+            throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
+    }
+
+    /// <summary>A binary older than any source file would test yesterday's code.</summary>
+    private static bool IsStale(string binary)
+    {
+        var built = File.GetLastWriteTimeUtc(binary);
+        return System.IO.Directory.EnumerateFiles(Path.Combine(Repo.Root, "src"), "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
+            .Any(f => File.GetLastWriteTimeUtc(f) > built);
+    }
+
+    /// <summary>Runs a shell command inside the virtual host, from the repository root.</summary>
+    public VmResult Run(string shellCommand, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? TimeSpan.FromMinutes(3);
+        return Exec(["bash", Script, "exec", Directory, "--timeout", ((int)limit.TotalSeconds).ToString(), "--", "sh", "-c", shellCommand], limit + TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Runs a command and fails the test with its output and the console's tail unless it exits 0.</summary>
+    public string RunOk(string shellCommand, TimeSpan? timeout = null)
+    {
+        var r = Run(shellCommand, timeout);
+        if (r.ExitCode != 0) throw new Xunit.Sdk.XunitException($"`{shellCommand}` failed in the virtual host:\n{r}\n--- console\n{ConsoleTail()}");
+        return r.Stdout;
+    }
+
+    public string ConsoleTail(int lines = 30)
+    {
+        var log = Path.Combine(Directory, "console.log");
+        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(lines)) : "(no console log)";
+    }
+
+    private static VmResult Exec(string[] argv, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var a in argv.Skip(1)) start.ArgumentList.Add(a);
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            return new VmResult(124, stdout.Result, stderr.Result + $"\n(killed after {timeout})");
+        }
+        p.WaitForExit();
+        return new VmResult(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    public void Dispose()
+    {
+        Exec(["bash", Script, "stop", Directory], TimeSpan.FromSeconds(30));
+        try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
+    }
+}
+
+[CollectionDefinition("virtual host")]
+public sealed class VirtualHostCollection : ICollectionFixture<VirtualHostFixture>;
