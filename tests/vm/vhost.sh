@@ -15,7 +15,7 @@ usage() { sed -n '2,10p' "$0" >&2; exit 2; }
 verb=$1; dir=$2; shift 2
 
 start() {
-  [ -f "$cache/vmlinuz" ] && [ -f "$cache/initrd.gz" ] || bash "$here/build.sh"
+  bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
   rm -rf "$dir/share"/* "$dir/console.log"
   truncate -s 64M "$dir/nvme.img"
@@ -52,6 +52,7 @@ exec_() {
   while [ $# -gt 0 ]; do case $1 in --timeout) timeout=$2; shift 2;; --) shift; break;; *) usage;; esac; done
   [ $# -gt 0 ] || usage
   local id; id=$(date +%s%N)-$$
+  # %q quotes for bash: the virtual host runs command files with bash.
   printf '%q ' "$@" > "$dir/share/cmd/$id.tmp"; echo >> "$dir/share/cmd/$id.tmp"
   pwd > "$dir/share/cmd/$id.cwd"
   mv "$dir/share/cmd/$id.tmp" "$dir/share/cmd/$id.sh"
