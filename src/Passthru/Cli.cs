@@ -20,6 +20,9 @@ public static class Cli
         root.Subcommands.Add(CheckCommand.Create(globals, stdout));
         root.Subcommands.Add(ListCommand.Create(globals, stdout, stderr));
         root.Subcommands.Add(ShowCommand.Create(globals, stdout));
+        root.Subcommands.Add(BindCommand.Create(globals, stdout));
+        root.Subcommands.Add(UnbindCommand.Create(globals, stdout));
+        root.Subcommands.Add(UnbindCommand.CreateRestore(globals, stdout));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -30,7 +30,7 @@ release=$(cat "$cache/kernel/release")
 kroot=$cache/kernel/root
 
 # 2. The initramfs: busybox, the init script, and the modules (with their dependencies from modules.dep).
-wanted="virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci"
+wanted="virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci pci-stub"
 stamp=$(cat "$here/init" "$here/build.sh" | sha256sum | cut -c1-16)
 if [ ! -f "$cache/initrd-$stamp.gz" ]; then
   rm -rf "$cache/initrd.tmp"; mkdir -p "$cache/initrd.tmp"/{bin,dev,proc,sys,tmp,host,share,lib/modules}

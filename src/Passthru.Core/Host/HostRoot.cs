@@ -102,5 +102,17 @@ public sealed class HostRoot
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// Writes a sysfs attribute in one write(2), as the kernel expects (echo VALUE > FILE). Throws IOException with
+    /// the kernel's errno message when it refuses.
+    /// </summary>
+    public void WriteAttribute(string relative, string value)
+    {
+        var bytes = Encoding.UTF8.GetBytes(value);
+        // O_TRUNC as the shell's `>` does: sysfs ignores it, and a plain file in a captured tree then holds the value.
+        using var handle = File.OpenHandle(Path(relative), FileMode.Truncate, FileAccess.Write);
+        RandomAccess.Write(handle, bytes, 0);
+    }
+
     public override string ToString() => Root;
 }

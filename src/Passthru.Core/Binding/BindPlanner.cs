@@ -1,0 +1,127 @@
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Binding;
+
+/// <summary>What the user asked bind for.</summary>
+public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false);
+
+/// <summary>
+/// Decides, from what the host looks like now, exactly which writes move devices to vfio-pci or give them back.
+/// Pure: it reads the host but changes nothing; refusals are one-line <see cref="UserError"/>s.
+/// The per-function way: driver_override, unbind, drivers_probe. Never new_id, which would also grab every other
+/// device with the same IDs (an identical NIC the host still uses).
+/// </summary>
+public static class BindPlanner
+{
+    public const string Vfio = "vfio-pci";
+
+    public static BindPlan PlanBind(HostRoot host, PciInventory inventory, BindRequest request)
+    {
+        if (!inventory.HasIommuGroups)
+            throw new UserError("this host has no IOMMU groups (the IOMMU is off or absent), so vfio-pci cannot take devices: see `passthru check`");
+        var targets = new SortedDictionary<PciAddress, PciDevice>();
+        foreach (var selector in request.Devices)
+        {
+            var found = selector.Resolve(inventory);
+            if (selector is DeviceSelector.ByIds && found.Count > 1)
+                throw new UserError($"{selector.Text} matches {found.Count} functions ({string.Join(", ", found.Select(d => d.Address))}): name the ones to bind by address, so an identical device the host uses stays with it", ExitCodes.Usage);
+            foreach (var d in found) targets[d.Address] = d;
+        }
+
+        var notes = new List<string>();
+        foreach (var d in targets.Values.ToList())
+        {
+            var group = inventory.GroupOf(d) ?? throw new UserError($"{d.Address} is in no IOMMU group: the IOMMU does not cover it");
+            var others = group.Endpoints.Where(o => !targets.ContainsKey(o.Address) && !o.IsBoundToVfio).ToList();
+            if (others.Count == 0) continue;
+            if (!request.WholeGroup)
+                throw new UserError($"IOMMU group {group.Number} of {d.Address} also holds {string.Join(", ", others.Select(o => $"{o.Address} ({o.Driver ?? "no driver"})"))}: a group passes through whole; add --group to bind them too", ExitCodes.Usage);
+            foreach (var o in others) targets[o.Address] = o;
+            notes.Add($"IOMMU group {group.Number}: binding the whole group ({string.Join(", ", group.Endpoints.Select(e => e.Address))})");
+        }
+
+        var usage = new HostUsage(host);
+        var routes = usage.DefaultRouteInterfaces();
+        var refusals = new List<string>();
+        foreach (var d in targets.Values)
+        {
+            if (d.IsHostBridge || d.IsBridge) refusals.Add($"{d.Address} is a {(d.IsHostBridge ? "host" : "PCI")} bridge, which stays with the host");
+            if (d.BootVga == true) refusals.Add($"{d.Address} is the boot VGA device: the host's console would go dark");
+            var mounts = usage.MountsUnder(d.Address);
+            if (mounts.Count > 0) refusals.Add($"{d.Address} holds mounted file systems ({string.Join(", ", mounts)})");
+            var interfaces = usage.InterfacesOf(d.Address);
+            var routed = interfaces.Where(routes.Contains).ToList();
+            if (routed.Count > 0) refusals.Add($"{d.Address} carries the default route ({string.Join(", ", routed)})");
+            if (interfaces.Count > 0 && !d.IsBoundToVfio) notes.Add($"{d.Address}: network interface {string.Join(", ", interfaces)} goes away while it is bound");
+            if (d.ResetMethods is { Count: 0 }) notes.Add($"warning: {d.Address} has no reset method: it may carry state from the host into the guest");
+        }
+        if (refusals.Count > 0)
+        {
+            if (!request.Force) throw new UserError($"refusing: {string.Join("; ", refusals)} (add --force to take it anyway)");
+            notes.AddRange(refusals.Select(r => "forced: " + r));
+        }
+
+        var steps = new List<BindStep>();
+        var functions = new List<FunctionState>();
+        var moving = targets.Values.Where(d => !d.IsBoundToVfio).ToList();
+        foreach (var d in targets.Values.Where(d => d.IsBoundToVfio)) notes.Add($"{d.Address} is already bound to vfio-pci");
+        if (moving.Count > 0)
+        {
+            if (!host.DirectoryExists("sys/module/vfio_pci")) steps.Add(new LoadModule(Vfio));
+            // Only a soft dependency of vfio-pci: without it QEMU fails with "No available IOMMU models".
+            if (!host.DirectoryExists("sys/module/vfio_iommu_type1")) steps.Add(new LoadModule("vfio_iommu_type1"));
+        }
+        foreach (var d in moving)
+        {
+            functions.Add(new FunctionState(d.Address, d.Driver, d.DriverOverride, d.IommuGroup));
+            if (d.Driver == "pci-stub") notes.Add($"{d.Address} moves from pci-stub to vfio-pci (QEMU's vfio cannot use pci-stub)");
+            steps.Add(new WriteAttribute(d.Address, SysfsPaths.DriverOverride(d.Address), Vfio));
+            if (d.Driver is not null) steps.Add(new WriteAttribute(d.Address, SysfsPaths.Unbind(d.Driver), d.Address.ToString()));
+            steps.Add(new WriteAttribute(d.Address, SysfsPaths.DriversProbe, d.Address.ToString()));
+            steps.Add(new VerifyDriver(d.Address, Vfio));
+        }
+        foreach (var g in moving.Select(d => d.IommuGroup!.Value).Distinct().Order()) steps.Add(new VerifyVfioGroup(g));
+        return new BindPlan(PlanKind.Bind, functions, steps, notes);
+    }
+
+    /// <summary>Gives functions back to what the journal recorded for them.</summary>
+    public static BindPlan PlanReturn(PciInventory inventory, Journal journal, IReadOnlyList<PciAddress> functions)
+    {
+        var steps = new List<BindStep>();
+        var states = new List<FunctionState>();
+        var notes = new List<string>();
+        foreach (var address in functions)
+        {
+            var original = journal.Find(address);
+            var device = inventory.Find(address);
+            if (original is null)
+            {
+                throw new UserError(device?.IsBoundToVfio == true
+                    ? $"{address} is on vfio-pci but Passthru did not put it there (not in {journal.Directory}/{Journal.FileName}): give it back by hand"
+                    : $"{address} was not bound by Passthru: nothing to give back", ExitCodes.Usage);
+            }
+            states.Add(original);
+            if (device is null) { notes.Add($"{address} no longer exists: dropped from the journal"); continue; }
+            steps.AddRange(ReturnSteps(original, device.Driver, device.DriverOverride));
+        }
+        return new BindPlan(PlanKind.Return, states, steps, notes);
+    }
+
+    /// <summary>
+    /// The writes that give one function back: its driver_override first (while it says vfio-pci, no other driver
+    /// may take the device), then away from the driver it has now, then a probe that lets its own driver take it.
+    /// Used by unbind and restore, and by a bind's rollback.
+    /// </summary>
+    public static IEnumerable<BindStep> ReturnSteps(FunctionState original, string? currentDriver, string? currentOverride)
+    {
+        var a = original.Address;
+        if (currentOverride != original.DriverOverride)
+            yield return new WriteAttribute(a, SysfsPaths.DriverOverride(a), original.DriverOverride ?? "\n");
+        if (currentDriver is not null && currentDriver != original.Driver)
+            yield return new WriteAttribute(a, SysfsPaths.Unbind(currentDriver), a.ToString());
+        if (original.Driver is not null && currentDriver != original.Driver)
+            yield return new WriteAttribute(a, SysfsPaths.DriversProbe, a.ToString());
+        yield return new VerifyDriver(a, original.Driver);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Binding;
+
+/// <summary>
+/// What Passthru changed, written before it changes it: each function it moved, with the driver and driver_override
+/// it had. Unbind and restore give functions back from here, also after a crash or kill -9 half-way through a bind.
+/// Kept as one small JSON file (0600), replaced atomically (temp file, fsync, rename).
+/// </summary>
+public sealed class Journal
+{
+    public const string FileName = "state.json";
+    private readonly List<FunctionState> _functions;
+
+    public string Directory { get; }
+    public IReadOnlyList<FunctionState> Functions => _functions;
+
+    private Journal(string directory, List<FunctionState> functions) { Directory = directory; _functions = functions; }
+
+    public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
+
+    public static Journal Load(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path)) return new Journal(directory, []);
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            var list = new List<FunctionState>();
+            foreach (var f in doc.RootElement.GetProperty("functions").EnumerateArray())
+            {
+                var address = PciAddress.Parse(f.GetProperty("address").GetString()!);
+                list.Add(new FunctionState(address, f.GetProperty("driver").GetString(), f.GetProperty("driver_override").GetString(),
+                    f.GetProperty("group").ValueKind == JsonValueKind.Number ? f.GetProperty("group").GetInt32() : null));
+            }
+            return new Journal(directory, list);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or UserError)
+        {
+            throw new UserError($"the journal {path} is damaged ({e.Message.Split('\n')[0]}): fix or remove it; it records the drivers to give devices back to");
+        }
+    }
+
+    public FunctionState? Find(PciAddress address) => _functions.FirstOrDefault(f => f.Address == address);
+
+    /// <summary>Records a function's original state; a function already recorded keeps its first, true original.</summary>
+    public void Record(FunctionState state)
+    {
+        if (Find(state.Address) is null) _functions.Add(state);
+    }
+
+    public void Remove(PciAddress address) => _functions.RemoveAll(f => f.Address == address);
+
+    public void Save()
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        var path = Path.Combine(Directory, FileName);
+        if (_functions.Count == 0) { File.Delete(path); return; }
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("version", 1);
+            json.WriteStartArray("functions");
+            foreach (var f in _functions)
+            {
+                json.WriteStartObject();
+                json.WriteString("address", f.Address.ToString());
+                json.WriteString("driver", f.Driver);
+                json.WriteString("driver_override", f.DriverOverride);
+                if (f.Group is int g) json.WriteNumber("group", g); else json.WriteNull("group");
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        AtomicFile.Write(path, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+}
+
+/// <summary>
+/// An exclusive lock on the state directory, so that two Passthru processes never interleave writes to devices or
+/// the journal. The kernel drops it when the process dies, kill -9 included.
+/// </summary>
+public sealed class StateLock : IDisposable
+{
+    private readonly FileStream _lock;
+
+    private StateLock(FileStream stream) => _lock = stream;
+
+    public static StateLock Acquire(string directory, TimeSpan wait)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, "lock");
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try
+            {
+                // FileShare.None is an exclusive flock(2) on Linux.
+                return new StateLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+            catch (IOException)
+            {
+                throw new UserError($"another passthru is changing devices (lock {path} held for over {wait.TotalSeconds:0} s): wait for it to finish");
+            }
+        }
+    }
+
+    public void Dispose() => _lock.Dispose();
+}

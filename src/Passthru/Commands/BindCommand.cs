@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Passthru.Binding;
+using Passthru.Pci;
+
+namespace Passthru.Cli.Commands;
+
+/// <summary>`passthru bind DEVICE...`: hand devices (and, with --group, their IOMMU groups) to vfio-pci.</summary>
+public static class BindCommand
+{
+    public static Command Create(GlobalOptions globals, TextWriter stdout)
+    {
+        var devices = new Argument<string[]>("device") { Description = "0000:83:00.0, 83:00.0 or vendor:device", Arity = ArgumentArity.OneOrMore };
+        var group = new Option<bool>("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
+        var force = new Option<bool>("--force") { Description = "Take devices the host uses (boot VGA, mounted disks, the default route, bridges)" };
+        var shared = new BindingOptions();
+        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force };
+        shared.AddTo(command);
+        command.SetAction(p =>
+        {
+            var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
+            var host = globals.Host(p);
+            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force));
+            if (p.GetValue(shared.DryRun))
+            {
+                BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.Load(host), request));
+                return ExitCodes.Ok;
+            }
+            BindingOptions.RequireRoot(host, "bind");
+            var dir = shared.Directory(p, host);
+            using var _ = StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
+            // Planned under the lock: another passthru may have just moved these devices.
+            var plan = BindPlanner.PlanBind(host, PciInventory.Load(host), request);
+            foreach (var note in plan.Notes) stdout.WriteLine(note);
+            if (plan.IsEmpty) return ExitCodes.Ok;
+            stdout.Flush();
+            BindingOptions.Apply(host, Journal.Load(dir), plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
+            foreach (var f in plan.Functions)
+                stdout.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"}); IOMMU group {f.Group}: /dev/vfio/{f.Group}");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using Passthru.Binding;
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Cli.Commands;
+
+/// <summary>
+/// `passthru unbind DEVICE...` and `passthru restore [DEVICE...|--all]`: give devices back to the driver they had
+/// before Passthru took them, from the journal.
+/// </summary>
+public static class UnbindCommand
+{
+    public static Command Create(GlobalOptions globals, TextWriter stdout) => Build(globals, stdout, restore: false);
+
+    public static Command CreateRestore(GlobalOptions globals, TextWriter stdout) => Build(globals, stdout, restore: true);
+
+    private static Command Build(GlobalOptions globals, TextWriter stdout, bool restore)
+    {
+        var devices = new Argument<string[]>("device")
+        {
+            Description = "0000:83:00.0, 83:00.0 or vendor:device",
+            Arity = restore ? ArgumentArity.ZeroOrMore : ArgumentArity.OneOrMore,
+        };
+        var group = new Option<bool>("--group") { Description = "Also give back the other functions of each device's IOMMU group that Passthru bound" };
+        var all = new Option<bool>("--all") { Description = "Every device Passthru has bound (the default for restore without devices)" };
+        var shared = new BindingOptions();
+        var command = restore
+            ? new Command("restore", "Give every device Passthru bound (or the ones named) back to its driver; works after a crash") { devices, all }
+            : new Command("unbind", "Give devices back to the driver they had before bind") { devices, group };
+        shared.AddTo(command);
+        command.SetAction(p =>
+        {
+            var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
+            var host = globals.Host(p);
+            var dir = shared.Directory(p, host);
+            bool dryRun = p.GetValue(shared.DryRun);
+            if (!dryRun) BindingOptions.RequireRoot(host, restore ? "restore" : "unbind");
+            using var _ = dryRun ? null : StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
+            var journal = Journal.Load(dir);
+            var inventory = PciInventory.Load(host);
+            var addresses = Select(selectors, journal, inventory, wholeGroup: !restore && p.GetValue(group));
+            if (addresses.Count == 0)
+            {
+                stdout.WriteLine($"nothing to give back: Passthru has no devices bound (journal {Path.Combine(dir, Journal.FileName)})");
+                return ExitCodes.Ok;
+            }
+            var plan = BindPlanner.PlanReturn(inventory, journal, addresses);
+            if (dryRun) { BindingOptions.PrintPlan(stdout, plan); return ExitCodes.Ok; }
+            foreach (var note in plan.Notes) stdout.WriteLine(note);
+            stdout.Flush();
+            BindingOptions.Apply(host, journal, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
+            foreach (var f in plan.Functions.Where(f => inventory.Find(f.Address) is not null))
+                stdout.WriteLine($"gave {f.Address} back to {f.Driver ?? "no driver"}");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>The journaled functions named (all of them when none are named).</summary>
+    private static List<PciAddress> Select(List<DeviceSelector> selectors, Journal journal, PciInventory inventory, bool wholeGroup)
+    {
+        if (selectors.Count == 0) return journal.Functions.Select(f => f.Address).ToList();
+        var chosen = new SortedSet<PciAddress>();
+        foreach (var s in selectors)
+        {
+            if (s is DeviceSelector.ByAddress a) chosen.Add(a.Address);   // may be gone from the bus: the journal still knows it
+            else foreach (var d in s.Resolve(inventory)) chosen.Add(d.Address);
+        }
+        if (wholeGroup)
+            foreach (var a in chosen.ToList())
+                if (journal.Find(a)?.Group is int g)
+                    foreach (var f in journal.Functions.Where(f => f.Group == g)) chosen.Add(f.Address);
+        return chosen.ToList();
+    }
+}
