@@ -61,6 +61,8 @@ public static class LibvirtDomain
             new XElement("target", new XAttribute("dev", "sd" + (char)('a' + index)), new XAttribute("bus", "sata")),
             device == "cdrom" ? new XElement("readonly") : null);
 
+    private static readonly byte[] QcowMagic = [(byte)'Q', (byte)'F', (byte)'I', 0xfb];
+
     /// <summary>qcow2 images start with "QFI\xfb"; anything else is taken as raw, as QEMU's probing would.</summary>
     public static string DiskFormat(string path)
     {
@@ -68,7 +70,7 @@ public static class LibvirtDomain
         {
             using var f = File.OpenRead(path);
             Span<byte> magic = stackalloc byte[4];
-            return f.Read(magic) == 4 && magic.SequenceEqual("QFI\xfb"u8) ? "qcow2" : "raw";
+            return f.Read(magic) == 4 && magic.SequenceEqual(QcowMagic) ? "qcow2" : "raw";
         }
         catch (IOException) { return "raw"; }
     }

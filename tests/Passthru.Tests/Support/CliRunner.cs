@@ -18,5 +18,5 @@ public static class CliRunner
 
     /// <summary>Runs against a capture with the system's pci.ids.</summary>
     public static CliResult OnCapture(string capture, params string[] args) =>
-        Run([.. args, "--root", Repo.Capture(capture), "--pci-ids", Repo.SystemPciIds]);
+        Run(["--root", Repo.Capture(capture), "--pci-ids", Repo.SystemPciIds, .. args]);
 }

@@ -1,0 +1,34 @@
+using System.Runtime.InteropServices;
+
+namespace Passthru.Host;
+
+/// <summary>The locked-memory limit (RLIMIT_MEMLOCK) of this process, which QEMU inherits: vfio pins all guest RAM.</summary>
+public static partial class ResourceLimits
+{
+    private const int RLIMIT_MEMLOCK = 8;
+    public const ulong Infinity = ulong.MaxValue;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit { public ulong Current; public ulong Maximum; }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getrlimit(int resource, out RLimit limit);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setrlimit(int resource, in RLimit limit);
+
+    public static (ulong Soft, ulong Hard) LockedMemory()
+    {
+        return getrlimit(RLIMIT_MEMLOCK, out var l) == 0 ? (l.Current, l.Maximum) : (0, 0);
+    }
+
+    /// <summary>Raises the soft limit to at least <paramref name="bytes"/> when the hard limit allows; true when it now covers them.</summary>
+    public static bool EnsureLockedMemory(ulong bytes)
+    {
+        var (soft, hard) = LockedMemory();
+        if (soft == Infinity || soft >= bytes) return true;
+        if (hard != Infinity && hard < bytes) return false;
+        var wanted = new RLimit { Current = bytes, Maximum = hard };
+        return setrlimit(RLIMIT_MEMLOCK, in wanted) == 0;
+    }
+}

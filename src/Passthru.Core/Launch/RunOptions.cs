@@ -1,0 +1,84 @@
+using Passthru.Pci;
+
+namespace Passthru.Launch;
+
+/// <summary>A device to pass through, with the vfio-pci options users need (rombar=0, romfile=, x-vga=on).</summary>
+public sealed record PassthroughDevice(DeviceSelector Selector, bool RomBar = true, string? RomFile = null, bool XVga = false)
+{
+    /// <summary>"0000:83:00.0", or with options: "83:00.0,rombar=0,romfile=/path/vbios.rom,x-vga=on".</summary>
+    public static PassthroughDevice Parse(string text)
+    {
+        var parts = text.Split(',');
+        var device = new PassthroughDevice(DeviceSelector.Parse(parts[0]));
+        foreach (var option in parts.Skip(1))
+        {
+            var kv = option.Split('=', 2);
+            device = (kv[0], kv.Length > 1 ? kv[1] : null) switch
+            {
+                ("rombar", "0" or "off") => device with { RomBar = false },
+                ("rombar", "1" or "on") => device with { RomBar = true },
+                ("romfile", { Length: > 0 } file) => device with { RomFile = file },
+                ("x-vga", "on" or "1") => device with { XVga = true },
+                ("x-vga", "off" or "0") => device with { XVga = false },
+                _ => throw new UserError($"--device '{text}': unknown option '{option}' (use rombar=0, romfile=FILE or x-vga=on)", ExitCodes.Usage),
+            };
+        }
+        return device;
+    }
+}
+
+public enum Accel { Auto, Kvm, Tcg }
+
+/// <summary>Everything `passthru run` (and `export libvirt`) is told: from the command line, a profile file, or both.</summary>
+public sealed record RunOptions
+{
+    public string? Menu { get; init; }
+    public string? BuildDir { get; init; }
+    public string? Kernel { get; init; }
+    public string? Initrd { get; init; }
+    public string? Append { get; init; }
+    public IReadOnlyList<string> Disks { get; init; } = [];
+    public string? Cdrom { get; init; }
+    public int MemoryMiB { get; init; } = 1024;
+    public int Cpus { get; init; } = 2;
+    public string Machine { get; init; } = "q35";
+    public Accel Accel { get; init; } = Accel.Auto;
+    public string? Qemu { get; init; }
+    public IReadOnlyList<PassthroughDevice> Devices { get; init; } = [];
+    /// <summary>Also bind (and restore) the other endpoints of each device's IOMMU group.</summary>
+    public bool WholeGroup { get; init; }
+    public bool KeepBound { get; init; }
+    public IReadOnlyList<string> ExtraArgs { get; init; } = [];
+    public string? SerialLog { get; init; }
+    public string? Expect { get; init; }
+    public int? TimeoutSeconds { get; init; }
+    public string? Name { get; init; }
+
+    /// <summary>
+    /// The files of an -initrd value: one initrd, or a multiboot module list ("FILE ARGS,FILE ARGS" with literal
+    /// commas doubled), whose entries each start with a file.
+    /// </summary>
+    public static IEnumerable<string> InitrdFiles(string? initrd) => initrd is null ? [] :
+        initrd.Replace(",,", "\0").Split(',').Select(e => e.Replace("\0", ",").Split(' ')[0]).Where(f => f.Length > 0);
+
+    public void Validate()
+    {
+        int guests = (Menu is null ? 0 : 1) + (Kernel is null ? 0 : 1);
+        if (guests > 1) throw new UserError("give either --menu (Barrelfish) or --kernel, not both", ExitCodes.Usage);
+        if (guests == 0 && Disks.Count == 0 && Cdrom is null)
+            throw new UserError("nothing to boot: give --menu FILE (Barrelfish), --kernel FILE, --disk IMAGE or --cdrom ISO", ExitCodes.Usage);
+        if (Kernel is null && (Initrd is not null || Append is not null))
+            throw new UserError("--initrd and --append need --kernel", ExitCodes.Usage);
+        if (Menu is null && BuildDir is not null) throw new UserError("--build-dir goes with --menu", ExitCodes.Usage);
+        if (MemoryMiB is < 16 or > 16 << 20) throw new UserError($"--memory {MemoryMiB}: give MiB between 16 and {16 << 20}", ExitCodes.Usage);
+        if (Cpus is < 1 or > 1024) throw new UserError($"--cpus {Cpus}: give 1 to 1024", ExitCodes.Usage);
+        if (TimeoutSeconds is <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
+        if (Expect is not null)
+        {
+            try { _ = new System.Text.RegularExpressions.Regex(Expect); }
+            catch (ArgumentException e) { throw new UserError($"--expect '{Expect}' is not a regular expression: {e.Message}", ExitCodes.Usage); }
+        }
+        foreach (var file in new[] { Menu, Kernel, Cdrom }.Concat(Disks).Concat(InitrdFiles(Initrd)))
+            if (file is not null && !File.Exists(file)) throw new UserError($"{file}: no such file", ExitCodes.Usage);
+    }
+}

@@ -1,0 +1,87 @@
+using Tomlyn;
+using Tomlyn.Model;
+using Tomlyn.Serialization;
+
+namespace Passthru.Launch;
+
+/// <summary>
+/// A TOML profile holding run options, so `passthru run -f barrelfish.toml` repeats a setup. Keys are the long
+/// option names without dashes' prefix (memory = 2048, devices = ["83:00.0,rombar=0"]); relative paths are taken
+/// from the profile's directory; an unknown key is an error that names it.
+/// </summary>
+public static class RunProfile
+{
+    private static readonly string[] Keys =
+    [
+        "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "qemu",
+        "devices", "group", "keep-bound", "extra-args", "serial-log", "expect", "timeout", "name",
+    ];
+
+    public static RunOptions Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError($"cannot read the profile {path}: {e.Message}", ExitCodes.Usage);
+        }
+        TomlTable table;
+        try { table = TomlSerializer.Deserialize(text, ProfileTomlContext.Default.TomlTable) ?? new TomlTable(); }
+        catch (Exception e) when (e is not UserError)
+        {
+            throw new UserError($"{path}: not valid TOML: {e.Message.Split('\n')[0]}", ExitCodes.Usage);
+        }
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        foreach (var key in table.Keys)
+            if (!Keys.Contains(key))
+                throw new UserError($"{path}: unknown key '{key}' (known: {string.Join(", ", Keys)})", ExitCodes.Usage);
+
+        string? Text(string key) => table.TryGetValue(key, out var v)
+            ? v as string ?? throw new UserError($"{path}: '{key}' must be a string", ExitCodes.Usage) : null;
+        string? FilePath(string key) => Text(key) is string p ? Path.GetFullPath(p, dir) : null;
+        long? Number(string key) => table.TryGetValue(key, out var v)
+            ? v as long? ?? throw new UserError($"{path}: '{key}' must be a whole number", ExitCodes.Usage) : null;
+        bool Flag(string key) => table.TryGetValue(key, out var v) && (v as bool? ?? throw new UserError($"{path}: '{key}' must be true or false", ExitCodes.Usage));
+        IReadOnlyList<string> List(string key) => table.TryGetValue(key, out var v)
+            ? (v as TomlArray ?? throw new UserError($"{path}: '{key}' must be an array of strings", ExitCodes.Usage))
+                .Select(x => x as string ?? throw new UserError($"{path}: '{key}' must be an array of strings", ExitCodes.Usage)).ToList()
+            : [];
+
+        var defaults = new RunOptions();
+        return new RunOptions
+        {
+            Menu = FilePath("menu"),
+            BuildDir = FilePath("build-dir"),
+            Kernel = FilePath("kernel"),
+            Initrd = FilePath("initrd"),
+            Append = Text("append"),
+            Disks = List("disks").Select(d => Path.GetFullPath(d, dir)).ToList(),
+            Cdrom = FilePath("cdrom"),
+            MemoryMiB = (int)(Number("memory") ?? defaults.MemoryMiB),
+            Cpus = (int)(Number("cpus") ?? defaults.Cpus),
+            Machine = Text("machine") ?? defaults.Machine,
+            Accel = Text("accel") is string a ? ParseAccel(a, path) : defaults.Accel,
+            Qemu = FilePath("qemu"),
+            Devices = List("devices").Select(PassthroughDevice.Parse).ToList(),
+            WholeGroup = Flag("group"),
+            KeepBound = Flag("keep-bound"),
+            ExtraArgs = List("extra-args"),
+            SerialLog = FilePath("serial-log"),
+            Expect = Text("expect"),
+            TimeoutSeconds = Number("timeout") is long t ? (int)t : null,
+            Name = Text("name"),
+        };
+    }
+
+    public static Accel ParseAccel(string text, string where) => text switch
+    {
+        "kvm" => Accel.Kvm,
+        "tcg" => Accel.Tcg,
+        "auto" => Accel.Auto,
+        _ => throw new UserError($"{where}: accel '{text}' is not kvm, tcg or auto", ExitCodes.Usage),
+    };
+}
+
+/// <summary>Source-generated TOML metadata: the profile is read as an untyped table, without reflection (NativeAOT).</summary>
+[TomlSerializable(typeof(TomlTable))]
+internal partial class ProfileTomlContext : TomlSerializerContext;

@@ -1,0 +1,175 @@
+using System.Text.RegularExpressions;
+using Passthru.Binding;
+using Passthru.Check;
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Launch;
+
+/// <summary>What a run will do, decided before anything happens: shown by --dry-run, carried out by <see cref="RunSession.Execute"/>.</summary>
+public sealed record RunPlan(RunOptions Options, IReadOnlyList<string> Argv, BindPlan Binding, bool Kvm, IReadOnlyList<string> Warnings,
+    IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices);
+
+/// <summary>
+/// `passthru run`: the devices bound to vfio-pci (managed, like libvirt's managed='yes'), every precondition checked,
+/// QEMU started from an argument vector with its console watched, and the devices given back when it ends for any
+/// reason (guest shutdown, crash, --timeout, --expect matched, Ctrl-C, SIGTERM).
+/// </summary>
+public static class RunSession
+{
+    public static readonly Version MinimumQemu = new(4, 2);
+
+    public static RunPlan Plan(HostRoot host, RunOptions o)
+    {
+        o.Validate();
+        var boot = GuestBoot.From(o);
+        var qemu = o.Qemu is not null
+            ? (File.Exists(o.Qemu) ? Path.GetFullPath(o.Qemu) : throw new UserError($"--qemu {o.Qemu}: no such file", ExitCodes.Usage))
+            : Programs.Find(host, "qemu-system-x86_64") ?? throw new UserError("qemu-system-x86_64 not found: install QEMU (Debian: apt-get install qemu-system-x86) or give --qemu PATH");
+        var warnings = new List<string>();
+        bool kvm = DecideKvm(host, o.Accel, warnings);
+
+        var devices = new List<(PciAddress, PassthroughDevice)>();
+        var binding = new BindPlan(PlanKind.Bind, [], [], []);
+        if (o.Devices.Count > 0)
+        {
+            var inventory = PciInventory.Load(host);
+            foreach (var d in o.Devices)
+                devices.Add((d.Selector.ResolveOne(inventory).Address, d));
+            if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
+                throw new UserError("a device is named twice in --device", ExitCodes.Usage);
+            binding = BindPlanner.PlanBind(host, inventory, new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
+        }
+        var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
+        return new RunPlan(o, argv, binding, kvm, warnings, devices);
+    }
+
+    /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>
+    private static bool DecideKvm(HostRoot host, Accel accel, List<string> warnings)
+    {
+        if (accel == Accel.Tcg) return false;
+        var finding = HostCheck.Kvm(new HostFacts(host));
+        if (finding.Status == Status.Pass) return true;
+        if (accel == Accel.Kvm)
+            throw new UserError($"--accel kvm: KVM is not usable here ({finding.Message}): {finding.Fix}, or use --accel tcg");
+        warnings.Add($"warning: KVM is not usable here ({finding.Message}): running under TCG, which is much slower");
+        return false;
+    }
+
+    /// <summary>Carries a plan out; returns the exit code (QEMU's, or 0/1 for --expect).</summary>
+    public static int Execute(HostRoot host, RunPlan plan, string stateDir, TextWriter console, TextWriter messages, bool progress)
+    {
+        var o = plan.Options;
+        foreach (var w in plan.Warnings) messages.WriteLine(w);
+        IReadOnlyList<FunctionState> moved = [];
+        try
+        {
+            if (!plan.Binding.IsEmpty)
+            {
+                if (host.IsLive && !Environment.IsPrivilegedProcess)
+                    throw new UserError("run binds devices to vfio-pci, which needs root (sudo passthru run ...); nothing was changed");
+                using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
+                {
+                    // Planned again under the lock: the devices may have moved since.
+                    var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
+                    new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind);
+                    moved = bind.Functions;
+                }
+                foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
+            }
+            Preflight(host, plan);
+            messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
+            messages.Flush();
+            return Watch(plan, console, messages, progress);
+        }
+        finally
+        {
+            if (moved.Count > 0 && !o.KeepBound) GiveBack(host, stateDir, moved, messages);
+            else if (moved.Count > 0) messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address))} stay on vfio-pci (passthru restore gives them back)");
+        }
+    }
+
+    /// <summary>Every precondition QEMU would otherwise fail on, each as one line with its fix.</summary>
+    private static void Preflight(HostRoot host, RunPlan plan)
+    {
+        if (plan.Devices.Count > 0)
+        {
+            var inventory = PciInventory.Load(host);
+            foreach (var (address, _) in plan.Devices)
+            {
+                var d = inventory.Find(address) ?? throw new UserError($"{address} disappeared from the PCI bus");
+                if (!d.IsBoundToVfio) throw new UserError($"{address} is bound to {d.Driver ?? "no driver"}, not vfio-pci: `passthru bind {address}`");
+                var group = inventory.GroupOf(d)!;
+                if (!group.IsViable)
+                    throw new UserError($"IOMMU group {group.Number} is not viable: {ListBlockers(group)} still held by host drivers; add --group");
+                var node = host.Path(SysfsPaths.VfioGroup(group.Number));
+                try { using var _ = File.OpenHandle(node, FileMode.Open, FileAccess.ReadWrite); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new UserError($"cannot open {node} ({e.Message}): run as root or give your user access to it");
+                }
+            }
+            ulong guestBytes = (ulong)plan.Options.MemoryMiB << 20;
+            if (host.IsLive && !Environment.IsPrivilegedProcess && !ResourceLimits.EnsureLockedMemory(guestBytes + (64UL << 20)))
+                throw new UserError($"the locked-memory limit ({ResourceLimits.LockedMemory().Soft >> 20} MiB) is below the guest's {plan.Options.MemoryMiB} MiB, which vfio pins: raise it (ulimit -l unlimited as root, or memlock in /etc/security/limits.conf)");
+        }
+        if (host.IsLive && Programs.Run(plan.Argv[0], ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r
+            && HostCheck.QemuVersion(r.Stdout) is string v && Version.TryParse(v, out var version) && version < MinimumQemu)
+            throw new UserError($"QEMU {v} is too old for vfio passthrough as Passthru drives it: install {MinimumQemu} or newer");
+    }
+
+    private static string ListBlockers(IommuGroup g) => string.Join(", ", g.Blockers.Select(b => $"{b.Address} ({b.Driver})"));
+
+    private static int Watch(RunPlan plan, TextWriter console, TextWriter messages, bool progress)
+    {
+        var o = plan.Options;
+        var expect = o.Expect is null ? null : new Regex(o.Expect);
+        long lastReport = 0;
+        var outcome = GuestProcess.Run(plan.Argv, new GuestWatch
+        {
+            Expect = expect,
+            Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
+            SerialLog = o.SerialLog,
+            Console = console,
+            Progress = progress && expect is not null ? elapsed =>
+            {
+                if ((long)elapsed.TotalSeconds / 10 > lastReport)
+                {
+                    lastReport = (long)elapsed.TotalSeconds / 10;
+                    messages.WriteLine($"[passthru] {(int)elapsed.TotalSeconds} s: waiting for /{o.Expect}/");
+                }
+            } : null,
+        });
+        string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
+        return outcome.End switch
+        {
+            GuestEnd.Matched => Report(messages, $"[passthru] /{o.Expect}/ seen after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok),
+            GuestEnd.TimedOut => throw new UserError($"{(expect is null ? "the guest" : $"no /{o.Expect}/")} within {o.TimeoutSeconds} s; last console lines:\n{Tail()}"),
+            GuestEnd.Interrupted => Report(messages, "[passthru] interrupted: stopped the guest", 130),
+            _ when expect is not null => throw new UserError($"QEMU exited (status {outcome.ExitCode}) before /{o.Expect}/ showed; last console lines:\n{Tail()}"),
+            _ => outcome.ExitCode,
+        };
+    }
+
+    private static int Report(TextWriter messages, string line, int code)
+    {
+        messages.WriteLine(line);
+        return code;
+    }
+
+    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, TextWriter messages)
+    {
+        try
+        {
+            using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
+            var journal = Journal.Load(stateDir);
+            var plan = BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList());
+            new BindApplier(host, journal, TextWriter.Null).Apply(plan);
+            foreach (var f in moved) messages.WriteLine($"[passthru] gave {f.Address} back to {f.Driver ?? "no driver"}");
+        }
+        catch (UserError e)
+        {
+            messages.WriteLine($"[passthru] could not give the devices back: {e.Message}; run `passthru restore`");
+        }
+    }
+}

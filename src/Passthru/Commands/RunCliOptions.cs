@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Passthru.Launch;
+
+namespace Passthru.Cli.Commands;
+
+/// <summary>
+/// The options that describe a VM, shared by `run` and `export libvirt` so both always mean the same thing.
+/// Command-line values override a profile's (-f); unset options keep the profile's or the defaults.
+/// </summary>
+public sealed class RunCliOptions
+{
+    public Option<string?> Profile { get; } = new("--profile", "-f") { Description = "TOML profile with these options (command-line values win)" };
+    public Option<string?> Menu { get; } = new("--menu") { Description = "Barrelfish menu.lst: kernel, modules and arguments" };
+    public Option<string?> BuildDir { get; } = new("--build-dir") { Description = "Barrelfish build directory the menu's paths start from" };
+    public Option<string?> Kernel { get; } = new("--kernel") { Description = "Kernel to boot (Linux bzImage or multiboot ELF)" };
+    public Option<string?> Initrd { get; } = new("--initrd") { Description = "Initrd (or multiboot modules: 'FILE ARGS,FILE ARGS')" };
+    public Option<string?> Append { get; } = new("--append") { Description = "Kernel command line" };
+    public Option<string[]> Disks { get; } = new("--disk") { Description = "Disk image (repeatable)", AllowMultipleArgumentsPerToken = false };
+    public Option<string?> Cdrom { get; } = new("--cdrom") { Description = "ISO image" };
+    public Option<int?> Memory { get; } = new("--memory", "-m") { Description = "Guest memory in MiB (default 1024)" };
+    public Option<int?> Cpus { get; } = new("--cpus") { Description = "Virtual CPUs (default 2)" };
+    public Option<string?> Machine { get; } = new("--machine") { Description = "QEMU machine (default q35: passthrough wants PCIe)" };
+    public Option<string?> AccelOption { get; } = new("--accel") { Description = "kvm, tcg or auto (default: KVM where it really works, else TCG)" };
+    public Option<string?> Qemu { get; } = new("--qemu") { Description = "QEMU binary (default: qemu-system-x86_64 on PATH)" };
+    public Option<string[]> Devices { get; } = new("--device") { Description = "Device to pass through (repeatable): ADDRESS[,rombar=0][,romfile=FILE][,x-vga=on]" };
+    public Option<bool> Group { get; } = new("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
+    public Option<string?> Name { get; } = new("--name") { Description = "Guest name" };
+    public Argument<string[]> QemuArgs { get; } = new("qemu-args") { Description = "Extra QEMU arguments, after --", Arity = ArgumentArity.ZeroOrMore };
+
+    public void AddTo(Command c)
+    {
+        foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Qemu, Devices, Group, Name })
+            c.Options.Add(o);
+        c.Arguments.Add(QemuArgs);
+    }
+
+    public RunOptions Read(ParseResult p)
+    {
+        var extra = p.GetValue(QemuArgs) ?? [];
+        if (extra.Length > 0 && !p.Tokens.Any(t => t.Value == "--"))
+            throw new UserError($"unexpected argument '{extra[0]}': QEMU arguments go after --", ExitCodes.Usage);
+        var o = p.GetValue(Profile) is string profile ? RunProfile.Load(profile) : new RunOptions();
+        var disks = p.GetValue(Disks) ?? [];
+        var devices = p.GetValue(Devices) ?? [];
+        return o with
+        {
+            Menu = Full(p.GetValue(Menu)) ?? o.Menu,
+            BuildDir = Full(p.GetValue(BuildDir)) ?? o.BuildDir,
+            Kernel = Full(p.GetValue(Kernel)) ?? o.Kernel,
+            Initrd = p.GetValue(Initrd) ?? o.Initrd,
+            Append = p.GetValue(Append) ?? o.Append,
+            Disks = disks.Length > 0 ? disks.Select(Path.GetFullPath).ToList() : o.Disks,
+            Cdrom = Full(p.GetValue(Cdrom)) ?? o.Cdrom,
+            MemoryMiB = p.GetValue(Memory) ?? o.MemoryMiB,
+            Cpus = p.GetValue(Cpus) ?? o.Cpus,
+            Machine = p.GetValue(Machine) ?? o.Machine,
+            Accel = p.GetValue(AccelOption) is string a ? RunProfile.ParseAccel(a, "--accel") : o.Accel,
+            Qemu = p.GetValue(Qemu) ?? o.Qemu,
+            Devices = devices.Length > 0 ? devices.Select(PassthroughDevice.Parse).ToList() : o.Devices,
+            WholeGroup = p.GetValue(Group) || o.WholeGroup,
+            Name = p.GetValue(Name) ?? o.Name,
+            ExtraArgs = extra.Length > 0 ? extra : o.ExtraArgs,
+        };
+    }
+
+    private static string? Full(string? path) => path is null ? null : Path.GetFullPath(path);
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Passthru.Binding;
+using Passthru.Launch;
+
+namespace Passthru.Cli.Commands;
+
+/// <summary>`passthru run`: boot Barrelfish (or any guest) in QEMU with devices passed through, and give them back after.</summary>
+public static class RunCommand
+{
+    public static Command Create(GlobalOptions globals, TextWriter stdout, TextWriter stderr)
+    {
+        var vm = new RunCliOptions();
+        var dryRun = new Option<bool>("--dry-run", "--print-cmd") { Description = "Print the binding plan and the exact QEMU command line; change nothing" };
+        var keepBound = new Option<bool>("--keep-bound") { Description = "Leave the devices on vfio-pci when QEMU exits" };
+        var serialLog = new Option<string?>("--serial-log") { Description = "Also write the serial console to this file" };
+        var expect = new Option<string?>("--expect") { Description = "Succeed as soon as the console shows this regular expression, then stop the guest" };
+        var timeout = new Option<int?>("--timeout") { Description = "Stop the guest after this many seconds (a failure with --expect)" };
+        var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal and lock live (default: /run/passthru under --root)" };
+        var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
+        {
+            dryRun, keepBound, serialLog, expect, timeout, stateDir,
+        };
+        vm.AddTo(command);
+        command.SetAction(p =>
+        {
+            var options = vm.Read(p) with
+            {
+                KeepBound = p.GetValue(keepBound),
+                SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : null,
+                Expect = p.GetValue(expect),
+                TimeoutSeconds = p.GetValue(timeout),
+            };
+            var host = globals.Host(p);
+            var plan = RunSession.Plan(host, options);
+            if (p.GetValue(dryRun))
+            {
+                foreach (var w in plan.Warnings) stdout.WriteLine(w);
+                if (!plan.Binding.IsEmpty || plan.Binding.Notes.Count > 0)
+                {
+                    foreach (var line in plan.Binding.Describe()) stdout.WriteLine(line);
+                    if (!options.KeepBound && !plan.Binding.IsEmpty) stdout.WriteLine("  then, when QEMU exits: give them back to their drivers");
+                }
+                stdout.WriteLine(QemuArgs.ShellJoin(plan.Argv));
+                return ExitCodes.Ok;
+            }
+            stdout.Flush();
+            return RunSession.Execute(host, plan, p.GetValue(stateDir) ?? Journal.DefaultDirectory(host), stdout, stderr,
+                progress: !Console.IsErrorRedirected);
+        });
+        return command;
+    }
+}

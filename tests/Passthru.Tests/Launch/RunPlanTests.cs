@@ -1,0 +1,148 @@
+using CsCheck;
+using Passthru.Launch;
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Launch;
+
+/// <summary>The QEMU command line `run --dry-run` prints, on the virtual host's capture (so the devices are real ones).</summary>
+public sealed class RunPlanTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-run-").FullName;
+    private readonly string _kernel;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    public RunPlanTests()
+    {
+        _kernel = Path.Combine(_dir, "kernel.elf");
+        foreach (var f in new[] { _kernel, Path.Combine(_dir, "m1"), Path.Combine(_dir, "m2") }) File.WriteAllText(f, "");
+    }
+
+    private string Qemu => $"{Repo.Capture("vhost")}/usr/bin/qemu-system-x86_64";
+
+    private string[] Argv(params string[] args)
+    {
+        var r = CliRunner.OnCapture("vhost", ["run", "--dry-run", .. args]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return SplitShell(r.Lines[^1]);
+    }
+
+    /// <summary>bash itself splits the printed command line: what users paste is what Passthru runs.</summary>
+    internal static string[] SplitShell(string line) =>
+        Repo.Exec("bash", "-c", "eval \"set -- $1\"; for a; do printf '%s\\0' \"$a\"; done", "split", line)
+            .Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void A_kernel_with_a_device_on_its_own_root_port()
+    {
+        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "2048", "-smp", "4", "-nographic", "-kernel", _kernel,
+            "-append", "console=ttyS0 a=b", "-initrd", $"{_dir}/m1 a,,b,{_dir}/m2",
+            "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10",
+            "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+            Argv("--kernel", _kernel, "--append", "console=ttyS0 a=b", "--initrd", $"{_dir}/m1 a,,b,{_dir}/m2", "--memory", "2048", "--cpus", "4",
+                 "--device", "00:02.0,rombar=0", "--", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"));
+    }
+
+    [Fact]
+    public void A_shared_group_goes_whole_and_the_functions_keep_separate_ports()
+    {
+        var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--device", "02:01.0", "--device", "02:02.0");
+        Assert.Equal(0, r.ExitCode);
+        var argv = SplitShell(r.Lines[^1]);
+        Assert.Contains("vfio-pci,host=0000:02:01.0,bus=pt0,addr=0.0", argv);
+        Assert.Contains("vfio-pci,host=0000:02:02.0,bus=pt1,addr=0.0", argv);
+        Assert.Contains("  then, when QEMU exits: give them back to their drivers", r.Lines);
+    }
+
+    [Fact]
+    public void The_rest_of_a_group_must_be_named_or_taken_with_group()
+    {
+        var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--device", "02:01.0");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("add --group to bind them too", r.Stderr);
+        Assert.Equal(0, CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--device", "02:01.0", "--group").ExitCode);
+    }
+
+    [Fact]
+    public void Disks_cdrom_and_options_users_expect()
+    {
+        var disk = Path.Combine(_dir, "disk a.img");
+        File.WriteAllBytes(disk, [(byte)'Q', (byte)'F', (byte)'I', 0xfb, 0, 0, 0, 3]);
+        var iso = Path.Combine(_dir, "x.iso");
+        File.WriteAllText(iso, "");
+        var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "a,b", "--device", "00:03.0,x-vga=on,romfile=" + iso);
+        Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "a,,b",
+            "-device", "ahci,id=ahci", "-drive", $"id=disk0,file={disk},format=qcow2,if=none", "-device", "ide-hd,drive=disk0,bus=ahci.0",
+            "-cdrom", iso, "-device", $"vfio-pci,host=0000:00:03.0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on"], argv);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--menu", "/nonexistent.lst" }, "/nonexistent.lst: no such file")]
+    [InlineData(new string[0], "nothing to boot: give --menu FILE (Barrelfish), --kernel FILE, --disk IMAGE or --cdrom ISO")]
+    [InlineData(new[] { "--accel", "hvf" }, "--accel: accel 'hvf' is not kvm, tcg or auto")]
+    [InlineData(new[] { "--device", "00:02.0,rombar=2" }, "--device '00:02.0,rombar=2': unknown option 'rombar=2' (use rombar=0, romfile=FILE or x-vga=on)")]
+    [InlineData(new[] { "--device", "8086:10d3" }, "8086:10d3 matches 2 functions (0000:00:02.0, 0000:00:03.0): name one by its address")]
+    [InlineData(new[] { "--expect", "(unclosed" }, "--expect '(unclosed' is not a regular expression: Invalid pattern '(unclosed' at offset 9. Not enough )'s.")]
+    public void Bad_input_is_one_line_and_exit_2(string[] args, string error)
+    {
+        var withKernel = args.Length == 0 || args[0] == "--menu" ? args : ["--kernel", _kernel, .. args];
+        var r = CliRunner.OnCapture("vhost", ["run", "--dry-run", .. withKernel]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"passthru: {error}\n", r.Stderr);
+    }
+
+    [Fact]
+    public void A_profile_holds_the_options_and_the_command_line_wins()
+    {
+        var profile = Path.Combine(_dir, "barrelfish.toml");
+        File.WriteAllText(profile, """
+            kernel = "kernel.elf"
+            append = "loglevel=3"
+            memory = 512
+            cpus = 1
+            accel = "tcg"
+            devices = ["00:02.0,rombar=0"]
+            extra-args = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+            """);
+        var argv = Argv("-f", profile, "--memory", "256");
+        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "256", "-smp", "1", "-nographic", "-kernel", _kernel, "-append", "loglevel=3",
+            "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10", "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"], argv);
+    }
+
+    [Theory]
+    [InlineData("colour = \"blue\"\n", "unknown key 'colour'")]
+    [InlineData("memory = \"lots\"\n", "'memory' must be a whole number")]
+    [InlineData("memory = [\n", "not valid TOML")]
+    public void Bad_profiles_name_the_problem(string toml, string error)
+    {
+        var profile = Path.Combine(_dir, "bad.toml");
+        File.WriteAllText(profile, toml);
+        var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "-f", profile);
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith($"passthru: {profile}: {error}", r.Stderr);
+    }
+
+    [Fact]
+    public void Auto_accel_does_not_trust_a_pvm_dev_kvm()
+    {
+        var r = CliRunner.OnCapture("devvm", "run", "--dry-run", "--kernel", _kernel);
+        Assert.StartsWith("warning: KVM is not usable here (/dev/kvm is provided by kvm_pvm", r.Stdout);
+        Assert.Contains("accel=tcg", r.Lines[^1]);
+        var kvm = CliRunner.OnCapture("devvm", "run", "--dry-run", "--kernel", _kernel, "--accel", "kvm");
+        Assert.Equal(1, kvm.ExitCode);
+        Assert.StartsWith("passthru: --accel kvm: KVM is not usable here", kvm.Stderr);
+    }
+
+    [Fact]
+    public void Shell_quoting_round_trips_through_bash() =>
+        Gen.String[Gen.Char["ab ,'\"$`\\*?;&|<>()=\t"], 0, 8].Array[1, 5]
+            .Sample(args => SplitShellKeepingEmpty(QemuArgs.ShellJoin(args)).SequenceEqual(args), iter: 30);
+
+    private static string[] SplitShellKeepingEmpty(string line)
+    {
+        var r = Repo.Exec("bash", "-c", "eval \"set -- $1\"; for a; do printf '%s\\0' \"$a\"; done", "split", line);
+        var parts = r.Stdout.Split('\0');
+        return parts[..^1];
+    }
+}
