@@ -62,6 +62,13 @@ public static class RunSession
         var o = plan.Options;
         foreach (var w in plan.Warnings) messages.WriteLine(w);
         IReadOnlyList<FunctionState> moved = [];
+        // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
+        // given back whether the signal comes while binding, during the preflight or while the guest runs.
+        using var interrupt = new CancellationTokenSource();
+        void Stop(System.Runtime.InteropServices.PosixSignalContext c) { c.Cancel = true; interrupt.Cancel(); }
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+        using var sighup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, Stop);
         try
         {
             if (!plan.Binding.IsEmpty)
@@ -72,15 +79,16 @@ public static class RunSession
                 {
                     // Planned again under the lock: the devices may have moved since.
                     var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
-                    new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind);
+                    new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind, interrupt.Token);
                     moved = bind.Functions;
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
             }
             Preflight(host, plan);
+            if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
-            return Watch(plan, console, messages, progress);
+            return Watch(plan, console, messages, progress, interrupt.Token);
         }
         finally
         {
@@ -120,7 +128,7 @@ public static class RunSession
 
     private static string ListBlockers(IommuGroup g) => string.Join(", ", g.Blockers.Select(b => $"{b.Address} ({b.Driver})"));
 
-    private static int Watch(RunPlan plan, TextWriter console, TextWriter messages, bool progress)
+    private static int Watch(RunPlan plan, TextWriter console, TextWriter messages, bool progress, CancellationToken interrupt)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
@@ -139,7 +147,7 @@ public static class RunSession
                     messages.WriteLine($"[passthru] {(int)elapsed.TotalSeconds} s: waiting for /{o.Expect}/");
                 }
             } : null,
-        });
+        }, interrupt);
         string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
         return outcome.End switch
         {

@@ -1,0 +1,97 @@
+using Passthru.Tests.VirtualHost;
+
+namespace Passthru.Tests.Launch;
+
+/// <summary>
+/// `passthru run` end to end against the real kernel: the probe guest inside the virtual host sees the passed-through
+/// e1000e in its own PCI scan, and the device is back on e1000e afterwards, however the run ends.
+/// </summary>
+[Collection("virtual host")]
+public class VirtualHostRunTests(VirtualHostFixture vm)
+{
+    private const string Drv = "basename $(readlink /sys/bus/pci/devices/0000:00:02.0/driver)";
+
+    [Fact]
+    public void The_probe_sees_the_passed_through_e1000e_which_goes_back_after()
+    {
+        try
+        {
+            // Behind its own root port at 00:10.0, the device is the guest's 01:00.0.
+            var r = vm.Run($"{vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 0000:00:02.0 --expect 'pci 01:00.0 8086:10d3' --timeout 120",
+                TimeSpan.FromMinutes(4));
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("probe: pci 01:00.0 8086:10d3 class 0200", r.Stdout);
+            Assert.Contains("[passthru] bound 0000:00:02.0 to vfio-pci (was e1000e)", r.Stderr);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
+            Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+
+    [Fact]
+    public void A_menu_boots_the_probe_which_prints_each_module_as_the_menu_says()
+    {
+        var output = vm.RunOk($"""
+            set -e
+            b=/tmp/bf; mkdir -p $b/x86_64/sbin $b/platforms
+            cp {vm.Probe} $b/x86_64/sbin/elver; echo cpu > $b/x86_64/sbin/cpu; echo init > $b/x86_64/sbin/init; echo fs > $b/ramfs.cpio.gz
+            printf 'timeout 0\ntitle\tBarrelfish\nroot\t(nd)\nkernel\t/x86_64/sbin/elver loglevel=3\n# comment\nmodule\t/x86_64/sbin/cpu loglevel=3\nmodule /x86_64/sbin/init\nmodulenounzip /ramfs.cpio.gz  nospawn list=a,b\n' > $b/platforms/menu.lst.x86_64
+            {vm.Passthru} run --menu $b/platforms/menu.lst.x86_64 --memory 128 --expect 'probe: done' --timeout 120
+            """, TimeSpan.FromMinutes(4));
+        Assert.Contains("probe: cmdline: /tmp/bf/x86_64/sbin/elver loglevel=3", output);
+        Assert.Contains("probe: module 00: /tmp/bf/x86_64/sbin/cpu loglevel=3", output);
+        Assert.Contains("probe: module 01: /tmp/bf/x86_64/sbin/init", output);
+        Assert.Contains("probe: module 02: /tmp/bf/ramfs.cpio.gz nospawn list=a,b", output);
+    }
+
+    [Fact]
+    public void Killing_qemu_mid_run_still_gives_the_device_back()
+    {
+        try
+        {
+            // The probe halts after its scan when no isa-debug-exit is present; kill QEMU once it is running.
+            var r = vm.Run($"""
+                ( while ! pgrep -x qemu-system-x86 > /dev/null; do sleep 0.2; done; sleep 2; pkill -KILL -x qemu-system-x86 ) &
+                {vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 120
+                echo "exit $?"
+                """, TimeSpan.FromMinutes(4));
+            Assert.Contains("exit 137", r.Stdout);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
+            Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+
+    [Fact]
+    public void Sigterm_to_passthru_stops_the_guest_and_gives_the_device_back()
+    {
+        try
+        {
+            var r = vm.Run($"""
+                {vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 120 > /tmp/run.out 2> /tmp/run.err &
+                p=$!
+                while ! pgrep -x qemu-system-x86 > /dev/null; do sleep 0.2; done; sleep 2
+                kill -TERM $p; wait $p; echo "exit $?"; cat /tmp/run.err
+                """, TimeSpan.FromMinutes(4));
+            Assert.Contains("exit 130", r.Stdout);
+            Assert.Contains("[passthru] interrupted: stopped the guest", r.Stdout);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stdout);
+            Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+
+    [Fact]
+    public void A_timeout_without_the_pattern_fails_with_the_last_console_lines_and_gives_back()
+    {
+        try
+        {
+            var r = vm.Run($"{vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --expect 'never printed' --timeout 20", TimeSpan.FromMinutes(3));
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("passthru: no /never printed/ within 20 s; last console lines:", r.Stderr);
+            Assert.Contains("  | probe: done", r.Stderr);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+}
