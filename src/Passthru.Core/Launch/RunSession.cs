@@ -7,7 +7,7 @@ using Passthru.Pci;
 namespace Passthru.Launch;
 
 /// <summary>What a run will do, decided before anything happens: shown by --dry-run, carried out by <see cref="RunSession.Execute"/>.</summary>
-public sealed record RunPlan(RunOptions Options, IReadOnlyList<string> Argv, BindPlan Binding, bool Kvm, IReadOnlyList<string> Warnings,
+public sealed record RunPlan(RunOptions Options, GuestBoot Boot, IReadOnlyList<string> Argv, BindPlan Binding, bool Kvm, IReadOnlyList<string> Warnings,
     IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices);
 
 /// <summary>
@@ -41,7 +41,7 @@ public static class RunSession
             binding = BindPlanner.PlanBind(host, inventory, new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
         }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
-        return new RunPlan(o, argv, binding, kvm, warnings, devices);
+        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices);
     }
 
     /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>

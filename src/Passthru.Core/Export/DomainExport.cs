@@ -1,0 +1,60 @@
+using System.Text;
+using Passthru.Host;
+using Passthru.Launch;
+using Passthru.Pci;
+
+namespace Passthru.Export;
+
+/// <summary>
+/// `passthru export libvirt`: the VM `passthru run` would start, as a libvirt domain. Planned exactly as run plans it
+/// (same guest files, same accelerator decision, same device and group checks), so the two cannot drift apart.
+/// </summary>
+public static class DomainExport
+{
+    public static (VmDefinition Vm, IReadOnlyList<string> Notes) Define(HostRoot host, RunOptions options)
+    {
+        var plan = RunSession.Plan(host, options);
+        var notes = new List<string>(plan.Warnings);
+        var devices = new List<HostDevice>();
+        var inventory = plan.Devices.Count > 0 ? PciInventory.Load(host) : null;
+        foreach (var (address, opts) in plan.Devices)
+        {
+            devices.Add(new HostDevice(address, opts.RomBar, opts.RomFile is null ? null : Path.GetFullPath(opts.RomFile)));
+            if (opts.XVga) notes.Add($"note: x-vga=on for {address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
+            // With --group, the rest of the group goes to the guest too: libvirt's managed='yes' only detaches what it lists.
+            if (options.WholeGroup && inventory!.Find(address) is PciDevice d && inventory.GroupOf(d) is IommuGroup g)
+                foreach (var mate in g.Endpoints.Where(m => m.Address != address && plan.Devices.All(p => p.Address != m.Address)))
+                    if (devices.All(x => x.Address != mate.Address)) devices.Add(new HostDevice(mate.Address));
+        }
+        var vm = new VmDefinition
+        {
+            Name = DomainName(options),
+            MemoryMiB = options.MemoryMiB,
+            Cpus = options.Cpus,
+            Machine = options.Machine,
+            Accelerator = plan.Kvm ? "kvm" : "tcg",
+            Emulator = plan.Argv[0],
+            Kernel = plan.Boot.Kernel,
+            Initrd = plan.Boot.Initrd,
+            Cmdline = plan.Boot.Append is { Length: > 0 } a ? a : null,
+            Disks = plan.Boot.Disks,
+            Cdrom = plan.Boot.Cdrom,
+            Devices = devices,
+            ExtraQemuArgs = options.ExtraArgs,
+        };
+        return (vm, notes);
+    }
+
+    /// <summary>--name, or one made from the guest's file: libvirt names may hold anything but '/'.</summary>
+    public static string DomainName(RunOptions o)
+    {
+        var name = o.Name ?? "passthru-" + Path.GetFileNameWithoutExtension(o.Menu ?? o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
+        if (name.Length == 0 || name.Contains('/') || name.Any(char.IsControl))
+            throw new UserError($"--name '{name}' cannot name a libvirt domain: use letters, digits, '-', '_' or '.', no '/'", ExitCodes.Usage);
+        return name;
+    }
+
+    /// <summary>Writes the document to a file without ever leaving a half-written one (temp file, then rename).</summary>
+    public static void WriteFile(string path, string xml) =>
+        AtomicFile.Write(Path.GetFullPath(path), Encoding.UTF8.GetBytes(xml), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+}

@@ -1,0 +1,81 @@
+using Passthru.Tests.Launch;
+using Passthru.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Passthru.Tests.Export;
+
+/// <summary>`export libvirt` mirrors `run --dry-run`: libvirt itself turns the export back into a QEMU command line.</summary>
+[Collection("libvirt")]
+public sealed class ExportCommandTests(LibvirtFixture libvirt, ITestOutputHelper output) : IDisposable
+{
+    private readonly string _build = Directory.CreateTempSubdirectory("passthru-export-").FullName;
+    public void Dispose() => Directory.Delete(_build, true);
+
+    /// <summary>The shared Barrelfish menu in a build tree with every file it names.</summary>
+    private string Menu()
+    {
+        var menu = Passthru.Launch.BarrelfishMenu.Load(Repo.Shared("fixtures/barrelfish/menu.lst.x86_64"));
+        foreach (var m in menu.Modules.Prepend(menu.Kernel))
+        {
+            var f = menu.Resolve(_build, m.Path);
+            Directory.CreateDirectory(Path.GetDirectoryName(f)!);
+            File.WriteAllText(f, "");
+        }
+        Directory.CreateDirectory(Path.Combine(_build, "platforms"));
+        var file = Path.Combine(_build, "platforms", "menu.lst.x86_64");
+        File.Copy(Repo.Shared("fixtures/barrelfish/menu.lst.x86_64"), file);
+        return file;
+    }
+
+    private string[] VmOptions() => ["--menu", Menu(), "--device", "00:02.0", "--device", "00:03.0,rombar=0", "--accel", "tcg",
+        "--qemu", "/usr/bin/qemu-system-x86_64", "--memory", "2048", "--name", "barrelfish"];
+
+    [Fact]
+    public void The_export_passes_libvirts_schema_and_libvirt_gives_qemu_what_run_gives_it()
+    {
+        var options = VmOptions();
+        var xmlFile = Path.Combine(_build, "barrelfish.xml");
+        var export = CliRunner.OnCapture("vhost", ["export", "libvirt", .. options, "-o", xmlFile]);
+        Assert.True(export.ExitCode == 0, export.Stderr);
+        var (code, text) = libvirt.Validate(xmlFile);
+        Assert.True(code == 0, text);
+
+        var run = CliRunner.OnCapture("vhost", ["run", "--dry-run", .. options]);
+        var runArgv = RunPlanTests.SplitShell(run.Lines[^1]);
+        if (libvirt.DaemonUnavailable is string why)
+        {
+            output.WriteLine("libvirt daemon unavailable, domxml-to-native not checked: " + why);
+            Assert.Fail("libvirt daemon unavailable: " + why);
+        }
+        var libvirtArgv = libvirt.QemuArgv(xmlFile);
+        static string After(IReadOnlyList<string> argv, string flag) => argv[argv.ToList().IndexOf(flag) + 1];
+        foreach (var flag in new[] { "-kernel", "-initrd", "-append" })
+            Assert.Equal(After(runArgv, flag), After(libvirtArgv, flag));
+        static IEnumerable<string> Hosts(IEnumerable<string> argv) => argv
+            .Where(a => a.Contains("vfio-pci", StringComparison.Ordinal))
+            .Select(a => System.Text.RegularExpressions.Regex.Match(a, "host\\W{1,3}(0000:[0-9a-f:.]+)").Groups[1].Value);
+        Assert.Equal(["0000:00:02.0", "0000:00:03.0"], Hosts(runArgv));
+        Assert.Equal(["0000:00:02.0", "0000:00:03.0"], Hosts(libvirtArgv));
+        Assert.Contains(libvirtArgv, a => a.Contains("\"rombar\":0", StringComparison.Ordinal) || a.Contains("rombar=0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Bad_input_gets_runs_errors_and_writes_nothing()
+    {
+        var xmlFile = Path.Combine(_build, "never.xml");
+        var r = CliRunner.OnCapture("vhost", "export", "libvirt", "--menu", Menu(), "--device", "02:01.0", "-o", xmlFile);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("passthru: IOMMU group 8 of 0000:02:01.0 also holds 0000:02:02.0 (e1000): a group passes through whole; add --group to bind them too\n", r.Stderr);
+        Assert.False(File.Exists(xmlFile));
+        Assert.Empty(Directory.GetFiles(_build, "never.xml*"));
+    }
+
+    [Fact]
+    public void With_group_the_whole_group_is_in_the_domain()
+    {
+        var r = CliRunner.OnCapture("vhost", "export", "libvirt", "--menu", Menu(), "--device", "02:01.0", "--group", "--accel", "tcg");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("<address domain=\"0x0000\" bus=\"0x02\" slot=\"0x01\" function=\"0x0\" />", r.Stdout);
+        Assert.Contains("<address domain=\"0x0000\" bus=\"0x02\" slot=\"0x02\" function=\"0x0\" />", r.Stdout);
+    }
+}
