@@ -52,6 +52,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
         var previous = SetupJournal.Load(host);
         try
         {
+            madeDirs.AddRange(MakeParents(SetupJournal.RecordFile));
             foreach (var (f, _) in staged)
             {
                 var entry = record.Files.FirstOrDefault(r => r.Path == f.Path);
@@ -165,10 +166,6 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
                 lines.Add($"restored {f.Path}");
             }
         }
-        foreach (var dir in Enumerable.Reverse(record.CreatedDirectories))
-            if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0)
-                Directory.Delete(host.Path(dir));
-
         foreach (var argv in record.UndoCommands)
         {
             var c = new PlannedCommand(argv, "");
@@ -179,6 +176,10 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
             lines.Add($"ran {c.Display}");
         }
         SetupJournal.Remove(host);
+        // Directories setup created (etc/modprobe.d on a minimal host, var/lib/passthru), innermost first, if empty.
+        foreach (var dir in record.CreatedDirectories.OrderByDescending(d => d.Length))
+            if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0)
+                Directory.Delete(host.Path(dir));
         return new(lines);
     }
 
