@@ -1,0 +1,212 @@
+using System.Text;
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Setup;
+
+/// <summary>What setup decides for a host (CPU vendor, interrupt remapping, devices) and how each boot loader gets it.</summary>
+public class SetupPlanTests
+{
+    private static byte[] Grub(string defaultLine) => Encoding.UTF8.GetBytes($"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT={defaultLine}\nGRUB_CMDLINE_LINUX=\"\"\n");
+
+    [Fact]
+    public void The_plan_users_see_on_a_Debian_host_with_one_device()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        var r = host.Setup("--device", "1af4:1053");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal($"""
+            Boot loader: GRUB (etc/default/grub)
+            Kernel parameters:
+              add intel_iommu=on: turns on the Intel IOMMU (VT-d), which vfio needs
+              add vfio-pci.ids=1af4:1053: vfio-pci claims these devices at boot, before their usual drivers
+            Note: interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, vfio_iommu_type1.allow_unsafe_interrupts=1 lets it, at the cost that a guest's device can forge interrupts against the host
+
+            --- a/etc/default/grub
+            +++ b/etc/default/grub
+            @@ -1,3 +1,3 @@
+             GRUB_DEFAULT=0
+            -GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+            +GRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=on vfio-pci.ids=1af4:1053"
+             GRUB_CMDLINE_LINUX=""
+
+            --- /dev/null
+            +++ b/etc/modules-load.d/passthru.conf
+            @@ -0,0 +1,4 @@
+            +# Written by passthru setup (undo: passthru setup --undo): load vfio at boot.
+            +vfio
+            +vfio_iommu_type1
+            +vfio-pci
+
+            --- /dev/null
+            +++ b/etc/modprobe.d/passthru.conf
+            @@ -0,0 +1,3 @@
+            +# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.
+            +options vfio-pci ids=1af4:1053
+            +softdep virtio_pci pre: vfio-pci
+
+            Commands:
+              update-initramfs -u  # rebuilds the initramfs, which carries the module options
+              update-grub          # writes the boot menu (grub.cfg) from the GRUB defaults
+
+            This is the plan: nothing was changed. To apply it (files are backed up first): passthru setup --root {host.Root} --device 1af4:1053 --apply
+            A reboot is needed for these changes to take effect; after it, run `passthru check` to confirm.
+
+            """, r.Stdout);
+    }
+
+    [Fact]
+    public void Amd_hosts_get_no_intel_switch_and_lose_amd_iommu_off()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet amd_iommu=off\"")).WithCpuVendor("AuthenticAMD");
+        var plan = host.Setup();
+        Assert.Contains("Kernel parameters:\n  remove amd_iommu=off: turns AMD's IOMMU off; it is on by default\nNote:", plan.Stdout);
+        Assert.DoesNotContain("intel_iommu", plan.Stdout);
+        Assert.Equal(0, host.Setup("--apply").ExitCode);
+        Assert.Equal("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n", host.Read("etc/default/grub"));
+    }
+
+    [Theory]
+    [InlineData(0x00, true)]  // DMAR flags bit 0 clear: no interrupt remapping
+    [InlineData(0x01, false)] // INTR_REMAP set
+    public void Unsafe_interrupts_only_when_the_IOMMU_cannot_remap_them(byte flags, bool expected)
+    {
+        var dmar = new byte[48];
+        Encoding.ASCII.GetBytes("DMAR").CopyTo(dmar, 0);
+        dmar[37] = flags;
+        using var host = ScratchHost.DebianGrub(Grub("\"\"")).With("sys/firmware/acpi/tables/DMAR", dmar);
+        var r = host.Setup();
+        Assert.Equal(expected, r.Stdout.Contains("  add vfio_iommu_type1.allow_unsafe_interrupts=1: this IOMMU cannot remap interrupts, and without it vfio refuses every device; "
+            + "the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust\n"));
+        Assert.DoesNotContain("interrupt remapping: unknown", r.Stdout);
+    }
+
+    [Fact]
+    public void A_device_with_a_twin_is_claimed_by_address_with_a_udev_rule()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        AddTwin(host, "0000:00:05.0", "0000:00:06.0");
+        var r = host.Setup("--device", "00:05.0", "--apply");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\nGRUB_CMDLINE_LINUX=\"\"\n", host.Read("etc/default/grub"));
+        Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{driver_override}=\"vfio-pci\"\n", host.Read("etc/udev/rules.d/40-passthru-vfio-pci.rules"));
+        Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n"
+            + "softdep virtio_pci pre: vfio-pci\n", host.Read("etc/modprobe.d/passthru.conf"));
+        Assert.Contains("Note: 0000:00:05.0 shares IDs 1af4:1044 with 0000:00:06.0: it is claimed by address", host.Setup("--device", "00:05.0").Stdout);
+        Assert.Contains("Nothing to change", host.Setup("--device", "00:05.0").Stdout);
+    }
+
+    [Fact]
+    public void Ids_that_match_twins_claim_both_and_say_so()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        AddTwin(host, "0000:00:05.0", "0000:00:06.0");
+        var r = host.Setup("--device", "1af4:1044");
+        Assert.Contains("  add vfio-pci.ids=1af4:1044:", r.Stdout);
+        Assert.Contains("Note: 1af4:1044 matches 2 functions (0000:00:05.0, 0000:00:06.0): all go to vfio-pci at boot; to keep one, name the other by address\n", r.Stdout);
+    }
+
+    [Fact]
+    public void A_second_run_adds_its_device_to_the_first_and_undo_still_gives_back_the_original()
+    {
+        var original = Grub("\"quiet\"");
+        using var host = ScratchHost.DebianGrub(original);
+        var before = host.Snapshot();
+        Assert.Equal(0, host.Setup("--device", "1af4:1053", "--apply").ExitCode);
+        Assert.Equal(0, host.Setup("--device", "00:05.0", "--iommu-pt", "--apply").ExitCode);
+        Assert.Contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on vfio-pci.ids=1af4:1053,1af4:1044 iommu=pt\"", host.Read("etc/default/grub"));
+        Assert.Contains("options vfio-pci ids=1af4:1053,1af4:1044\nsoftdep virtio_pci pre: vfio-pci\n", host.Read("etc/modprobe.d/passthru.conf"));
+        Assert.Equal(0, host.Setup("--undo").ExitCode);
+        Assert.Equal(original, host.Bytes("etc/default/grub"));
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Fact]
+    public void Kernel_install_edits_etc_kernel_cmdline_in_place()
+    {
+        using var host = new ScratchHost().WithFixture("etc/kernel/cmdline", "kernel-cmdline").WithPrograms("kernel-install", "dracut")
+            .With("boot/vmlinuz-6.18.44-fc-v657", "");
+        var plan = host.Setup("--iommu-pt");
+        Assert.Contains("Boot loader: kernel-install (etc/kernel/cmdline)\n", plan.Stdout);
+        Assert.Contains("  kernel-install add 6.18.44-fc-v657 /boot/vmlinuz-6.18.44-fc-v657  # writes the boot entry", plan.Stdout);
+        Assert.Contains("  dracut -f ", plan.Stdout);
+        var original = host.Bytes("etc/kernel/cmdline");
+        Assert.Equal(0, host.Setup("--iommu-pt", "--apply").ExitCode);
+        Assert.Equal(File.ReadAllText(ScratchHost.Fixture("kernel-cmdline.expected")), host.Read("etc/kernel/cmdline"));
+        Assert.Contains("Nothing to change", host.Setup("--iommu-pt").Stdout);
+        Assert.Equal(0, host.Setup("--undo").ExitCode);
+        Assert.Equal(original, host.Bytes("etc/kernel/cmdline"));
+    }
+
+    [Fact]
+    public void Systemd_boot_without_etc_kernel_cmdline_gets_one_from_the_running_command_line_before_init_arguments()
+    {
+        using var host = new ScratchHost().WithPrograms("kernel-install").With("boot/loader/entries/.keep", "");
+        File.WriteAllText(Path.Combine(host.Root, "proc/cmdline"), "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet -- single\n");
+        Assert.Equal(0, host.Setup("--apply").ExitCode);
+        Assert.Equal("root=/dev/sda1 ro quiet intel_iommu=on -- single\n", host.Read("etc/kernel/cmdline"));
+        Assert.Equal(0, host.Setup("--undo").ExitCode);
+        Assert.False(host.Exists("etc/kernel/cmdline"));
+    }
+
+    [Fact]
+    public void Grubby_is_a_command_and_its_undo_the_opposite_command()
+    {
+        using var host = new ScratchHost().WithPrograms("grubby", "dracut").With("etc/default/grub", "GRUB_CMDLINE_LINUX=\"rhgb quiet\"\n");
+        File.WriteAllText(Path.Combine(host.Root, "proc/cmdline"), "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.8 root=/dev/mapper/rhel-root ro intel_iommu=off rhgb quiet\n");
+        var plan = host.Setup("--iommu-pt");
+        Assert.Contains("Boot loader: grubby (every installed kernel's boot entry)\n", plan.Stdout);
+        Assert.Contains("  grubby --update-kernel=ALL --remove-args=intel_iommu=off '--args=intel_iommu=on iommu=pt'  # adds the parameters to every boot entry\n", plan.Stdout);
+        var apply = host.Setup("--iommu-pt", "--apply");
+        Assert.Contains("not run (the host root is not /): grubby --update-kernel=ALL --remove-args=intel_iommu=off '--args=intel_iommu=on iommu=pt'\n", apply.Stdout);
+        var undo = host.Setup("--undo");
+        Assert.Contains("not run (the host root is not /): grubby --update-kernel=ALL '--remove-args=intel_iommu=on iommu=pt' --args=intel_iommu=off\n", undo.Stdout);
+        Assert.Equal("GRUB_CMDLINE_LINUX=\"rhgb quiet\"\n", host.Read("etc/default/grub"));
+    }
+
+    [Fact]
+    public void No_known_boot_loader_is_one_line_naming_the_parameters_to_add_by_hand()
+    {
+        using var host = new ScratchHost();
+        var before = host.Snapshot();
+        var r = host.Setup("--iommu-pt", "--apply");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"passthru: no supported boot loader under {host.Root} (GRUB's etc/default/grub, grubby, kernel-install's etc/kernel/cmdline): "
+            + "change the kernel command line by hand (add intel_iommu=on; add iommu=pt), or name one with --boot-loader\n", r.Stderr);
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Theory]
+    [InlineData(new[] { "--boot-loader", "lilo" }, 2, "unknown boot loader 'lilo': use grub, kernel-install or grubby (or leave --boot-loader out to detect it)")]
+    [InlineData(new[] { "--device", "00:00.0" }, 2, "0000:00:00.0 is a host bridge: bridges stay with the host; name the devices behind it")]
+    [InlineData(new[] { "--device", "00:1f.0" }, 2, "no PCI function at 00:1f.0: see `passthru list` for the devices of this host")]
+    [InlineData(new[] { "--device", "nonsense" }, 2, "'nonsense' is not a PCI device: use a full address like 0000:83:00.0, a short one like 83:00.0, or vendor:device IDs like 15b3:1003")]
+    [InlineData(new[] { "--undo", "--iommu-pt" }, 2, "--undo takes no other setup options: it puts back what was recorded")]
+    public void Bad_requests_are_one_line_and_change_nothing(string[] args, int code, string error)
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        var before = host.Snapshot();
+        var r = host.Setup([.. args, "--apply"]);
+        Assert.Equal(code, r.ExitCode);
+        Assert.Equal($"passthru: {error}\n", r.Stderr);
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Fact]
+    public void An_unknown_cpu_vendor_is_refused()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\"")).WithCpuVendor("CentaurHauls");
+        var r = host.Setup();
+        Assert.Equal(1, r.ExitCode);
+        Assert.StartsWith("passthru: cannot tell the CPU vendor from ", r.Stderr);
+    }
+
+    /// <summary>A second function with the same IDs as an existing one (two identical NICs).</summary>
+    internal static void AddTwin(ScratchHost host, string of, string twin)
+    {
+        var devices = Path.Combine(host.Root, "sys/devices/pci0000:00");
+        var (code, _, err) = Repo.Exec("cp", "-a", Path.Combine(devices, of), Path.Combine(devices, twin));
+        Assert.True(code == 0, err);
+        File.CreateSymbolicLink(Path.Combine(host.Root, "sys/bus/pci/devices", twin), "../../../devices/pci0000:00/" + twin);
+    }
+}
