@@ -46,8 +46,30 @@ public static class ModuleFiles
                 rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n";
             Want(UdevRules, rules);
         }
+
+        // The initramfs loads the drivers of the disks and often of the GPU: vfio-pci must be in it and load first,
+        // or the usual driver takes the device before the root file system's modprobe.d is even read.
+        const string why = "Written by passthru setup (undo: passthru setup --undo): vfio-pci in the initramfs, ahead of the devices' usual drivers.";
+        if (Programs.Find(host, "update-initramfs") is not null)
+        {
+            // initramfs-tools has no drop-in directory for modules: add the missing lines to its list.
+            var before = host.Exists(InitramfsToolsModules) ? SetupFiles.ReadText(host, InitramfsToolsModules) ?? throw new UserError($"cannot read {host.Path(InitramfsToolsModules)}: run as root") : "";
+            var listed = before.Split('\n').Select(l => l.Trim().Split(' ')[0].Replace('-', '_')).ToHashSet();
+            var missing = VfioModules.Where(m => !listed.Contains(m)).ToList();
+            if (missing.Count > 0)
+                Want(InitramfsToolsModules, before + (before.Length == 0 || before.EndsWith('\n') ? "" : "\n") + $"# {why}\n" + string.Concat(missing.Select(m => m + "\n")));
+        }
+        else if (Programs.Find(host, "dracut") is not null)
+            Want(DracutConf, $"# {why}\nforce_drivers+=\" {string.Join(' ', VfioModules)} \"\n");
+        else if (Programs.Find(host, "mkinitcpio") is not null)
+            Want(MkinitcpioConf, $"# {why}\nMODULES+=(vfio_pci vfio vfio_iommu_type1)\n");
         return changes;
     }
+
+    public const string InitramfsToolsModules = "etc/initramfs-tools/modules";
+    public const string DracutConf = "etc/dracut.conf.d/passthru.conf";
+    public const string MkinitcpioConf = "etc/mkinitcpio.conf.d/passthru.conf";
+    private static readonly string[] VfioModules = ["vfio", "vfio_iommu_type1", "vfio_pci"];
 
     private static UserError Foreign(HostRoot host, string path, int line, string text) =>
         new($"{host.Path(path)}:{line}: unexpected line '{text}': passthru writes this file itself; remove the line (or the file) and run passthru setup again");

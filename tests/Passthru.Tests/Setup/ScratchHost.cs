@@ -30,8 +30,12 @@ public sealed class ScratchHost : IDisposable
         return this;
     }
 
-    /// <summary>A Debian host with GRUB: etc/default/grub, update-grub and update-initramfs.</summary>
-    public static ScratchHost DebianGrub(byte[] grub) => new ScratchHost().With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs");
+    /// <summary>
+    /// A Debian host with GRUB: etc/default/grub, update-grub, update-initramfs, and initramfs-tools' modules list
+    /// as its package installs it (from the template initramfs-tools-core ships).
+    /// </summary>
+    public static ScratchHost DebianGrub(byte[] grub) => new ScratchHost().With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs")
+        .With("etc/initramfs-tools/modules", DebianPackage.File("initramfs-tools-core", "usr/share/initramfs-tools/modules"));
 
     public ScratchHost WithCpuVendor(string vendor)
     {

@@ -64,7 +64,7 @@ public class SetupApplyTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, SetupFiles.Mode(new HostRoot(host.Root), SetupJournal.RecordFile));
         using var doc = JsonDocument.Parse(host.Read(SetupJournal.RecordFile));
         var files = doc.RootElement.GetProperty("files").EnumerateArray().ToList();
-        Assert.Equal(["etc/default/grub", "etc/modules-load.d/passthru.conf", "etc/modprobe.d/passthru.conf"], files.Select(f => f.GetProperty("path").GetString()));
+        Assert.Equal(["etc/default/grub", "etc/modules-load.d/passthru.conf", "etc/modprobe.d/passthru.conf", "etc/initramfs-tools/modules"], files.Select(f => f.GetProperty("path").GetString()));
         Assert.Equal(SetupFiles.Sha256(Grub), files[0].GetProperty("originalSha256").GetString());
         Assert.Equal(Grub, host.Bytes(files[0].GetProperty("backup").GetString()!));
         Assert.True(files[1].GetProperty("created").GetBoolean());
@@ -88,7 +88,8 @@ public class SetupApplyTests
 
         ran.Clear();
         var undo = new SetupApplier(root, isRoot: true, c => { ran.Add(c.Display); return (0, ""); }).Undo();
-        Assert.Equal(["restored etc/default/grub", "removed etc/modules-load.d/passthru.conf", "removed etc/modprobe.d/passthru.conf", "ran update-initramfs -u", "ran update-grub"], undo.Lines);
+        Assert.Equal(["restored etc/default/grub", "removed etc/modules-load.d/passthru.conf", "removed etc/modprobe.d/passthru.conf", "restored etc/initramfs-tools/modules",
+            "ran update-initramfs -u", "ran update-grub"], undo.Lines);
         Assert.Equal(Grub, host.Bytes("etc/default/grub"));
     }
 

@@ -44,6 +44,17 @@ public class SetupPlanTests
             +options vfio-pci ids=1af4:1053
             +softdep virtio_pci pre: vfio-pci
 
+            --- a/etc/initramfs-tools/modules
+            +++ b/etc/initramfs-tools/modules
+            @@ -12,3 +12,7 @@
+             #
+             # raid1
+             # sd_mod
+            +# Written by passthru setup (undo: passthru setup --undo): vfio-pci in the initramfs, ahead of the devices' usual drivers.
+            +vfio
+            +vfio_iommu_type1
+            +vfio_pci
+
             Commands:
               update-initramfs -u  # rebuilds the initramfs, which carries the module options
               update-grub          # writes the boot menu (grub.cfg) from the GRUB defaults
@@ -119,6 +130,19 @@ public class SetupPlanTests
         Assert.Equal(0, host.Setup("--undo").ExitCode);
         Assert.Equal(original, host.Bytes("etc/default/grub"));
         Assert.Equal(before, host.Snapshot());
+    }
+
+    [Theory]
+    [InlineData("dracut", "etc/dracut.conf.d/passthru.conf", "force_drivers+=\" vfio vfio_iommu_type1 vfio_pci \"\n")]
+    [InlineData("mkinitcpio", "etc/mkinitcpio.conf.d/passthru.conf", "MODULES+=(vfio_pci vfio vfio_iommu_type1)\n")]
+    public void Devices_at_boot_put_vfio_pci_into_the_initramfs_with_a_drop_in(string tool, string path, string line)
+    {
+        using var host = new ScratchHost().With("etc/default/grub", "GRUB_CMDLINE_LINUX=\"\"\n").WithPrograms("grub-mkconfig", tool);
+        var r = host.Setup("--device", "00:04.0", "--apply");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): vfio-pci in the initramfs, ahead of the devices' usual drivers.\n" + line, host.Read(path));
+        Assert.Contains($"not run (the host root is not /): {(tool == "dracut" ? "dracut -f" : "mkinitcpio -P")}\nnot run (the host root is not /): grub-mkconfig -o /boot/grub/grub.cfg\n", r.Stdout);
+        Assert.Equal("GRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on vfio-pci.ids=1af4:1053\"\n", host.Read("etc/default/grub"));
     }
 
     [Fact]
