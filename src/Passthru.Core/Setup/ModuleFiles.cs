@@ -40,10 +40,13 @@ public static class ModuleFiles
         if (addresses.Count > 0)
         {
             // Before 80-drivers.rules loads the usual driver: with driver_override set, only vfio-pci may take the
-            // function, and the softdep has loaded vfio-pci first (driverctl's approach, without driverctl).
+            // function, and the softdep has loaded vfio-pci first. The twin's own event may have loaded that driver
+            // already and it may have taken this function too: then unbind it and probe again, which now picks
+            // vfio-pci (driverctl's set-override, without driverctl or a shell).
             var rules = "# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n";
             foreach (var a in addresses)
-                rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n";
+                rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n"
+                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", TEST==\"driver\", ATTR{{driver/unbind}}=\"%k\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
             Want(UdevRules, rules);
         }
 

@@ -100,7 +100,9 @@ public class SetupPlanTests
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\nGRUB_CMDLINE_LINUX=\"\"\n", host.Read("etc/default/grub"));
         Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n"
-            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{driver_override}=\"vfio-pci\"\n", host.Read("etc/udev/rules.d/40-passthru-vfio-pci.rules"));
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{driver_override}=\"vfio-pci\"\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", TEST==\"driver\", ATTR{driver/unbind}=\"%k\", ATTR{subsystem/drivers_probe}=\"%k\"\n",
+            host.Read("etc/udev/rules.d/40-passthru-vfio-pci.rules"));
         Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n"
             + "softdep virtio_pci pre: vfio-pci\n", host.Read("etc/modprobe.d/passthru.conf"));
         Assert.Contains("Note: 0000:00:05.0 shares IDs 1af4:1044 with 0000:00:06.0: it is claimed by address", host.Setup("--device", "00:05.0").Stdout);
