@@ -227,6 +227,33 @@ public class SetupPlanTests
         Assert.StartsWith("passthru: cannot tell the CPU vendor from ", r.Stderr);
     }
 
+    [Fact]
+    public void A_device_already_on_vfio_pci_gets_its_usual_driver_from_modules_alias()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""))
+            .With("lib/modules/6.18.44-fc-v657/modules.alias", "alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\nalias pci:v*d*sv*sd*bc*sc*i* vfio_pci\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n");
+        File.Delete(Path.Combine(host.Root, "sys/devices/pci0000:00/0000:00:04.0/driver"));
+        File.CreateSymbolicLink(Path.Combine(host.Root, "sys/devices/pci0000:00/0000:00:04.0/driver"), "../../../bus/pci/drivers/vfio-pci");
+        Assert.Contains("+softdep virtio_pci pre: vfio-pci\n", host.Setup("--device", "00:04.0").Stdout);
+    }
+
+    [Theory]
+    [InlineData("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001053sv00001AF4sd00001053bcFFscFFi00", true)]
+    [InlineData("pci:v00008086d000010D3sv*sd*bc*sc*i*", "pci:v00001AF4d00001053sv00001AF4sd00001053bcFFscFFi00", false)]
+    [InlineData("pci:v*d*sv*sd*bc0[23]sc*i*", "pci:v00001AF4d00001041sv00001AF4sd00001041bc02sc00i00", true)]
+    [InlineData("pci:v*d*sv*sd*bc0[13]sc*i*", "pci:v00001AF4d00001041sv00001AF4sd00001041bc02sc00i00", false)]
+    public void Module_alias_patterns_match_as_modprobe_matches_them(string pattern, string modalias, bool expected) =>
+        Assert.Equal(expected, Passthru.Setup.ModuleAliases.Glob(pattern, modalias));
+
+    [Fact]
+    public void Grub_without_its_tools_is_refused()
+    {
+        using var host = new ScratchHost().With("etc/default/grub", "GRUB_CMDLINE_LINUX=\"\"\n");
+        var r = host.Setup();
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"passthru: {host.Root}/etc/default/grub is here but none of update-grub, grub2-mkconfig, grub-mkconfig is installed: install GRUB's tools or choose --boot-loader\n", r.Stderr);
+    }
+
     /// <summary>A second function with the same IDs as an existing one (two identical NICs).</summary>
     internal static void AddTwin(ScratchHost host, string of, string twin)
     {
