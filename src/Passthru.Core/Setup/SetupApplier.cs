@@ -25,6 +25,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
     {
         RequireRoot("passthru setup --apply");
         if (plan.IsEmpty) return new(["Nothing to change: the boot configuration already has everything passthru setup adds."]);
+        using var held = Lock();
         var record = SetupJournal.Load(host) ?? new SetupRecord { Applied = Now() };
         var lines = new List<string>();
 
@@ -134,6 +135,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
     public SetupOutcome Undo()
     {
         RequireRoot("passthru setup --undo");
+        using var held = Lock();
         var record = SetupJournal.Load(host);
         if (record is null) return new(["Nothing to undo: passthru setup has not changed this host (no " + SetupJournal.RecordFile + ")."]);
 
@@ -181,6 +183,25 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
             if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0)
                 Directory.Delete(host.Path(dir));
         return new(lines);
+    }
+
+    public const string LockFile = "run/passthru/lock";
+
+    /// <summary>
+    /// The lock every Passthru command that changes the host takes (flock through FileShare.None), so two never
+    /// interleave. It lives under /run: a lock need not outlive a boot.
+    /// </summary>
+    private FileStream Lock()
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(host.Path(LockFile))!);
+            return new FileStream(host.Path(LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError($"another passthru command is changing this host ({host.Path(LockFile)} is locked: {Reason(e)}): wait for it and try again; nothing was changed");
+        }
     }
 
     /// <summary>Creates the missing parent directories of a root-relative path; returns those it created, outermost first.</summary>

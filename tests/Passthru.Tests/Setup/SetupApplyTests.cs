@@ -94,6 +94,22 @@ public class SetupApplyTests
     }
 
     [Fact]
+    public void A_second_process_changing_the_host_waits_its_turn()
+    {
+        using var host = ScratchHost.DebianGrub(Grub);
+        Directory.CreateDirectory(Path.Combine(host.Root, "run/passthru"));
+        var before = host.Snapshot();
+        using (new FileStream(Path.Combine(host.Root, SetupApplier.LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var r = host.Setup("--apply");
+            Assert.Equal(1, r.ExitCode);
+            Assert.StartsWith($"passthru: another passthru command is changing this host ({host.Root}/run/passthru/lock is locked", r.Stderr);
+            Assert.Equal(before, host.Snapshot());
+        }
+        Assert.Equal(0, host.Setup("--apply").ExitCode);
+    }
+
+    [Fact]
     public void Not_root_on_the_live_host_stops_before_anything()
     {
         var plan = new SetupPlan("GRUB (etc/default/grub)", new SetupDecisions { Vendor = CpuVendor.Intel },
