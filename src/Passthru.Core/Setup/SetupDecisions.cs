@@ -32,6 +32,8 @@ public sealed record SetupDecisions
         var vendor = facts.IsIntel ? CpuVendor.Intel : facts.IsAmd ? CpuVendor.Amd
             : throw new UserError($"cannot tell the CPU vendor from {facts.Host.Path("proc/cpuinfo")} (GenuineIntel or AuthenticAMD): is the host root right?");
         var notes = new List<string>();
+        if (!facts.HasAcpiTable("DMAR") && !facts.HasAcpiTable("IVRS"))
+            notes.Add($"the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable {(vendor == CpuVendor.Intel ? "VT-d" : "AMD-Vi (often called IOMMU)")} in the firmware setup (BIOS/UEFI), or these parameters change nothing");
 
         bool? remapping = facts.IntelUnitsSupportInterruptRemapping() ?? facts.DmarSupportsInterruptRemapping();
         if (remapping is null && facts.HasAcpiTable("IVRS")) remapping = true; // every AMD-Vi IOMMU remaps interrupts

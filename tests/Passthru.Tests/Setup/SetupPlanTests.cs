@@ -19,6 +19,7 @@ public class SetupPlanTests
             Kernel parameters:
               add intel_iommu=on: turns on the Intel IOMMU (VT-d), which vfio needs
               add vfio-pci.ids=1af4:1053: vfio-pci claims these devices at boot, before their usual drivers
+            Note: the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable VT-d in the firmware setup (BIOS/UEFI), or these parameters change nothing
             Note: interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, vfio_iommu_type1.allow_unsafe_interrupts=1 lets it, at the cost that a guest's device can forge interrupts against the host
 
             --- a/etc/default/grub
@@ -89,6 +90,7 @@ public class SetupPlanTests
         Assert.Equal(expected, r.Stdout.Contains("  add vfio_iommu_type1.allow_unsafe_interrupts=1: this IOMMU cannot remap interrupts, and without it vfio refuses every device; "
             + "the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust\n"));
         Assert.DoesNotContain("interrupt remapping: unknown", r.Stdout);
+        Assert.DoesNotContain("the firmware announces no IOMMU", r.Stdout);
     }
 
     [Fact]
