@@ -23,6 +23,19 @@ public class SetupApplyTests
     }
 
     [Fact]
+    public void A_symbolic_link_is_not_replaced()
+    {
+        using var host = ScratchHost.DebianGrub(Grub);
+        File.Move(Path.Combine(host.Root, "etc/default/grub"), Path.Combine(host.Root, "etc/default/grub.real"));
+        File.CreateSymbolicLink(Path.Combine(host.Root, "etc/default/grub"), "grub.real");
+        var before = host.Snapshot();
+        var r = host.Setup("--apply");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"passthru: {host.Root}/etc/default/grub is a symbolic link (to grub.real): edit the file it points to by hand, or replace the link with a copy and run passthru setup again; nothing was changed\n", r.Stderr);
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Fact]
     public void A_foreign_line_in_a_file_passthru_owns_is_refused()
     {
         using var host = ScratchHost.DebianGrub(Grub).With("etc/modprobe.d/passthru.conf", "options vfio-pci ids=1af4:1053\nblacklist nouveau\n");
