@@ -16,7 +16,7 @@ public class GrubFileTests
         var stock = DebianPackage.File("grub2-common", "usr/share/grub/default/grub");
         var expected = Encoding.UTF8.GetString(stock).Replace("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"");
         Assert.NotEqual(Encoding.UTF8.GetString(stock), expected); // the stock line is still what this test expects
-        AppliesExactly(stock, expected, "--iommu-pt");
+        AppliesExactly(stock, expected, "quiet intel_iommu=on iommu=pt", "--iommu-pt");
     }
 
     [Fact]
@@ -25,22 +25,22 @@ public class GrubFileTests
         var stock = DebianPackage.File("grub-cloud-amd64", "etc/default/grub");
         var expected = Encoding.UTF8.GetString(stock).Replace("GRUB_CMDLINE_LINUX_DEFAULT=\"\"", "GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"");
         Assert.NotEqual(Encoding.UTF8.GetString(stock), expected);
-        AppliesExactly(stock, expected);
+        AppliesExactly(stock, expected, "console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 consoleblank=0 intel_iommu=on");
     }
 
     [Theory]
-    [InlineData("odd-quoting.grub")]
-    [InlineData("unquoted.grub")]
-    [InlineData("no-default.grub")]
-    public void Hand_written_files_keep_their_quoting_comments_and_continuations(string fixture) =>
-        AppliesExactly(File.ReadAllBytes(ScratchHost.Fixture(fixture)), File.ReadAllText(ScratchHost.Fixture(fixture + ".expected")), "--iommu-pt");
+    [InlineData("odd-quoting.grub", "console=ttyS0,115200 intel_iommu=on quiet splash mitigations=auto iommu=pt")]
+    [InlineData("unquoted.grub", "quiet intel_iommu=on iommu=pt")]
+    [InlineData("no-default.grub", "rhgb quiet intel_iommu=on,igfx_off iommu=pt")]
+    public void Hand_written_files_keep_their_quoting_comments_and_continuations(string fixture, string sourced) =>
+        AppliesExactly(File.ReadAllBytes(ScratchHost.Fixture(fixture)), File.ReadAllText(ScratchHost.Fixture(fixture + ".expected")), sourced, "--iommu-pt");
 
     [Fact]
     public void Duplicates_are_collapsed_off_is_replaced_and_pci_stub_gives_up_the_device()
     {
         // 00:04.0 is 1af4:1053 in the dev-VM capture.
         var r = AppliesExactly(File.ReadAllBytes(ScratchHost.Fixture("duplicates.grub")), File.ReadAllText(ScratchHost.Fixture("duplicates.grub.expected")),
-            "--iommu-pt", "--device", "00:04.0");
+            "quiet iommu=pt intel_iommu=on pci-stub.ids=10de:1b80 vfio_pci.ids=10de:10f0,1af4:1053", "--iommu-pt", "--device", "00:04.0");
         Assert.Contains("  remove intel_iommu=off: duplicate: the kernel uses only the last one\n", r.Stdout);
         Assert.Contains("  replace intel_iommu=off with intel_iommu=on: turns on the Intel IOMMU (VT-d), which vfio needs\n", r.Stdout);
         Assert.Contains("  replace pci-stub.ids=1af4:1053,10de:1b80 with pci-stub.ids=10de:1b80: pci-stub would hold the device first", r.Stdout);
@@ -80,8 +80,11 @@ public class GrubFileTests
         Assert.Equal("GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 intel_iommu=on\"\n", host.Read("etc/default/grub.d/50-cloudimg-settings.cfg"));
     }
 
-    /// <summary>Plan, check the diff with patch(1), apply, compare, plan again (nothing), undo (original bytes).</summary>
-    private static CliResult AppliesExactly(byte[] original, string expected, params string[] args)
+    /// <summary>
+    /// Plan, check the diff with patch(1), apply, compare, check what the shell makes of the file (as grub-mkconfig
+    /// sources it), plan again (nothing), undo (original bytes).
+    /// </summary>
+    private static CliResult AppliesExactly(byte[] original, string expected, string sourced, params string[] args)
     {
         using var host = ScratchHost.DebianGrub(original);
         var before = host.Snapshot();
@@ -93,6 +96,7 @@ public class GrubFileTests
         var apply = host.Setup([.. args, "--apply"]);
         Assert.True(apply.ExitCode == 0, apply.Stderr);
         Assert.Equal(expected, host.Read("etc/default/grub"));
+        Assert.Equal(sourced, KernelLine(Path.Combine(host.Root, "etc/default/grub")));
         Assert.Contains("not run (the host root is not /): update-grub\n", apply.Stdout);
 
         var again = host.Setup(args);
@@ -106,6 +110,14 @@ public class GrubFileTests
         Assert.Equal(original, host.Bytes("etc/default/grub"));
         Assert.Equal(before, host.Snapshot());
         return plan;
+    }
+
+    /// <summary>The kernel's words as grub-mkconfig builds them: the file sourced by sh, LINUX then LINUX_DEFAULT.</summary>
+    private static string KernelLine(string file)
+    {
+        var (code, stdout, stderr) = Repo.Exec("sh", "-c", ". \"$1\" 2>/dev/null; echo $GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT", "sh", file);
+        Assert.True(code == 0, $"sh could not source {file}: {stderr}");
+        return string.Join(' ', stdout.Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries));
     }
 
     /// <summary>The grub file's part of the printed plan, applied with patch -p1 to a copy of the original.</summary>
