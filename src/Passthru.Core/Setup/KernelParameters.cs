@@ -64,10 +64,10 @@ public static class KernelParameters
             changes.Add(new ParameterChange.Replace(found[^1], $"{found[^1].Text.Split('=')[0]}={value(found[^1].Value)}", reason));
         }
 
-        if (d.Vendor == CpuVendor.Intel)
+        if (d.Vendor == IommuVendor.Intel)
             Require("intel_iommu", v => v.Split(',').Contains("on"), IntelIommuValue,
                 "turns on the Intel IOMMU (VT-d), which vfio needs");
-        if (d.Vendor == CpuVendor.Amd)
+        if (d.Vendor == IommuVendor.Amd)
             foreach (var off in Named("amd_iommu").Where(w => w.Value.Split(',').Contains("off")))
                 changes.Add(new ParameterChange.Remove(off, "turns AMD's IOMMU off; it is on by default"));
         if (d.IommuPassThrough)

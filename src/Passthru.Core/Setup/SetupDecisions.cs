@@ -3,7 +3,8 @@ using Passthru.Pci;
 
 namespace Passthru.Setup;
 
-public enum CpuVendor { Intel, Amd }
+/// <summary>Whose IOMMU: Intel's VT-d (intel_iommu=) or AMD-Vi (amd_iommu=).</summary>
+public enum IommuVendor { Intel, Amd }
 
 /// <summary>What the user asked `setup` for.</summary>
 public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null);
@@ -14,7 +15,7 @@ public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool Io
 /// </summary>
 public sealed record SetupDecisions
 {
-    public required CpuVendor Vendor { get; init; }
+    public required IommuVendor Vendor { get; init; }
     public bool IommuPassThrough { get; init; }
     public bool AllowUnsafeInterrupts { get; init; }
     /// <summary>vendor:device IDs vfio-pci claims at boot (vfio-pci.ids and options vfio-pci ids=).</summary>
@@ -29,11 +30,13 @@ public sealed record SetupDecisions
 
     public static SetupDecisions Decide(HostFacts facts, PciInventory inventory, SetupRequest request)
     {
-        var vendor = facts.IsIntel ? CpuVendor.Intel : facts.IsAmd ? CpuVendor.Amd
-            : throw new UserError($"cannot tell the CPU vendor from {facts.Host.Path("proc/cpuinfo")} (GenuineIntel or AuthenticAMD): is the host root right?");
+        // The IOMMU's own ACPI table says whose it is (an emulated Intel IOMMU may sit beside an AMD CPU); without
+        // one (the firmware has it off), the CPU's vendor does.
+        var vendor = facts.IommuIsAmd ? IommuVendor.Amd : facts.HasAcpiTable("DMAR") || facts.IsIntel ? IommuVendor.Intel
+            : throw new UserError($"cannot tell the CPU vendor from {facts.Host.Path("proc/cpuinfo")} (GenuineIntel or AuthenticAMD), and there is no ACPI DMAR or IVRS table: is the host root right?");
         var notes = new List<string>();
         if (!facts.HasAcpiTable("DMAR") && !facts.HasAcpiTable("IVRS"))
-            notes.Add($"the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable {(vendor == CpuVendor.Intel ? "VT-d" : "AMD-Vi (often called IOMMU)")} in the firmware setup (BIOS/UEFI), or these parameters change nothing");
+            notes.Add($"the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable {(vendor == IommuVendor.Intel ? "VT-d" : "AMD-Vi (often called IOMMU)")} in the firmware setup (BIOS/UEFI), or these parameters change nothing");
 
         bool? remapping = facts.IntelUnitsSupportInterruptRemapping() ?? facts.DmarSupportsInterruptRemapping();
         if (remapping is null && facts.HasAcpiTable("IVRS")) remapping = true; // every AMD-Vi IOMMU remaps interrupts

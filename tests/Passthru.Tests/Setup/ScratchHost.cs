@@ -6,9 +6,9 @@ namespace Passthru.Tests.Setup;
 /// A host tree for setup tests: the dev-VM capture (its PCI devices, cpuinfo, cmdline) plus the configuration files
 /// and programs a test puts in. Programs are empty files: against a tree, setup lists commands and never runs them.
 /// </summary>
-public sealed class ScratchHost : IDisposable
+public sealed class ScratchHost(string capture = "devvm") : IDisposable
 {
-    public string Root { get; } = Repo.CopyCapture("devvm");
+    public string Root { get; } = Repo.CopyCapture(capture);
 
     public static string Fixture(string name) => Path.Combine(Repo.Root, "tests", "fixtures", "setup", name);
 
@@ -34,7 +34,7 @@ public sealed class ScratchHost : IDisposable
     /// A Debian host with GRUB: etc/default/grub, update-grub, update-initramfs, and initramfs-tools' modules list
     /// as its package installs it (from the template initramfs-tools-core ships).
     /// </summary>
-    public static ScratchHost DebianGrub(byte[] grub) => new ScratchHost().With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs")
+    public static ScratchHost DebianGrub(byte[] grub, string capture = "devvm") => new ScratchHost(capture).With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs")
         .With("etc/initramfs-tools/modules", DebianPackage.File("initramfs-tools-core", "usr/share/initramfs-tools/modules"));
 
     public ScratchHost WithCpuVendor(string vendor)

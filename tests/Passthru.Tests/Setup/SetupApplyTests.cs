@@ -125,7 +125,7 @@ public class SetupApplyTests
     [Fact]
     public void Not_root_on_the_live_host_stops_before_anything()
     {
-        var plan = new SetupPlan("GRUB (etc/default/grub)", new SetupDecisions { Vendor = CpuVendor.Intel },
+        var plan = new SetupPlan("GRUB (etc/default/grub)", new SetupDecisions { Vendor = IommuVendor.Intel },
             [], [new FileChange("etc/modules-load.d/passthru.conf", null, "vfio\n")], [], []);
         var applier = new SetupApplier(HostRoot.Live, isRoot: false, _ => throw new InvalidOperationException("must not run"));
         Assert.Equal("passthru setup --apply changes the boot configuration of this host: run it as root (sudo passthru setup ...); nothing was changed",

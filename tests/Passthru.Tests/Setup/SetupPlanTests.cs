@@ -112,6 +112,32 @@ public class SetupPlanTests
     }
 
     [Fact]
+    public void On_the_virtual_host_capture_a_twin_goes_by_address_and_the_IOMMU_needs_nothing_unsafe()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""), "vhost");
+        var r = host.Setup("--device", "00:03.0");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var notes = r.Stdout.Split('\n').Where(l => l.StartsWith("Note: ", StringComparison.Ordinal));
+        Assert.Equal(["Note: 0000:00:03.0 shares IDs 8086:10d3 with 0000:00:02.0: it is claimed by address (a udev rule sets its driver_override), so the other keeps its driver"], notes);
+        Assert.Contains("+softdep e1000e pre: vfio-pci\n", r.Stdout);
+        Assert.Contains("+ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:03.0\", ATTR{driver_override}=\"vfio-pci\"\n", r.Stdout);
+        Assert.Contains("  add intel_iommu=on: ", r.Stdout); // the GRUB file lacks it, though the capture's running kernel has it
+        Assert.DoesNotContain("allow_unsafe_interrupts", r.Stdout); // its DMAR unit remaps interrupts
+    }
+
+    [Fact]
+    public void A_device_whose_IOMMU_group_holds_others_says_they_must_come_too()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""), "vhost");
+        var one = host.Setup("--device", "02:01.0");
+        Assert.Contains("Note: 0000:02:01.0 is in IOMMU group 8 with 0000:02:02.0: vfio needs the whole group, so name those with --device too\n", one.Stdout);
+        var both = host.Setup("--device", "02:01.0", "--device", "02:02.0");
+        Assert.DoesNotContain("IOMMU group", both.Stdout);
+        Assert.Contains("KERNEL==\"0000:02:01.0\"", both.Stdout);
+        Assert.Contains("KERNEL==\"0000:02:02.0\"", both.Stdout);
+    }
+
+    [Fact]
     public void Ids_that_match_twins_claim_both_and_say_so()
     {
         using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
