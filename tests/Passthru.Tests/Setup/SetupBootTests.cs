@@ -23,7 +23,7 @@ public class SetupBootTests
         using var host = VirtualHostTree();
         var setup = host.Setup("--boot-loader", "kernel-install", "--device", "8086:10d3", "--apply");
         Assert.True(setup.ExitCode == 0, setup.Stderr);
-        var booted = Boot(host, preload: null);
+        var booted = Results(Boot(host, preload: null));
         Assert.Contains("RESULT 0000:00:02.0 0x8086:0x10d3 driver=vfio-pci", booted);
         Assert.Contains("RESULT 0000:00:03.0 0x8086:0x10d3 driver=vfio-pci", booted);
         Assert.Matches(@"RESULT vfio: \d+ \d+ vfio", booted); // their groups' /dev/vfio/N
@@ -36,11 +36,15 @@ public class SetupBootTests
         var setup = host.Setup("--boot-loader", "kernel-install", "--device", "00:03.0", "--apply");
         Assert.True(setup.ExitCode == 0, setup.Stderr);
         // The worst case: e1000e loaded before udev runs (as from an initramfs), so it holds both NICs at first.
-        var booted = Boot(host, preload: "e1000e");
+        var booted = Results(Boot(host, preload: "e1000e"));
         Assert.Contains("RESULT before udev: 0000:00:03.0 driver=e1000e", booted);
         Assert.Contains("RESULT 0000:00:02.0 0x8086:0x10d3 driver=e1000e", booted);
         Assert.Contains("RESULT 0000:00:03.0 0x8086:0x10d3 driver=vfio-pci", booted);
     }
+
+    /// <summary>The init script's RESULT lines: what assertions look at, and what a failure shows.</summary>
+    private static string Results(string log) =>
+        string.Join('\n', log.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("RESULT ", StringComparison.Ordinal))) + "\n";
 
     /// <summary>
     /// The virtual host's capture (tests/captures/vhost: two e1000e at 00:02.0 and 00:03.0, an Intel DMAR table), with
@@ -64,6 +68,9 @@ public class SetupBootTests
         udevadm trigger --type=devices --action=add --subsystem-match=pci
         udevadm settle -t 60
         for d in /sys/bus/pci/devices/*; do echo "RESULT $(basename $d) $(cat $d/vendor):$(cat $d/device) driver=$(basename "$(readlink $d/driver)")"; done
+        # devtmpfs creates /dev/vfio/N in its own thread: wait (5 s at most) for one node per vfio-pci function's group.
+        want=$(for d in /sys/bus/pci/devices/*; do [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && echo; done | wc -l)
+        i=0; while [ $i -lt 50 ] && [ "$(ls /dev/vfio 2>/dev/null | wc -l)" -le "$want" ]; do sleep 0.1; i=$((i + 1)); done
         echo "RESULT vfio: $(ls /dev/vfio | tr '\n' ' ')"
         poweroff -f
         """;
@@ -84,7 +91,7 @@ public class SetupBootTests
         {
             foreach (var d in new[] { "bin", "sbin", "proc", "sys", "dev", "run", "lib/systemd", "lib/udev/rules.d" }) Directory.CreateDirectory(Path.Combine(tree, d));
             File.Copy("/bin/busybox", Path.Combine(tree, "bin/busybox"));
-            foreach (var applet in new[] { "sh", "mount", "mkdir", "cat", "echo", "ls", "basename", "readlink", "tr", "grep", "poweroff" })
+            foreach (var applet in new[] { "sh", "mount", "mkdir", "cat", "echo", "ls", "basename", "readlink", "tr", "grep", "poweroff", "wc", "sleep" })
                 File.CreateSymbolicLink(Path.Combine(tree, "bin", applet), "busybox");
             CopyWithLibraries("/bin/kmod", tree, "bin/kmod");
             File.CreateSymbolicLink(Path.Combine(tree, "sbin/modprobe"), "/bin/kmod");
@@ -99,7 +106,8 @@ public class SetupBootTests
             var initrd = tree + ".cpio";
             Cpio(tree, initrd);
 
-            var cmdline = "console=ttyS0 panic=-1 " + host.Read("etc/kernel/cmdline").Trim() + (preload is null ? "" : $" passthru_preload={preload}");
+            // loglevel=1: kernel messages would interleave with the init script's RESULT lines on the one serial console.
+            var cmdline = "console=ttyS0 loglevel=1 panic=-1 " + host.Read("etc/kernel/cmdline").Trim() + (preload is null ? "" : $" passthru_preload={preload}");
             var args = new List<string> { "-M", "q35,kernel-irqchip=split", "-m", "1024", "-smp", "1", "-device", "intel-iommu,intremap=on",
                 "-kernel", Path.Combine(kernel, $"boot/vmlinuz-{release}"), "-initrd", initrd, "-append", cmdline,
                 "-display", "none", "-serial", "stdio", "-no-reboot", "-nic", "none" };
