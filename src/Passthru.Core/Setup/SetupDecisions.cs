@@ -7,7 +7,7 @@ namespace Passthru.Setup;
 public enum IommuVendor { Intel, Amd }
 
 /// <summary>What the user asked `setup` for.</summary>
-public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null);
+public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null, bool Force = false);
 
 /// <summary>
 /// What this host needs, before looking at any file: the IOMMU switch for its CPU, the optional iommu=pt, whether
@@ -82,6 +82,13 @@ public sealed record SetupDecisions
                 drivers.Add(facts.Host.ReadLinkName($"sys/bus/pci/drivers/{driver}/module") ?? driver.Replace('-', '_'));
             else if (ModuleAliases.DriverFor(facts, d) is { } usual) drivers.Add(usual);
             else notes.Add($"{d.Address}: its usual driver is not known (no driver bound, none in modules.alias), so no softdep orders vfio-pci before it");
+            if (HostDisks.MountedOn(facts.Host, d.Address) is { Count: > 0 } mounted)
+            {
+                var what = $"{d.Address} holds mounted file systems ({string.Join(", ", mounted)})";
+                if (!request.Force)
+                    throw new UserError($"{what}: claimed at boot, they are gone, and if the root file system is one of them the host will not boot; name another device, or pass --force if you are sure");
+                notes.Add(what + ": claimed at boot anyway (--force)");
+            }
             if (d.BootVga == true)
                 notes.Add($"{d.Address} is the boot display: after the reboot the console no longer shows on it");
             if (inventory.GroupOf(d) is { } group)

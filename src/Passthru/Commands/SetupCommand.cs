@@ -17,9 +17,10 @@ public static class SetupCommand
         var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
         var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
+        var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, iommuPt, loader, apply, undo,
+            device, iommuPt, loader, apply, undo, force,
         };
         command.SetAction(p =>
         {
@@ -27,13 +28,13 @@ public static class SetupCommand
             var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
             if (p.GetValue(undo))
             {
-                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply))
+                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force))
                     throw new UserError("--undo takes no other setup options: it puts back what was recorded", ExitCodes.Usage);
                 foreach (var line in applier.Undo().Lines) stdout.WriteLine(line);
                 stdout.WriteLine("A reboot is needed for the restored configuration to take effect.");
                 return ExitCodes.Ok;
             }
-            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader));
+            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force));
             var plan = SetupPlan.Make(host, request);
             if (!p.GetValue(apply))
             {

@@ -137,6 +137,37 @@ public class SetupPlanTests
         Assert.Contains("KERNEL==\"0000:02:02.0\"", both.Stdout);
     }
 
+    [Theory]
+    [InlineData("/dev/nvme0n1p2 / ext4 rw,relatime 0 0", "/dev/nvme0n1p2 on /")]
+    [InlineData("/dev/mapper/vg-root / ext4 rw,relatime 0 0", "/dev/mapper/vg-root on /")]
+    [InlineData("/dev/dm-0 /srv/my\\040data xfs rw 0 0", "/dev/dm-0 on /srv/my data")]
+    public void A_disk_controller_with_mounted_file_systems_is_refused_unless_forced(string mount, string shown)
+    {
+        // The virtual host's NVMe controller at 00:04.0, with a partition, LVM on another, and a mount of one of them.
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""), "vhost").With("proc/self/mounts", "proc /proc proc rw 0 0\n" + mount + "\n")
+            .With("sys/devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p2/partition", "2\n")
+            .With("sys/devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p3/partition", "3\n")
+            .With("sys/devices/virtual/block/dm-0/dm/name", "vg-root\n")
+            .With("sys/devices/virtual/block/dm-0/slaves/.keep", "");
+        var blocks = Path.Combine(host.Root, "sys/class/block");
+        Directory.CreateDirectory(blocks);
+        File.CreateSymbolicLink(Path.Combine(blocks, "nvme0n1"), "../../devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1");
+        File.CreateSymbolicLink(Path.Combine(blocks, "nvme0n1p2"), "../../devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p2");
+        File.CreateSymbolicLink(Path.Combine(blocks, "nvme0n1p3"), "../../devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p3");
+        File.CreateSymbolicLink(Path.Combine(blocks, "dm-0"), "../../devices/virtual/block/dm-0");
+        File.CreateSymbolicLink(Path.Combine(host.Root, "sys/devices/virtual/block/dm-0/slaves/nvme0n1p3"), "../../../../pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p3");
+        var before = host.Snapshot();
+
+        var refused = host.Setup("--device", "00:04.0", "--apply");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Equal($"passthru: 0000:00:04.0 holds mounted file systems ({shown}): claimed at boot, they are gone, and if the root file system is one of them the host will not boot; name another device, or pass --force if you are sure\n", refused.Stderr);
+        Assert.Equal(before, host.Snapshot());
+
+        var forced = host.Setup("--device", "00:04.0", "--force");
+        Assert.Contains($"Note: 0000:00:04.0 holds mounted file systems ({shown}): claimed at boot anyway (--force)\n", forced.Stdout);
+        Assert.DoesNotContain("holds mounted", host.Setup("--device", "00:02.0").Stdout);
+    }
+
     [Fact]
     public void Ids_that_match_twins_claim_both_and_say_so()
     {
