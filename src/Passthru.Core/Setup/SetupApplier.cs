@@ -29,10 +29,15 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
         var record = SetupJournal.Load(host) ?? new SetupRecord { Applied = Now() };
         var lines = new List<string>();
 
-        // A rename would replace a link with a file, and its target may lie outside the host root: refuse.
         foreach (var f in plan.Files)
+        {
+            // A rename would replace a link with a file, and its target may lie outside the host root: refuse.
             if (host.ReadLink(f.Path) is { } target)
                 throw new UserError($"{host.Path(f.Path)} is a symbolic link (to {target}): edit the file it points to by hand, or replace the link with a copy and run passthru setup again; nothing was changed");
+            // Planned before the lock was taken: the files must still be what the plan was made from.
+            if (SetupFiles.Sha256(host, f.Path) != (f.Before is null ? null : SetupFiles.Sha256(SetupFiles.Bytes(f.Before))))
+                throw new UserError($"{host.Path(f.Path)} changed while passthru setup was planning: run it again; nothing was changed");
+        }
 
         // 1. Stage: every new file written and fsynced beside its target. Any failure: remove what was staged.
         var staged = new List<(FileChange File, string Temp)>();

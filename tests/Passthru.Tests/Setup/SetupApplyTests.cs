@@ -123,6 +123,19 @@ public class SetupApplyTests
     }
 
     [Fact]
+    public void A_file_changed_between_plan_and_apply_stops_the_apply()
+    {
+        using var host = ScratchHost.DebianGrub(Grub);
+        var root = new HostRoot(host.Root);
+        var plan = SetupPlan.Make(root, new SetupRequest([], false));
+        host.With("etc/default/grub", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\n");
+        var before = host.Snapshot();
+        var e = Assert.Throws<UserError>(() => new SetupApplier(root, isRoot: true).Apply(plan));
+        Assert.Equal($"{host.Root}/etc/default/grub changed while passthru setup was planning: run it again; nothing was changed", e.Message);
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Fact]
     public void Not_root_on_the_live_host_stops_before_anything()
     {
         var plan = new SetupPlan("GRUB (etc/default/grub)", new SetupDecisions { Vendor = IommuVendor.Intel },
