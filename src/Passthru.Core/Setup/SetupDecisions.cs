@@ -82,7 +82,7 @@ public sealed record SetupDecisions
                 drivers.Add(facts.Host.ReadLinkName($"sys/bus/pci/drivers/{driver}/module") ?? driver.Replace('-', '_'));
             else if (ModuleAliases.DriverFor(facts, d) is { } usual) drivers.Add(usual);
             else notes.Add($"{d.Address}: its usual driver is not known (no driver bound, none in modules.alias), so no softdep orders vfio-pci before it");
-            if (HostDisks.MountedOn(facts.Host, d.Address) is { Count: > 0 } mounted)
+            if (new Binding.HostUsage(facts.Host).MountsUnder(d.Address) is { Count: > 0 } mounted)
             {
                 var what = $"{d.Address} holds mounted file systems ({string.Join(", ", mounted)})";
                 if (!request.Force)

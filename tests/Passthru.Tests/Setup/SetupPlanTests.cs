@@ -138,9 +138,9 @@ public class SetupPlanTests
     }
 
     [Theory]
-    [InlineData("/dev/nvme0n1p2 / ext4 rw,relatime 0 0", "/dev/nvme0n1p2 on /")]
-    [InlineData("/dev/mapper/vg-root / ext4 rw,relatime 0 0", "/dev/mapper/vg-root on /")]
-    [InlineData("/dev/dm-0 /srv/my\\040data xfs rw 0 0", "/dev/dm-0 on /srv/my data")]
+    [InlineData("/dev/nvme0n1p2 / ext4 rw,relatime 0 0", "/")]
+    [InlineData("/dev/mapper/vg-root / ext4 rw,relatime 0 0", "/")]
+    [InlineData("/dev/dm-0 /srv/my\\040data xfs rw 0 0", "/srv/my data")]
     public void A_disk_controller_with_mounted_file_systems_is_refused_unless_forced(string mount, string shown)
     {
         // The virtual host's NVMe controller at 00:04.0, with a partition, LVM on another, and a mount of one of them.
@@ -156,6 +156,8 @@ public class SetupPlanTests
         File.CreateSymbolicLink(Path.Combine(blocks, "nvme0n1p3"), "../../devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p3");
         File.CreateSymbolicLink(Path.Combine(blocks, "dm-0"), "../../devices/virtual/block/dm-0");
         File.CreateSymbolicLink(Path.Combine(host.Root, "sys/devices/virtual/block/dm-0/slaves/nvme0n1p3"), "../../../../pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1/nvme0n1p3");
+        Directory.CreateDirectory(Path.Combine(host.Root, "dev/mapper"));
+        File.CreateSymbolicLink(Path.Combine(host.Root, "dev/mapper/vg-root"), "../dm-0");
         var before = host.Snapshot();
 
         var refused = host.Setup("--device", "00:04.0", "--apply");
