@@ -95,6 +95,7 @@ public class SetupBootTests
         var udev = DebianPackage.Unpacked("udev");
 
         var tree = Directory.CreateTempSubdirectory("passthru-initramfs-").FullName;
+        var initrd = tree + ".cpio";
         try
         {
             foreach (var d in new[] { "bin", "sbin", "proc", "sys", "dev", "run", "lib/systemd", "lib/udev/rules.d" }) Directory.CreateDirectory(Path.Combine(tree, d));
@@ -111,7 +112,6 @@ public class SetupBootTests
             Run("cp", "-a", Path.Combine(host.Root, "etc"), tree); // what setup wrote: modprobe.d, modules-load.d, udev rules
             File.WriteAllText(Path.Combine(tree, "init"), Init.Replace("\r", "") + "\n");
             Run("chmod", "755", Path.Combine(tree, "init"));
-            var initrd = tree + ".cpio";
             Cpio(tree, initrd);
 
             // loglevel=1: kernel messages would interleave with the init script's RESULT lines on the one serial console.
@@ -122,12 +122,15 @@ public class SetupBootTests
             // The two e1000e of the virtual host, at the addresses its capture has them.
             args.AddRange(["-device", "e1000e,addr=02.0", "-device", "e1000e,addr=03.0"]);
             var log = RunWithTimeout("qemu-system-x86_64", args, TimeSpan.FromSeconds(180));
-            File.Delete(initrd);
             Assert.True(log.Contains("RESULT vfio:"), "the virtual host did not finish its init script:\n" + log);
             Assert.True(Regex.IsMatch(log, @"RESULT tools: kmod version \d+ .*/ udevadm \d+"), "kmod or udevadm did not run:\n" + log[Math.Max(0, log.IndexOf("RESULT", StringComparison.Ordinal))..]);
             return log;
         }
-        finally { if (Environment.GetEnvironmentVariable("PASSTHRU_KEEP_INITRAMFS") is null) Directory.Delete(tree, true); else Console.Error.WriteLine("TREE " + tree); }
+        finally
+        {
+            File.Delete(initrd);
+            if (Environment.GetEnvironmentVariable("PASSTHRU_KEEP_INITRAMFS") is null) Directory.Delete(tree, true);
+        }
     }
 
     /// <summary>A dynamically linked program and the libraries ldd names, at the same paths inside the tree.</summary>
