@@ -10,6 +10,7 @@ packages=(
   hyperfine                   # benchmarks
   libvirt-clients libxml2-utils                 # export: virt-xml-validate, virsh
   libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
+  patch                       # setup tests: the printed plan must apply with patch(1)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

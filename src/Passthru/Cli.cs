@@ -24,6 +24,7 @@ public static class Cli
         root.Subcommands.Add(UnbindCommand.Create(globals, stdout));
         root.Subcommands.Add(UnbindCommand.CreateRestore(globals, stdout));
         root.Subcommands.Add(RunCommand.Create(globals, stdout, stderr));
+        root.Subcommands.Add(SetupCommand.Create(globals, stdout));
         root.Subcommands.Add(ExportCommand.Create(globals, stdout, stderr));
 
         var parse = root.Parse(args);

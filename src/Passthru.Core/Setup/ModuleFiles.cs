@@ -1,0 +1,127 @@
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Setup;
+
+/// <summary>
+/// The files Passthru owns: which modules load at boot, the vfio-pci options and softdeps, and the udev rule for
+/// devices claimed by address. Each run adds to what an earlier run wrote (so `setup --device A` then
+/// `setup --device B` keeps both); `setup --undo` takes them away.
+/// </summary>
+public static class ModuleFiles
+{
+    public const string ModulesLoad = "etc/modules-load.d/passthru.conf";
+    public const string Modprobe = "etc/modprobe.d/passthru.conf";
+    public const string UdevRules = "etc/udev/rules.d/40-passthru-vfio-pci.rules";
+
+    public static string ModulesLoadText =>
+        "# Written by passthru setup (undo: passthru setup --undo): load vfio at boot.\nvfio\nvfio_iommu_type1\nvfio-pci\n";
+
+    public static IReadOnlyList<FileChange> Plan(HostRoot host, SetupDecisions d)
+    {
+        var changes = new List<FileChange>();
+        void Want(string path, string after)
+        {
+            var before = host.Exists(path) ? SetupFiles.ReadText(host, path) ?? throw new UserError($"cannot read {host.Path(path)}: run as root") : null;
+            if (BootLoader.Changed(path, before, after) is { } c) changes.Add(c);
+        }
+        Want(ModulesLoad, ModulesLoadText);
+        if (!d.BindsDevices) return changes;
+
+        var (ids, drivers) = ReadModprobe(host);
+        ids = ids.Concat(d.BootIds).Distinct().ToList();
+        drivers = drivers.Concat(d.SoftdepDrivers).Distinct().ToList();
+        var modprobe = "# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n";
+        if (ids.Count > 0) modprobe += $"options vfio-pci ids={string.Join(',', ids)}\n";
+        foreach (var driver in drivers) modprobe += $"softdep {driver} pre: vfio-pci\n";
+        Want(Modprobe, modprobe);
+
+        var addresses = ReadUdev(host).Concat(d.BootAddresses).Distinct().Order().ToList();
+        if (addresses.Count > 0)
+        {
+            // Before 80-drivers.rules loads the usual driver: with driver_override set, only vfio-pci may take the
+            // function, and the softdep has loaded vfio-pci first. The twin's own event may have loaded that driver
+            // already and it may have taken this function too: then unbind it and probe again, which now picks
+            // vfio-pci (driverctl's set-override, without driverctl or a shell).
+            var rules = "# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n";
+            foreach (var a in addresses)
+                rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n"
+                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", TEST==\"driver\", ATTR{{driver/unbind}}=\"%k\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
+            Want(UdevRules, rules);
+        }
+
+        // The initramfs loads the drivers of the disks and often of the GPU: vfio-pci must be in it and load first,
+        // or the usual driver takes the device before the root file system's modprobe.d is even read.
+        const string why = "Written by passthru setup (undo: passthru setup --undo): vfio-pci in the initramfs, ahead of the devices' usual drivers.";
+        if (Programs.Find(host, "update-initramfs") is not null)
+        {
+            // initramfs-tools has no drop-in directory for modules: add the missing lines to its list.
+            var before = host.Exists(InitramfsToolsModules) ? SetupFiles.ReadText(host, InitramfsToolsModules) ?? throw new UserError($"cannot read {host.Path(InitramfsToolsModules)}: run as root") : "";
+            var listed = before.Split('\n').Select(l => l.Trim().Split(' ')[0].Replace('-', '_')).ToHashSet();
+            var missing = VfioModules.Where(m => !listed.Contains(m)).ToList();
+            if (missing.Count > 0)
+                Want(InitramfsToolsModules, before + (before.Length == 0 || before.EndsWith('\n') ? "" : "\n") + $"# {why}\n" + string.Concat(missing.Select(m => m + "\n")));
+        }
+        else if (Programs.Find(host, "dracut") is not null)
+            Want(DracutConf, $"# {why}\nforce_drivers+=\" {string.Join(' ', VfioModules)} \"\n");
+        else if (Programs.Find(host, "mkinitcpio") is not null)
+            Want(MkinitcpioConf, $"# {why}\nMODULES+=(vfio_pci vfio vfio_iommu_type1)\n");
+        return changes;
+    }
+
+    public const string InitramfsToolsModules = "etc/initramfs-tools/modules";
+    public const string DracutConf = "etc/dracut.conf.d/passthru.conf";
+    public const string MkinitcpioConf = "etc/mkinitcpio.conf.d/passthru.conf";
+    private static readonly string[] VfioModules = ["vfio", "vfio_iommu_type1", "vfio_pci"];
+
+    private static UserError Foreign(HostRoot host, string path, int line, string text) =>
+        new($"{host.Path(path)}:{line}: unexpected line '{text}': passthru writes this file itself; remove the line (or the file) and run passthru setup again");
+
+    private static (List<string> Ids, List<string> Drivers) ReadModprobe(HostRoot host)
+    {
+        var ids = new List<string>();
+        var drivers = new List<string>();
+        var text = SetupFiles.ReadText(host, Modprobe);
+        if (text is null) return (ids, drivers);
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var f = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length == 0 || f[0].StartsWith('#')) continue;
+            if (f is ["options", "vfio-pci" or "vfio_pci", var option] && option.StartsWith("ids=", StringComparison.Ordinal))
+                ids.AddRange(option[4..].Split(',', StringSplitOptions.RemoveEmptyEntries));
+            else if (f is ["softdep", var driver, "pre:", "vfio-pci" or "vfio_pci"]) drivers.Add(driver);
+            else throw Foreign(host, Modprobe, i + 1, lines[i]);
+        }
+        return (ids, drivers);
+    }
+
+    private static List<PciAddress> ReadUdev(HostRoot host)
+    {
+        var found = new List<PciAddress>();
+        var text = SetupFiles.ReadText(host, UdevRules);
+        if (text is null) return found;
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0 || lines[i].StartsWith('#')) continue;
+            const string key = "KERNEL==\"";
+            int k = lines[i].IndexOf(key, StringComparison.Ordinal);
+            int end = k < 0 ? -1 : lines[i].IndexOf('"', k + key.Length);
+            if (end < 0 || !PciAddress.TryParse(lines[i].AsSpan(k + key.Length, end - k - key.Length), out var a))
+                throw Foreign(host, UdevRules, i + 1, lines[i]);
+            found.Add(a);
+        }
+        return found;
+    }
+
+    /// <summary>The distribution's initramfs tool: the initramfs must carry the new modprobe options and softdeps.</summary>
+    public static PlannedCommand? InitramfsCommand(HostRoot host)
+    {
+        const string purpose = "rebuilds the initramfs, which carries the module options";
+        if (Programs.Find(host, "update-initramfs") is not null) return new(["update-initramfs", "-u"], purpose);
+        if (Programs.Find(host, "dracut") is not null) return new(["dracut", "-f"], purpose);
+        if (Programs.Find(host, "mkinitcpio") is not null) return new(["mkinitcpio", "-P"], purpose);
+        return null;
+    }
+}

@@ -1,0 +1,112 @@
+using Passthru.Check;
+using Passthru.Pci;
+
+namespace Passthru.Setup;
+
+/// <summary>Whose IOMMU: Intel's VT-d (intel_iommu=) or AMD-Vi (amd_iommu=).</summary>
+public enum IommuVendor { Intel, Amd }
+
+/// <summary>What the user asked `setup` for.</summary>
+public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null, bool Force = false);
+
+/// <summary>
+/// What this host needs, before looking at any file: the IOMMU switch for its CPU, the optional iommu=pt, whether
+/// vfio must be allowed unsafe interrupts, and how each requested device is claimed at boot.
+/// </summary>
+public sealed record SetupDecisions
+{
+    public required IommuVendor Vendor { get; init; }
+    public bool IommuPassThrough { get; init; }
+    public bool AllowUnsafeInterrupts { get; init; }
+    /// <summary>vendor:device IDs vfio-pci claims at boot (vfio-pci.ids and options vfio-pci ids=).</summary>
+    public IReadOnlyList<string> BootIds { get; init; } = [];
+    /// <summary>Functions claimed by address (a udev rule writes driver_override), for twins that share IDs.</summary>
+    public IReadOnlyList<PciAddress> BootAddresses { get; init; } = [];
+    /// <summary>The devices' usual drivers: each gets "softdep DRIVER pre: vfio-pci" so vfio-pci is there first.</summary>
+    public IReadOnlyList<string> SoftdepDrivers { get; init; } = [];
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
+    public bool BindsDevices => BootIds.Count > 0 || BootAddresses.Count > 0;
+
+    public static SetupDecisions Decide(HostFacts facts, PciInventory inventory, SetupRequest request)
+    {
+        // The IOMMU's own ACPI table says whose it is (an emulated Intel IOMMU may sit beside an AMD CPU); without
+        // one (the firmware has it off), the CPU's vendor does.
+        var vendor = facts.IommuIsAmd ? IommuVendor.Amd : facts.HasAcpiTable("DMAR") || facts.IsIntel ? IommuVendor.Intel
+            : throw new UserError($"cannot tell the CPU vendor from {facts.Host.Path("proc/cpuinfo")} (GenuineIntel or AuthenticAMD), and there is no ACPI DMAR or IVRS table: is the host root right?");
+        var notes = new List<string>();
+        if (!facts.HasAcpiTable("DMAR") && !facts.HasAcpiTable("IVRS"))
+            notes.Add($"the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable {(vendor == IommuVendor.Intel ? "VT-d" : "AMD-Vi (often called IOMMU)")} in the firmware setup (BIOS/UEFI), or these parameters change nothing");
+
+        bool? remapping = facts.IntelUnitsSupportInterruptRemapping() ?? facts.DmarSupportsInterruptRemapping();
+        if (remapping is null && facts.HasAcpiTable("IVRS")) remapping = true; // every AMD-Vi IOMMU remaps interrupts
+        if (remapping is null)
+            notes.Add("interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, "
+                + $"{KernelParameters.UnsafeInterrupts}=1 lets it, at the cost that a guest's device can forge interrupts against the host");
+        if (facts.KernelParameter("intremap") is "off" or "nosid" || facts.KernelParameter("nointremap") is not null)
+            notes.Add("interrupt remapping is turned off on the running kernel's command line (intremap=off or nointremap): remove that by hand");
+
+        var ids = new List<string>();
+        var addresses = new List<PciAddress>();
+        var drivers = new List<string>();
+        var chosen = new List<PciDevice>();
+        foreach (var selector in request.Devices)
+        {
+            var devices = selector.Resolve(inventory);
+            foreach (var d in devices)
+            {
+                if (d.IsBridge || d.IsHostBridge)
+                    throw new UserError($"{d.Address} is a {(d.IsHostBridge ? "host" : "PCI")} bridge: bridges stay with the host; name the devices behind it", ExitCodes.Usage);
+                chosen.Add(d);
+            }
+            var idText = $"{devices[0].VendorId:x4}:{devices[0].DeviceId:x4}";
+            var twins = inventory.Devices.Where(o => o.VendorId == devices[0].VendorId && o.DeviceId == devices[0].DeviceId && o.Address != devices[0].Address).ToList();
+            if (selector is DeviceSelector.ByAddress && twins.Count > 0)
+            {
+                addresses.Add(devices[0].Address);
+                notes.Add($"{devices[0].Address} shares IDs {idText} with {string.Join(", ", twins.Select(t => t.Address))}: it is claimed by address "
+                    + "(a udev rule sets its driver_override), so the other keeps its driver");
+            }
+            else
+            {
+                ids.Add(idText);
+                if (devices.Count > 1)
+                    notes.Add($"{selector.Text} matches {devices.Count} functions ({string.Join(", ", devices.Select(d => d.Address))}): all go to vfio-pci at boot; to keep one, name the other by address");
+            }
+        }
+        foreach (var d in chosen)
+        {
+            // softdep names modules: the driver's module link says which (xhci_hcd lives in xhci_pci); without it the
+            // driver's name, which modprobe reads with '-' and '_' alike.
+            if (d.Driver is { } driver && driver is not ("vfio-pci" or "pci-stub"))
+                drivers.Add(facts.Host.ReadLinkName($"sys/bus/pci/drivers/{driver}/module") ?? driver.Replace('-', '_'));
+            else if (ModuleAliases.DriverFor(facts, d) is { } usual) drivers.Add(usual);
+            else notes.Add($"{d.Address}: its usual driver is not known (no driver bound, none in modules.alias), so no softdep orders vfio-pci before it");
+            if (new Binding.HostUsage(facts.Host).MountsUnder(d.Address) is { Count: > 0 } mounted)
+            {
+                var what = $"{d.Address} holds mounted file systems ({string.Join(", ", mounted)})";
+                if (!request.Force)
+                    throw new UserError($"{what}: claimed at boot, they are gone, and if the root file system is one of them the host will not boot; name another device, or pass --force if you are sure");
+                notes.Add(what + ": claimed at boot anyway (--force)");
+            }
+            if (d.BootVga == true)
+                notes.Add($"{d.Address} is the boot display: after the reboot the console no longer shows on it");
+            if (inventory.GroupOf(d) is { } group)
+            {
+                var left = group.Members.Where(m => m.IsEndpoint && !chosen.Contains(m) && !request.Devices.Any(s => s.Matches(m))).ToList();
+                if (left.Count > 0)
+                    notes.Add($"{d.Address} is in IOMMU group {group.Number} with {string.Join(", ", left.Select(m => m.Address))}: vfio needs the whole group, so name those with --device too");
+            }
+        }
+        return new SetupDecisions
+        {
+            Vendor = vendor,
+            IommuPassThrough = request.IommuPassThrough,
+            AllowUnsafeInterrupts = remapping == false,
+            BootIds = ids.Distinct().ToList(),
+            BootAddresses = addresses.Distinct().ToList(),
+            SoftdepDrivers = drivers.Distinct().ToList(),
+            Notes = notes,
+        };
+    }
+}

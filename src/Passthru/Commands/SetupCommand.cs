@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Passthru.Pci;
+using Passthru.Setup;
+
+namespace Passthru.Cli.Commands;
+
+/// <summary>
+/// `passthru setup`: the permanent boot configuration for passthrough (kernel parameters, vfio modules, devices
+/// claimed at boot). Prints the plan as a diff; --apply applies it; --undo puts back what it changed.
+/// </summary>
+public static class SetupCommand
+{
+    public static Command Create(GlobalOptions globals, TextWriter stdout)
+    {
+        var device = new Option<string[]>("--device") { Description = "A device vfio-pci claims at boot: 0000:83:00.0, 83:00.0 or vendor:device (repeatable)" };
+        var iommuPt = new Option<bool>("--iommu-pt") { Description = "Add iommu=pt: host devices skip IOMMU translation (host I/O performance)" };
+        var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
+        var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
+        var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
+        var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
+        var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
+        {
+            device, iommuPt, loader, apply, undo, force,
+        };
+        command.SetAction(p =>
+        {
+            var host = globals.Host(p);
+            var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
+            if (p.GetValue(undo))
+            {
+                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force))
+                    throw new UserError("--undo takes no other setup options: it puts back what was recorded", ExitCodes.Usage);
+                foreach (var line in applier.Undo().Lines) stdout.WriteLine(line);
+                stdout.WriteLine("A reboot is needed for the restored configuration to take effect.");
+                return ExitCodes.Ok;
+            }
+            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force));
+            var plan = SetupPlan.Make(host, request);
+            if (!p.GetValue(apply))
+            {
+                SetupReport.WritePlan(stdout, plan, ApplyCommand(p.Tokens.Select(t => t.Value)));
+                return ExitCodes.Ok;
+            }
+            foreach (var line in applier.Apply(plan).Lines) stdout.WriteLine(line);
+            if (!plan.IsEmpty) stdout.WriteLine(SetupReport.RebootAdvice);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static string ApplyCommand(IEnumerable<string> tokens) =>
+        "passthru " + string.Join(' ', tokens.Select(t => t.Contains(' ') ? $"'{t}'" : t)) + " --apply";
+}
