@@ -6,6 +6,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$here/.cache
 mkdir -p "$cache"
+# Test collections may build at the same time: one at a time, the others then find the work done.
+exec 9> "$cache/.build.lock"
+flock 9
 
 need() { command -v "$1" >/dev/null || { echo "vm/build: '$1' is missing (scripts/install-deps.sh installs $2)" >&2; exit 1; }; }
 need qemu-system-x86_64 qemu-system-x86; need cpio cpio; need depmod kmod; need gcc gcc
