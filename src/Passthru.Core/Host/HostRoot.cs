@@ -56,13 +56,8 @@ public sealed class HostRoot
     public string? ReadAttribute(string relative)
     {
         Span<byte> buffer = stackalloc byte[4096];
-        int n;
-        try
-        {
-            using var handle = File.OpenHandle(Path(relative), FileMode.Open, FileAccess.Read);
-            n = RandomAccess.Read(handle, buffer, 0);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        int n = NativeFiles.ReadFile(Path(relative), buffer);
+        if (n < 0) return null;
         while (n > 0 && (buffer[n - 1] == (byte)'\n' || buffer[n - 1] == 0)) n--;
         return Encoding.UTF8.GetString(buffer[..n]);
     }
@@ -96,11 +91,7 @@ public sealed class HostRoot
         return name.Length == 0 ? null : name;
     }
 
-    public string? ReadLink(string relative)
-    {
-        try { return new FileInfo(Path(relative)).LinkTarget; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
+    public string? ReadLink(string relative) => NativeFiles.ReadLink(Path(relative));
 
     /// <summary>
     /// Writes a sysfs attribute in one write(2), as the kernel expects (echo VALUE > FILE). Throws IOException with

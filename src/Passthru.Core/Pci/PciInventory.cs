@@ -32,7 +32,11 @@ public sealed class PciInventory
     public IommuGroup? GroupOf(PciDevice device) =>
         device.IommuGroup is int n ? Groups.FirstOrDefault(g => g.Number == n) : null;
 
-    public static PciInventory Load(HostRoot host)
+    /// <summary>
+    /// Reads every function. <paramref name="full"/> false reads only what `list` prints (IDs, class, revision, driver,
+    /// group): about half the files, which matters at thousands of SR-IOV functions; the rest stay null or empty.
+    /// </summary>
+    public static PciInventory Load(HostRoot host, bool full = true)
     {
         if (!host.DirectoryExists(DevicesDir))
             throw new UserError($"{host.Path(DevicesDir)} does not exist: --root must be a Linux host's root (with sysfs mounted) or a captured tree");
@@ -40,19 +44,32 @@ public sealed class PciInventory
         var devices = new PciDevice[names.Length];
         // Thousands of functions (SR-IOV) mean tens of thousands of small reads: spread them over the cores.
         if (names.Length > 256)
-            Parallel.For(0, names.Length, i => devices[i] = ReadDevice(host, names[i]));
+            Parallel.For(0, names.Length, i => devices[i] = ReadDevice(host, names[i], full));
         else
-            for (int i = 0; i < names.Length; i++) devices[i] = ReadDevice(host, names[i]);
+            for (int i = 0; i < names.Length; i++) devices[i] = ReadDevice(host, names[i], full);
         Array.Sort(devices, (a, b) => a.Address.CompareTo(b.Address));
         return new PciInventory(devices);
     }
 
-    internal static PciDevice ReadDevice(HostRoot host, string name)
+    internal static PciDevice ReadDevice(HostRoot host, string name, bool full = true)
     {
         if (!PciAddress.TryParse(name, out var address))
             throw new UserError($"{host.Path(DevicesDir)}/{name}: not a PCI address; the tree is damaged or not sysfs");
         var dir = DevicesDir + "/" + name + "/";
         var sysfs = new AttributeReader(host, dir, name);
+        if (!full)
+        {
+            return new PciDevice
+            {
+                Address = address,
+                VendorId = (ushort)sysfs.RequiredHex("vendor", 0xffff),
+                DeviceId = (ushort)sysfs.RequiredHex("device", 0xffff),
+                ClassCode = sysfs.RequiredHex("class", 0xffffff),
+                Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
+                Driver = host.ReadLinkName(dir + "driver"),
+                IommuGroup = Group(host, dir, sysfs),
+            };
+        }
 
         var virtfns = new List<PciAddress>();
         int? totalVfs = sysfs.OptionalInt("sriov_totalvfs");
@@ -84,9 +101,7 @@ public sealed class PciInventory
             SubsystemDeviceId = (ushort?)sysfs.OptionalHex("subsystem_device", 0xffff),
             Driver = host.ReadLinkName(dir + "driver"),
             DriverOverride = overrideValue is null or "(null)" or "" ? null : overrideValue,
-            IommuGroup = host.ReadLinkName(dir + "iommu_group") is string g
-                ? (int.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out var group) ? group : throw sysfs.Garbage("iommu_group", g, "a link to a numbered group"))
-                : null,
+            IommuGroup = Group(host, dir, sysfs),
             BootVga = bootVga is null ? null : bootVga == 1,
             ResetMethods = reset is null ? null : reset.Split(' ', StringSplitOptions.RemoveEmptyEntries),
             NumaNode = sysfs.OptionalInt("numa_node"),
@@ -95,6 +110,11 @@ public sealed class PciInventory
             SriovTotalVfs = totalVfs,
         };
     }
+
+    private static int? Group(HostRoot host, string dir, AttributeReader sysfs) =>
+        host.ReadLinkName(dir + "iommu_group") is string g
+            ? (int.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out var group) ? group : throw sysfs.Garbage("iommu_group", g, "a link to a numbered group"))
+            : null;
 
     /// <summary>Parses one device's attributes; garbage becomes a one-line error naming the file and its content.</summary>
     private readonly struct AttributeReader(HostRoot host, string dir, string name)

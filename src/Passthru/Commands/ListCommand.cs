@@ -19,7 +19,8 @@ public static class ListCommand
         {
             var host = globals.Host(p);
             var filter = DeviceFilter.Create(p.GetValue(cls), p.GetValue(vendor), p.GetValue(driver));
-            var inventory = PciInventory.Load(host);
+            // Text output needs only IDs, class, driver and group; JSON carries subsystem and driver_override too.
+            var inventory = PciInventory.Load(host, full: p.GetValue(json));
             var ids = globals.Ids(p, host);
             var selected = inventory.Devices.Where(d => filter.Matches(d, ids));
             if (p.GetValue(json))
