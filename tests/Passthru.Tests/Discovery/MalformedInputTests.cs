@@ -67,15 +67,16 @@ public class MalformedInputTests
     [InlineData("vendor", "zzzz\n", "holds 'zzzz', not a hex number up to 0xffff")]
     [InlineData("vendor", "0x123456\n", "holds '0x123456', not a hex number up to 0xffff")]
     [InlineData("class", "\u0001\u0002garbage\n", "holds '??garbage', not a hex number up to 0xffffff")]
-    [InlineData("numa_node", "one\n", "holds 'one', not a decimal number")]
-    public void Garbage_in_a_sysfs_attribute(string attribute, string content, string expected)
+    [InlineData("revision", "one\n", "holds 'one', not a hex number up to 0xff")]
+    [InlineData("numa_node", "one\n", "holds 'one', not a decimal number", "show")]
+    public void Garbage_in_a_sysfs_attribute(string attribute, string content, string expected, string command = "list")
     {
         var tree = Repo.CopyCapture("devvm");
         try
         {
             var file = Path.Combine(tree, "sys/devices/pci0000:00/0000:00:03.0", attribute);
             File.WriteAllText(file, content);
-            AssertOneLineError(CliRunner.Run("list", "--root", tree), 1,
+            AssertOneLineError(CliRunner.Run(command == "list" ? ["list", "--root", tree] : ["show", "00:03.0", "--root", tree]), 1,
                 $"{tree}/sys/bus/pci/devices/0000:00:03.0/{attribute} {expected}: the tree is damaged or not sysfs");
         }
         finally { Directory.Delete(tree, true); }
