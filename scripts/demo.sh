@@ -23,4 +23,4 @@ step "What binding the e1000e would do (nothing changes)" "$bin bind 0000:00:02.
 step "Bind it to vfio-pci" "$bin bind 0000:00:02.0 && $bin show 00:02.0 | grep -E 'Driver:|IOMMU group:|Passthrough:'"
 step "Restore it" "$bin restore && $bin list --class net"
 step "Run a guest with it passed through; it is given back afterwards" \
-  "$bin run --kernel $probe --memory 128 --device 0000:00:02.0 --expect 'pci 01:00.0 8086:10d3' --timeout 120 | grep -a 'probe:'; $bin list --class net | grep 00:02.0"
+  "$bin run --kernel $probe --memory 128 --device 0000:00:02.0 --expect 'pci 01:00.0 8086:10d3' --timeout 120 | grep -a 'probe:'; $bin list --class net | grep -F 0000:00:02.0"
