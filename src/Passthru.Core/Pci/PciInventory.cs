@@ -57,19 +57,17 @@ public sealed class PciInventory
             throw new UserError($"{host.Path(DevicesDir)}/{name}: not a PCI address; the tree is damaged or not sysfs");
         var dir = DevicesDir + "/" + name + "/";
         var sysfs = new AttributeReader(host, dir, name);
-        if (!full)
+        var basic = new PciDevice
         {
-            return new PciDevice
-            {
-                Address = address,
-                VendorId = (ushort)sysfs.RequiredHex("vendor", 0xffff),
-                DeviceId = (ushort)sysfs.RequiredHex("device", 0xffff),
-                ClassCode = sysfs.RequiredHex("class", 0xffffff),
-                Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
-                Driver = host.ReadLinkName(dir + "driver"),
-                IommuGroup = Group(host, dir, sysfs),
-            };
-        }
+            Address = address,
+            VendorId = (ushort)sysfs.RequiredHex("vendor", 0xffff),
+            DeviceId = (ushort)sysfs.RequiredHex("device", 0xffff),
+            ClassCode = sysfs.RequiredHex("class", 0xffffff),
+            Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
+            Driver = host.ReadLinkName(dir + "driver"),
+            IommuGroup = Group(host, dir, sysfs),
+        };
+        if (!full) return basic;
 
         var virtfns = new List<PciAddress>();
         int? totalVfs = sysfs.OptionalInt("sriov_totalvfs");
@@ -90,18 +88,11 @@ public sealed class PciInventory
         var reset = host.ReadAttribute(dir + "reset_method");
         var bootVga = sysfs.OptionalInt("boot_vga");
 
-        return new PciDevice
+        return basic with
         {
-            Address = address,
-            VendorId = (ushort)sysfs.RequiredHex("vendor", 0xffff),
-            DeviceId = (ushort)sysfs.RequiredHex("device", 0xffff),
-            ClassCode = sysfs.RequiredHex("class", 0xffffff),
-            Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
             SubsystemVendorId = (ushort?)sysfs.OptionalHex("subsystem_vendor", 0xffff),
             SubsystemDeviceId = (ushort?)sysfs.OptionalHex("subsystem_device", 0xffff),
-            Driver = host.ReadLinkName(dir + "driver"),
             DriverOverride = overrideValue is null or "(null)" or "" ? null : overrideValue,
-            IommuGroup = Group(host, dir, sysfs),
             BootVga = bootVga is null ? null : bootVga == 1,
             ResetMethods = reset is null ? null : reset.Split(' ', StringSplitOptions.RemoveEmptyEntries),
             NumaNode = sysfs.OptionalInt("numa_node"),
