@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using Passthru;
 using Passthru.Cli.Commands;
 
@@ -10,22 +11,39 @@ namespace Passthru.Cli;
 /// </summary>
 public static class Cli
 {
+    /// <summary>Every command, by name, built only when the command line needs it.</summary>
+    private static readonly (string Name, Func<GlobalOptions, TextWriter, TextWriter, Command> Create)[] Commands =
+    [
+        ("check", (g, o, _) => CheckCommand.Create(g, o)),
+        ("list", ListCommand.Create),
+        ("show", (g, o, _) => ShowCommand.Create(g, o)),
+        ("bind", (g, o, _) => BindCommand.Create(g, o)),
+        ("unbind", (g, o, _) => UnbindCommand.Create(g, o)),
+        ("restore", (g, o, _) => UnbindCommand.CreateRestore(g, o)),
+        ("run", RunCommand.Create),
+        ("setup", (g, o, _) => SetupCommand.Create(g, o)),
+        ("export", ExportCommand.Create),
+    ];
+
+    private static readonly string[] HelpTokens = ["-h", "--help", "-?", "/h", "/?"];
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var globals = new GlobalOptions();
-        var root = new RootCommand("Passthru: pass PCIe devices through to QEMU guests with vfio-pci")
+        // A plain Command, not RootCommand: RootCommand always builds its help and version options, whose
+        // descriptions come from System.CommandLine's resources, and a first resource lookup costs tens of
+        // milliseconds under emulation (reflection over the assembly's attributes). `bind` and `restore` are each
+        // one process of a bind + restore cycle, so start-up is most of their cost: help and version are added
+        // only when asked for, and only the command named on the line is built.
+        var root = new Command("passthru", "Passthru: pass PCIe devices through to QEMU guests with vfio-pci")
         {
             globals.Root, globals.PciIds,
         };
-        root.Subcommands.Add(CheckCommand.Create(globals, stdout));
-        root.Subcommands.Add(ListCommand.Create(globals, stdout, stderr));
-        root.Subcommands.Add(ShowCommand.Create(globals, stdout));
-        root.Subcommands.Add(BindCommand.Create(globals, stdout));
-        root.Subcommands.Add(UnbindCommand.Create(globals, stdout));
-        root.Subcommands.Add(UnbindCommand.CreateRestore(globals, stdout));
-        root.Subcommands.Add(RunCommand.Create(globals, stdout, stderr));
-        root.Subcommands.Add(SetupCommand.Create(globals, stdout));
-        root.Subcommands.Add(ExportCommand.Create(globals, stdout, stderr));
+        if (args.Any(a => HelpTokens.Contains(a))) root.Options.Add(new HelpOption());
+        if (args.Contains("--version")) root.Options.Add(new VersionOption());
+        var named = CommandName(args);
+        foreach (var (name, create) in Commands)
+            if (named is null || named == name) root.Subcommands.Add(create(globals, stdout, stderr));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -47,6 +65,23 @@ public static class Cli
         {
             stdout.Flush();
         }
+    }
+
+    /// <summary>
+    /// The command the line names: its first word that is not an option or a global option's value; null when that
+    /// is no known command (then every command is built, for help and for the parser's own error message).
+    /// </summary>
+    internal static string? CommandName(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            var a = args[i];
+            if (a is "--root" or "--pci-ids") { i++; continue; }
+            if (a.StartsWith('-')) continue;
+            foreach (var (name, _) in Commands) if (name == a) return name;
+            return null;
+        }
+        return null;
     }
 }
 

@@ -12,25 +12,90 @@ public sealed class PciInventory
     public IReadOnlyList<PciDevice> Devices { get; }
     public IReadOnlyList<IommuGroup> Groups { get; }
     /// <summary>False when the kernel exposes no IOMMU groups: the IOMMU is off or absent.</summary>
-    public bool HasIommuGroups => Groups.Count > 0;
+    public bool HasIommuGroups { get; }
 
     private readonly Dictionary<PciAddress, PciDevice> _byAddress;
 
-    public PciInventory(IReadOnlyList<PciDevice> devices)
+    /// <param name="devices">Sorted by address.</param>
+    /// <param name="hasIommuGroups">Whether the host has IOMMU groups at all, when <paramref name="devices"/> are only some of its functions.</param>
+    private PciInventory(IReadOnlyList<PciDevice> devices, bool? hasIommuGroups = null)
     {
         Devices = devices;
-        _byAddress = devices.ToDictionary(d => d.Address);
-        Groups = devices.Where(d => d.IommuGroup is not null)
-            .GroupBy(d => d.IommuGroup!.Value)
-            .OrderBy(g => g.Key)
-            .Select(g => new IommuGroup(g.Key, g.OrderBy(d => d.Address).ToList()))
-            .ToList();
+        // Plain loops rather than LINQ's GroupBy/OrderBy: bind and restore build an inventory in every process, and
+        // under emulation each generic LINQ shape costs run-time type loading.
+        _byAddress = new Dictionary<PciAddress, PciDevice>(devices.Count);
+        var members = new SortedDictionary<int, List<PciDevice>>();
+        foreach (var d in devices)
+        {
+            _byAddress.Add(d.Address, d);
+            if (d.IommuGroup is not int g) continue;
+            if (!members.TryGetValue(g, out var list)) members[g] = list = [];
+            list.Add(d);
+        }
+        var groups = new List<IommuGroup>(members.Count);
+        foreach (var (number, list) in members) groups.Add(new IommuGroup(number, list));
+        Groups = groups;
+        HasIommuGroups = hasIommuGroups ?? groups.Count > 0;
     }
 
     public PciDevice? Find(PciAddress address) => _byAddress.GetValueOrDefault(address);
 
-    public IommuGroup? GroupOf(PciDevice device) =>
-        device.IommuGroup is int n ? Groups.FirstOrDefault(g => g.Number == n) : null;
+    public IommuGroup? GroupOf(PciDevice device)
+    {
+        if (device.IommuGroup is not int n) return null;
+        foreach (var g in Groups) if (g.Number == n) return g;
+        return null;
+    }
+
+    /// <summary>
+    /// Only the functions that <paramref name="selectors"/> and <paramref name="alsoRead"/> name, with all their
+    /// attributes, and with <paramref name="groupMates"/> every other member of their IOMMU groups (so each group
+    /// in it is whole): what bind, unbind and restore need. They run as one process each, and reading every
+    /// function of the host for one device was the largest part of their own work. Addresses that name no function
+    /// are left out (a selector then resolves to nothing, as it would on a full inventory); vendor:device selectors
+    /// are found with a scan of the IDs only.
+    /// </summary>
+    public static PciInventory LoadFor(HostRoot host, IEnumerable<DeviceSelector> selectors, bool groupMates, IEnumerable<PciAddress>? alsoRead = null)
+    {
+        RequireSysfs(host);
+        var wanted = new List<PciAddress>();
+        if (alsoRead is not null) wanted.AddRange(alsoRead);
+        PciInventory? scan = null;
+        foreach (var s in selectors)
+        {
+            if (s is DeviceSelector.ByAddress a) { wanted.Add(a.Address); continue; }
+            scan ??= Load(host, full: false);
+            foreach (var d in scan.Devices) if (s.Matches(d)) wanted.Add(d.Address);
+        }
+
+        var devices = new SortedDictionary<PciAddress, PciDevice>();
+        var groupsRead = new HashSet<int>();
+        foreach (var address in wanted)
+        {
+            if (!TryRead(address, out var device) || !groupMates || device.IommuGroup is not int g || !groupsRead.Add(g)) continue;
+            foreach (var mate in host.List($"{GroupsDir}/{g}/devices"))
+                if (PciAddress.TryParse(mate, out var m)) TryRead(m, out _);
+        }
+        var list = new List<PciDevice>(devices.Values);
+        bool anyGroup = host.List(GroupsDir).Length > 0;
+        foreach (var d in list) anyGroup |= d.IommuGroup is not null;
+        return new PciInventory(list, anyGroup);
+
+        bool TryRead(PciAddress address, out PciDevice device)
+        {
+            if (devices.TryGetValue(address, out device!)) return true;
+            var name = address.ToString();
+            if (!host.DirectoryExists($"{DevicesDir}/{name}")) return false;
+            devices[address] = device = ReadDevice(host, name);
+            return true;
+        }
+    }
+
+    private static void RequireSysfs(HostRoot host)
+    {
+        if (!host.DirectoryExists(DevicesDir))
+            throw new UserError($"{host.Path(DevicesDir)} does not exist: --root must be a Linux host's root (with sysfs mounted) or a captured tree");
+    }
 
     /// <summary>
     /// Reads every function. <paramref name="full"/> false reads only what `list` prints (IDs, class, revision, driver,
@@ -38,8 +103,7 @@ public sealed class PciInventory
     /// </summary>
     public static PciInventory Load(HostRoot host, bool full = true)
     {
-        if (!host.DirectoryExists(DevicesDir))
-            throw new UserError($"{host.Path(DevicesDir)} does not exist: --root must be a Linux host's root (with sysfs mounted) or a captured tree");
+        RequireSysfs(host);
         var names = host.List(DevicesDir);
         var devices = new PciDevice[names.Length];
         // Thousands of functions (SR-IOV) mean tens of thousands of small reads: spread them over the cores.

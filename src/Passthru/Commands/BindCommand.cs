@@ -9,7 +9,7 @@ public static class BindCommand
 {
     public static Command Create(GlobalOptions globals, TextWriter stdout)
     {
-        var devices = new Argument<string[]>("device") { Description = "0000:83:00.0, 83:00.0 or vendor:device", Arity = ArgumentArity.OneOrMore };
+        var devices = BindingOptions.Devices(ArgumentArity.OneOrMore);
         var group = new Option<bool>("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
         var force = new Option<bool>("--force") { Description = "Take devices the host uses (boot VGA, mounted disks, the default route, bridges)" };
         var shared = new BindingOptions();
@@ -22,14 +22,14 @@ public static class BindCommand
             var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force));
             if (p.GetValue(shared.DryRun))
             {
-                BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.Load(host), request));
+                BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
                 return ExitCodes.Ok;
             }
             BindingOptions.RequireRoot(host, "bind");
             var dir = shared.Directory(p, host);
             using var _ = StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
             // Planned under the lock: another passthru may have just moved these devices.
-            var plan = BindPlanner.PlanBind(host, PciInventory.Load(host), request);
+            var plan = BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request);
             foreach (var note in plan.Notes) stdout.WriteLine(note);
             if (plan.IsEmpty) return ExitCodes.Ok;
             stdout.Flush();

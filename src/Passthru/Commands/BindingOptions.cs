@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
 using Passthru.Binding;
 using Passthru.Host;
@@ -39,6 +40,25 @@ public sealed class BindingOptions
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Stop);
         new BindApplier(host, journal, progress).Apply(plan, cancel.Token);
+    }
+
+    /// <summary>
+    /// The DEVICE... argument. Its words are taken as they are: System.CommandLine's own conversion to string[]
+    /// creates the array through reflection, which costs milliseconds at start-up under emulation.
+    /// </summary>
+    public static Argument<string[]> Devices(ArgumentArity arity) => new("device")
+    {
+        Description = "0000:83:00.0, 83:00.0 or vendor:device",
+        Arity = arity,
+        CustomParser = Words,
+        DefaultValueFactory = _ => [],
+    };
+
+    private static string[] Words(ArgumentResult result)
+    {
+        var words = new string[result.Tokens.Count];
+        for (int i = 0; i < words.Length; i++) words[i] = result.Tokens[i].Value;
+        return words;
     }
 
     public static void PrintPlan(TextWriter o, BindPlan plan)

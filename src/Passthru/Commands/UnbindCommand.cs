@@ -17,11 +17,7 @@ public static class UnbindCommand
 
     private static Command Build(GlobalOptions globals, TextWriter stdout, bool restore)
     {
-        var devices = new Argument<string[]>("device")
-        {
-            Description = "0000:83:00.0, 83:00.0 or vendor:device",
-            Arity = restore ? ArgumentArity.ZeroOrMore : ArgumentArity.OneOrMore,
-        };
+        var devices = BindingOptions.Devices(restore ? ArgumentArity.ZeroOrMore : ArgumentArity.OneOrMore);
         var group = new Option<bool>("--group") { Description = "Also give back the other functions of each device's IOMMU group that Passthru bound" };
         var all = new Option<bool>("--all") { Description = "Every device Passthru has bound (the default for restore without devices)" };
         var shared = new BindingOptions();
@@ -38,7 +34,8 @@ public static class UnbindCommand
             if (!dryRun) BindingOptions.RequireRoot(host, restore ? "restore" : "unbind");
             using var _ = dryRun ? null : StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
             var journal = Journal.Load(dir);
-            var inventory = PciInventory.Load(host);
+            // The functions the journal holds and those named: nothing else of the host matters here.
+            var inventory = PciInventory.LoadFor(host, selectors, groupMates: false, journal.Functions.Select(f => f.Address));
             var addresses = Select(selectors, journal, inventory, wholeGroup: !restore && p.GetValue(group));
             if (addresses.Count == 0)
             {

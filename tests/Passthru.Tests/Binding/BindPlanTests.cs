@@ -140,6 +140,45 @@ public class BindPlanTests
         Assert.Equal("passthru: this host has no IOMMU groups (the IOMMU is off or absent), so vfio-pci cannot take devices: see `passthru check`\n", r.Stderr);
     }
 
+    /// <summary>
+    /// bind reads only the functions it names and their IOMMU group mates; every decision it makes must be the one
+    /// the whole inventory would give, for every function of both captures, alone and with its group, and for IDs.
+    /// </summary>
+    [Theory]
+    [InlineData("vhost")]
+    [InlineData("devvm")]
+    public void Reading_only_the_named_functions_plans_as_the_whole_inventory_does(string capture)
+    {
+        var host = new HostRoot(Repo.Capture(capture));
+        var all = PciInventory.Load(host);
+        var requests = new List<string[]>();
+        foreach (var d in all.Devices)
+        {
+            requests.Add([d.Address.ToString()]);
+            requests.Add([$"{d.VendorId:x4}:{d.DeviceId:x4}"]);
+        }
+        requests.Add([.. all.Devices.Select(d => d.Address.ToString())]);
+        requests.Add(["0000:7f:00.0"]);   // no such function
+        int planned = 0;
+        foreach (var words in requests)
+            foreach (bool group in new[] { false, true })
+            {
+                var selectors = words.Select(DeviceSelector.Parse).ToList();
+                var request = new BindRequest(selectors, WholeGroup: group);
+                var whole = Outcome(() => BindPlanner.PlanBind(host, all, request));
+                var scoped = Outcome(() => BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
+                Assert.Equal(whole, scoped);
+                if (!whole.StartsWith("error", StringComparison.Ordinal)) planned++;
+            }
+        if (capture == "vhost") Assert.True(planned >= 6, $"only {planned} requests were planned: the comparison says little");
+    }
+
+    private static string Outcome(Func<BindPlan> plan)
+    {
+        try { return string.Join("\n", plan().Describe()); }
+        catch (UserError e) { return $"error {e.ExitCode}: {e.Message}"; }
+    }
+
     [Fact]
     public void Return_steps_clear_the_override_first_then_leave_vfio_then_probe()
     {
