@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using Passthru.Host;
 using Passthru.Pci;
 
@@ -86,9 +87,9 @@ public sealed class Journal
 /// </summary>
 public sealed class StateLock : IDisposable
 {
-    private readonly FileStream _lock;
+    private readonly SafeFileHandle _lock;
 
-    private StateLock(FileStream stream) => _lock = stream;
+    private StateLock(SafeFileHandle handle) => _lock = handle;
 
     public static StateLock Acquire(string directory, TimeSpan wait)
     {
@@ -99,16 +100,14 @@ public sealed class StateLock : IDisposable
         {
             try
             {
-                // FileShare.None is an exclusive flock(2) on Linux.
-                return new StateLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
+                if (NativeFiles.TryLock(path) is { } handle) return new StateLock(handle);
+                if (DateTime.UtcNow >= deadline)
+                    throw new UserError($"another passthru is changing devices (lock {path} held for over {wait.TotalSeconds:0} s): wait for it to finish");
                 Thread.Sleep(100);
             }
-            catch (IOException)
+            catch (IOException e)
             {
-                throw new UserError($"another passthru is changing devices (lock {path} held for over {wait.TotalSeconds:0} s): wait for it to finish");
+                throw new UserError($"cannot take the lock {path}: {e.Message}");
             }
         }
     }

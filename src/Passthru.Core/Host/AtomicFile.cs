@@ -9,12 +9,6 @@ public static class AtomicFile
     public static void Write(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = $"{path}.tmp-{Environment.ProcessId}";
-        using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = mode }))
-        {
-            stream.Write(content);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
+        NativeFiles.ReplaceFile(path, content, mode);
     }
 }

@@ -35,17 +35,13 @@ public sealed class HostRoot
     /// <summary>Names of the entries of a directory, sorted ordinally; empty when it does not exist.</summary>
     public string[] List(string relative)
     {
-        try
-        {
-            var entries = Directory.GetFileSystemEntries(Path(relative));
-            // Captured trees mark empty directories with dot files; sysfs itself has none.
-            entries = entries.Select(System.IO.Path.GetFileName).Where(n => n is { Length: > 0 } && n[0] != '.').ToArray()!;
-            Array.Sort(entries, StringComparer.Ordinal);
-            return entries;
-        }
-        catch (DirectoryNotFoundException) { return []; }
-        catch (IOException) { return []; }
-        catch (UnauthorizedAccessException) { return []; }
+        var names = NativeFiles.ListDirectory(Path(relative));
+        if (names is null) return [];
+        // Captured trees mark empty directories with dot files; sysfs itself has none.
+        names.RemoveAll(n => n[0] == '.');
+        var sorted = names.ToArray();
+        Array.Sort(sorted, StringComparer.Ordinal);
+        return sorted;
     }
 
     /// <summary>
@@ -63,11 +59,8 @@ public sealed class HostRoot
     }
 
     /// <summary>A whole text file (procfs, config files), or null when absent or unreadable.</summary>
-    public string? ReadText(string relative)
-    {
-        try { return File.ReadAllText(Path(relative)); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
+    public string? ReadText(string relative) =>
+        NativeFiles.ReadAll(Path(relative)) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
 
     public byte[]? ReadBytes(string relative, int max = 1 << 20)
     {

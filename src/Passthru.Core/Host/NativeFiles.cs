@@ -1,38 +1,66 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace Passthru.Host;
 
 /// <summary>
-/// open/read/readlink straight from libc, for the hot path of listing thousands of functions: a missing attribute is a
-/// return code here, where .NET's file APIs throw (and an exception costs more than the read itself).
+/// File system calls straight from libc. Two reasons: a missing attribute is a return code here, where .NET's file
+/// APIs throw (and an exception costs more than the read itself, at thousands of SR-IOV functions); and bind and
+/// restore are one short process each, where under emulation every first use of a code path costs its translation,
+/// and .NET's general file machinery (FileStream strategies, the directory enumerator) was a measurable part of a
+/// bind + restore cycle. Linux only (the dirent layout below is Linux's, glibc and musl alike).
 /// </summary>
-internal static partial class NativeFiles
+internal static unsafe partial class NativeFiles
 {
-    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000;
+    private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
+    private const int LOCK_EX = 2, LOCK_NB = 4;
+    private const int EINTR = 4, EWOULDBLOCK = 11;
 
     [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial int open(byte* path, int flags);
+    private static partial int open(byte* path, int flags, int mode);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial nint read(int fd, byte* buffer, nint count);
+    private static partial nint read(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint write(int fd, byte* buffer, nint count);
 
     [LibraryImport("libc")]
     private static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial nint readlink(byte* path, byte* buffer, nint size);
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int rename(byte* from, byte* to);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint readlink(byte* path, byte* buffer, nint size);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint opendir(byte* path);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial byte* readdir(nint dir);
+
+    [LibraryImport("libc")]
+    private static partial int closedir(nint dir);
+
+    /// <summary>Offset of d_name in Linux's struct dirent (d_ino 8, d_off 8, d_reclen 2, d_type 1).</summary>
+    private const int DirentNameOffset = 19;
 
     /// <summary>Up to <paramref name="buffer"/>.Length bytes of a file; -1 when it cannot be opened or read.</summary>
-    public static unsafe int ReadFile(string path, Span<byte> buffer)
+    public static int ReadFile(string path, Span<byte> buffer)
     {
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
-        int n = Encoding.UTF8.GetBytes(path, cpath);
-        cpath[n] = 0;
-        fixed (byte* p = cpath)
+        fixed (byte* p = CString(path, cpath))
         fixed (byte* b = buffer)
         {
-            int fd = open(p, O_RDONLY | O_CLOEXEC);
+            int fd = open(p, O_RDONLY | O_CLOEXEC, 0);
             if (fd < 0) return -1;
             try
             {
@@ -43,18 +71,120 @@ internal static partial class NativeFiles
         }
     }
 
-    /// <summary>A symlink's target, or null when the path is not a symlink.</summary>
-    public static unsafe string? ReadLink(string path)
+    /// <summary>A whole file (procfs files report size 0, so read until the end); null when it cannot be read.</summary>
+    public static byte[]? ReadAll(string path)
     {
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
-        int n = Encoding.UTF8.GetBytes(path, cpath);
-        cpath[n] = 0;
+        int fd;
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) return null;
+        try
+        {
+            var buffer = new byte[16384];
+            int total = 0;
+            while (true)
+            {
+                if (total == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+                nint got;
+                fixed (byte* b = buffer) got = read(fd, b + total, buffer.Length - total);
+                if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                if (got < 0) return null;
+                if (got == 0) return buffer[..total];
+                total += (int)got;
+            }
+        }
+        finally { close(fd); }
+    }
+
+    /// <summary>A symlink's target, or null when the path is not a symlink.</summary>
+    public static string? ReadLink(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         Span<byte> target = stackalloc byte[4096];
-        fixed (byte* p = cpath)
+        fixed (byte* p = CString(path, cpath))
         fixed (byte* t = target)
         {
             nint len = readlink(p, t, target.Length);
             return len < 0 ? null : Encoding.UTF8.GetString(target[..(int)len]);
         }
+    }
+
+    /// <summary>The names in a directory, "." and ".." left out, in no particular order; null when it cannot be read.</summary>
+    public static List<string>? ListDirectory(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        nint dir;
+        fixed (byte* p = CString(path, cpath)) dir = opendir(p);
+        if (dir == 0) return null;
+        try
+        {
+            var names = new List<string>();
+            byte* entry;
+            while ((entry = readdir(dir)) != null)
+            {
+                var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(entry + DirentNameOffset);
+                if (name is [(byte)'.'] or [(byte)'.', (byte)'.']) continue;
+                names.Add(Encoding.UTF8.GetString(name));
+            }
+            return names;
+        }
+        finally { closedir(dir); }
+    }
+
+    /// <summary>
+    /// Opens (creating it 0600 if needed) and exclusively flock(2)s a lock file; null when another process holds it.
+    /// The handle closes on exec, so a program started while it is held (modprobe) does not keep the lock.
+    /// </summary>
+    public static SafeFileHandle? TryLock(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0x180 /* 0600 */);
+        if (fd < 0) throw Error($"cannot open {path}");
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return new SafeFileHandle(fd, ownsHandle: true);
+        int errno = Marshal.GetLastPInvokeError();
+        close(fd);
+        if (errno == EWOULDBLOCK) return null;
+        throw new IOException($"cannot lock {path}: {Marshal.GetPInvokeErrorMessage(errno)}");
+    }
+
+    /// <summary>
+    /// Replaces a file atomically: a temporary file beside it created with <paramref name="mode"/> (so it is never
+    /// readable by others with the content), written, fsynced, then renamed over it.
+    /// </summary>
+    public static void ReplaceFile(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    {
+        var temp = $"{path}.tmp-{Environment.ProcessId}";
+        Span<byte> ctemp = stackalloc byte[Encoding.UTF8.GetMaxByteCount(temp.Length) + 1];
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        fixed (byte* t = CString(temp, ctemp))
+        fixed (byte* p = CString(path, cpath))
+        fixed (byte* c = content)
+        {
+            int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (int)mode);
+            if (fd < 0) throw Error($"cannot create {temp}");
+            try
+            {
+                for (int done = 0; done < content.Length;)
+                {
+                    nint n = write(fd, c + done, content.Length - done);
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (n < 0) throw Error($"cannot write {temp}");
+                    done += (int)n;
+                }
+                if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
+            }
+            finally { close(fd); }
+            if (rename(t, p) != 0) throw Error($"cannot rename {temp} to {path}");
+        }
+    }
+
+    private static IOException Error(string what) => new($"{what}: {Marshal.GetLastPInvokeErrorMessage()}");
+
+    private static Span<byte> CString(string s, Span<byte> buffer)
+    {
+        int n = Encoding.UTF8.GetBytes(s, buffer);
+        buffer[n] = 0;
+        return buffer;
     }
 }

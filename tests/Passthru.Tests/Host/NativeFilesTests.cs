@@ -1,0 +1,68 @@
+using Passthru.Binding;
+using Passthru.Host;
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Host;
+
+/// <summary>The libc calls behind HostRoot, the journal and the lock, against what .NET's own file APIs say.</summary>
+public sealed class NativeFilesTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-native-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void A_directory_lists_as_dotnet_lists_it_without_dot_entries()
+    {
+        foreach (var name in new[] { "b", "a", ".hidden", "ü-utf8", "0000:00:02.0" }) File.WriteAllText(Path.Combine(_dir, name), "");
+        Directory.CreateDirectory(Path.Combine(_dir, "sub"));
+        var expected = Directory.GetFileSystemEntries(_dir).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, NativeFiles.ListDirectory(_dir)!.Order(StringComparer.Ordinal).ToList());
+        // HostRoot.List: sorted ordinally, the capture's dot files left out.
+        Assert.Equal(["0000:00:02.0", "a", "b", "sub", "ü-utf8"], new HostRoot(_dir).List("."));
+        Assert.Null(NativeFiles.ListDirectory(Path.Combine(_dir, "missing")));
+        Assert.Empty(new HostRoot(_dir).List("missing"));
+        Assert.Empty(new HostRoot(_dir).List("a"));   // a file, not a directory
+    }
+
+    [Fact]
+    public void Whole_files_read_as_dotnet_reads_them_large_ones_and_procfs_ones_too()
+    {
+        Assert.Equal(File.ReadAllBytes(Repo.SystemPciIds), NativeFiles.ReadAll(Repo.SystemPciIds));   // megabytes: the buffer grows
+        var status = NativeFiles.ReadAll("/proc/self/status");   // procfs reports size 0: read to the end regardless
+        Assert.NotNull(status);
+        Assert.Contains("Pid:", System.Text.Encoding.UTF8.GetString(status));
+        File.WriteAllBytes(Path.Combine(_dir, "empty"), []);
+        Assert.Equal([], NativeFiles.ReadAll(Path.Combine(_dir, "empty"))!);
+        Assert.Null(NativeFiles.ReadAll(Path.Combine(_dir, "missing")));
+        Assert.Null(new HostRoot(_dir).ReadText("missing"));
+    }
+
+    [Fact]
+    public void A_replaced_file_has_the_new_content_the_mode_asked_for_and_no_temporary_left()
+    {
+        var path = Path.Combine(_dir, "state.json");
+        File.WriteAllText(path, "old, and longer than the new content");
+        NativeFiles.ReplaceFile(path, "new"u8, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal("new", File.ReadAllText(path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal(["state.json"], Directory.GetFiles(_dir).Select(Path.GetFileName));
+        var error = Assert.Throws<IOException>(() => NativeFiles.ReplaceFile(Path.Combine(_dir, "missing", "f"), "x"u8, UnixFileMode.UserRead));
+        Assert.Contains("No such file or directory", error.Message);
+    }
+
+    [Fact]
+    public void The_lock_is_exclusive_until_released()
+    {
+        var path = Path.Combine(_dir, "lock");
+        using (var first = NativeFiles.TryLock(path))
+        {
+            Assert.NotNull(first);
+            Assert.Null(NativeFiles.TryLock(path));   // flock: a second open file description is refused, same process or not
+            var busy = Assert.Throws<UserError>(() => StateLock.Acquire(_dir, TimeSpan.FromMilliseconds(300)));
+            Assert.StartsWith("another passthru is changing devices", busy.Message);
+        }
+        using var again = StateLock.Acquire(_dir, TimeSpan.Zero);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path) & ~(UnixFileMode.GroupRead | UnixFileMode.OtherRead));
+    }
+}
