@@ -45,6 +45,25 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
     }
 
     [Fact]
+    public void A_qemu_too_old_for_passthrough_is_refused_before_the_guest_starts_and_the_device_goes_back()
+    {
+        try
+        {
+            var r = vm.Run($"""
+                printf '#!/bin/sh\necho "QEMU emulator version 4.1.1 (Debian 1:4.1-1)"\n' > /tmp/old-qemu; chmod +x /tmp/old-qemu
+                {vm.Passthru} run --qemu /tmp/old-qemu --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 60
+                echo "exit $?"
+                """, TimeSpan.FromMinutes(2));
+            Assert.Contains("exit 1", r.Stdout);
+            Assert.Contains("passthru: QEMU 4.1.1 is too old for vfio passthrough as Passthru drives it: install 4.2 or newer", r.Stderr);
+            Assert.DoesNotContain("[passthru] starting", r.Stderr);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
+            Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+
+    [Fact]
     public void Killing_qemu_mid_run_still_gives_the_device_back()
     {
         try
