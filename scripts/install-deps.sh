@@ -6,7 +6,8 @@ packages=(
   pciutils pci.ids            # lspci: the reference for `list`; pci.ids: device names
   qemu-system-x86             # the virtual host and the guests
   busybox-static cpio kmod    # the virtual host's initramfs and module tree
-  gcc binutils                # the probe guest (a multiboot kernel built from source)
+  gcc binutils                # the probe guest (a multiboot kernel built from source), and NativeAOT's link
+  libc6-dev zlib1g-dev        # the static NativeAOT binary links glibc's libc.a, libm.a (and zlib)
   hyperfine                   # benchmarks
   libvirt-clients libxml2-utils                 # export: virt-xml-validate, virsh
   libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
