@@ -17,6 +17,8 @@ internal static unsafe partial class NativeFiles
     private const int LOCK_EX = 2, LOCK_NB = 4;
     private const int EINTR = 4, EWOULDBLOCK = 11;
 
+    // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
+    // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
     [LibraryImport("libc", SetLastError = true)]
     private static partial int open(byte* path, int flags, int mode);
 
