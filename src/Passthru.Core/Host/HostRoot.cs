@@ -60,7 +60,10 @@ public sealed class HostRoot
 
     /// <summary>A whole text file (procfs, config files), or null when absent or unreadable.</summary>
     public string? ReadText(string relative) =>
-        NativeFiles.ReadAll(Path(relative)) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
+        NativeFiles.ReadAll(Path(relative)) is { } bytes ? Encoding.UTF8.GetString(WithoutBom(bytes)) : null;
+
+    /// <summary>A UTF-8 byte order mark is not text (File.ReadAllText, which this replaced, dropped it too).</summary>
+    private static ReadOnlySpan<byte> WithoutBom(ReadOnlySpan<byte> bytes) => bytes.StartsWith(Encoding.UTF8.Preamble) ? bytes[3..] : bytes;
 
     public byte[]? ReadBytes(string relative, int max = 1 << 20)
     {

@@ -77,9 +77,10 @@ public sealed class PciInventory
                 if (PciAddress.TryParse(mate, out var m)) TryRead(m, out _);
         }
         var list = new List<PciDevice>(devices.Values);
-        bool anyGroup = host.List(GroupsDir).Length > 0;
+        // Whether the host has IOMMU groups at all: a function read says so; only when none has one is the list asked.
+        bool anyGroup = false;
         foreach (var d in list) anyGroup |= d.IommuGroup is not null;
-        return new PciInventory(list, anyGroup);
+        return new PciInventory(list, anyGroup || host.List(GroupsDir).Length > 0);
 
         bool TryRead(PciAddress address, out PciDevice device)
         {

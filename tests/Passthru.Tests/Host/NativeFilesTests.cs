@@ -36,6 +36,8 @@ public sealed class NativeFilesTests : IDisposable
         Assert.Equal([], NativeFiles.ReadAll(Path.Combine(_dir, "empty"))!);
         Assert.Null(NativeFiles.ReadAll(Path.Combine(_dir, "missing")));
         Assert.Null(new HostRoot(_dir).ReadText("missing"));
+        File.WriteAllBytes(Path.Combine(_dir, "bom"), [0xef, 0xbb, 0xbf, (byte)'x']);
+        Assert.Equal(File.ReadAllText(Path.Combine(_dir, "bom")), new HostRoot(_dir).ReadText("bom"));
     }
 
     [Fact]
