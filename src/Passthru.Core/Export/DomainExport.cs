@@ -40,6 +40,7 @@ public static class DomainExport
             Disks = plan.Boot.Disks,
             Cdrom = plan.Boot.Cdrom,
             Devices = devices,
+            Net = options.Net,
             ExtraQemuArgs = options.ExtraArgs,
         };
         return (vm, notes);

@@ -31,6 +31,10 @@ public static class LibvirtDomain
         int sata = 0;
         foreach (var disk in vm.Disks) devices.Add(Disk(disk, "disk", sata++));
         if (vm.Cdrom is not null) devices.Add(Disk(vm.Cdrom, "cdrom", sata++));
+        // libvirt adds no NIC of its own: a domain has the interfaces it lists, as run's guest has (-nic none).
+        if (vm.Net is not null)
+            devices.Add(new XElement("interface", new XAttribute("type", "user"),
+                vm.Net.Model is null ? null : new XElement("model", new XAttribute("type", vm.Net.Model))));
         devices.Add(new XElement("serial", new XAttribute("type", "pty"), new XElement("target", new XAttribute("port", "0"))));
         devices.Add(new XElement("console", new XAttribute("type", "pty"), new XElement("target", new XAttribute("type", "serial"), new XAttribute("port", "0"))));
         foreach (var d in vm.Devices) devices.Add(HostDev(d));

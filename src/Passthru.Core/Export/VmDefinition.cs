@@ -22,6 +22,8 @@ public sealed record VmDefinition
     public IReadOnlyList<string> Disks { get; init; } = [];
     public string? Cdrom { get; init; }
     public IReadOnlyList<HostDevice> Devices { get; init; } = [];
+    /// <summary>An emulated NIC on QEMU's user network (libvirt: interface type='user'); null: none.</summary>
+    public Passthru.Launch.GuestNetwork? Net { get; init; }
     /// <summary>Arguments given after `--`: kept as qemu:commandline so nothing the user asked for is lost.</summary>
     public IReadOnlyList<string> ExtraQemuArgs { get; init; } = [];
 }

@@ -58,6 +58,8 @@ public static class QemuCommand
             }
         }
         if (boot.Cdrom is not null) argv.AddRange(["-cdrom", boot.Cdrom]);
+        // The guest gets the devices it was given and no others: without -nic none QEMU adds its default NIC.
+        argv.AddRange(["-nic", o.Net is null ? "none" : o.Net.Model is null ? "user" : $"user,model={o.Net.Model}"]);
 
         bool pcie = o.Machine.StartsWith("q35", StringComparison.Ordinal);
         int port = 0;

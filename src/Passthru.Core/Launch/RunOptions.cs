@@ -29,6 +29,32 @@ public sealed record PassthroughDevice(DeviceSelector Selector, bool RomBar = tr
 
 public enum Accel { Auto, Kvm, Tcg }
 
+/// <summary>
+/// The guest's emulated network: none unless asked for. QEMU otherwise adds a default NIC (on q35 an e1000e at
+/// 00:02.0, the very model users often pass through), which a guest's driver may take instead of the real device.
+/// </summary>
+public sealed record GuestNetwork(string? Model)
+{
+    /// <summary>"none", "user" or "user,model=NAME" (QEMU's own -nic spelling; Barrelfish's wrapper uses model=e1000).</summary>
+    public static GuestNetwork? Parse(string text, string where)
+    {
+        var parts = text.Split(',');
+        if (parts.Length == 1 && parts[0] == "none") return null;
+        if (parts[0] != "user")
+            throw new UserError($"{where} '{text}': give none, user or user,model=NAME (e.g. user,model=e1000)", ExitCodes.Usage);
+        string? model = null;
+        foreach (var option in parts.Skip(1))
+        {
+            if (option.StartsWith("model=", StringComparison.Ordinal) && option.Length > 6 && option[6..].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+                model = option[6..];
+            else throw new UserError($"{where} '{text}': unknown option '{option}' (only model=NAME, e.g. model=e1000)", ExitCodes.Usage);
+        }
+        return new GuestNetwork(model);
+    }
+
+    public override string ToString() => Model is null ? "user" : $"user,model={Model}";
+}
+
 /// <summary>Everything `passthru run` (and `export libvirt`) is told: from the command line, a profile file, or both.</summary>
 public sealed record RunOptions
 {
@@ -43,6 +69,8 @@ public sealed record RunOptions
     public int Cpus { get; init; } = 2;
     public string Machine { get; init; } = "q35";
     public Accel Accel { get; init; } = Accel.Auto;
+    /// <summary>An emulated NIC on QEMU's user network, only when asked for (null: the guest has no NIC but its devices).</summary>
+    public GuestNetwork? Net { get; init; }
     public string? Qemu { get; init; }
     public IReadOnlyList<PassthroughDevice> Devices { get; init; } = [];
     /// <summary>Also bind (and restore) the other endpoints of each device's IOMMU group.</summary>

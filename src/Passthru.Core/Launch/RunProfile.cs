@@ -13,7 +13,7 @@ public static class RunProfile
 {
     private static readonly string[] Keys =
     [
-        "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "qemu",
+        "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "net", "qemu",
         "devices", "group", "keep-bound", "extra-args", "serial-log", "expect", "timeout", "name",
     ];
 
@@ -61,6 +61,7 @@ public static class RunProfile
             Cpus = (int)(Number("cpus") ?? defaults.Cpus),
             Machine = Text("machine") ?? defaults.Machine,
             Accel = Text("accel") is string a ? ParseAccel(a, path) : defaults.Accel,
+            Net = Text("net") is string n ? GuestNetwork.Parse(n, $"{path}: net") : null,
             Qemu = FilePath("qemu"),
             Devices = List("devices").Select(PassthroughDevice.Parse).ToList(),
             WholeGroup = Flag("group"),

@@ -21,6 +21,7 @@ public sealed class RunCliOptions
     public Option<int?> Cpus { get; } = new("--cpus") { Description = "Virtual CPUs (default 2)" };
     public Option<string?> Machine { get; } = new("--machine") { Description = "QEMU machine (default q35: passthrough wants PCIe)" };
     public Option<string?> AccelOption { get; } = new("--accel") { Description = "kvm, tcg or auto (default: KVM where it really works, else TCG)" };
+    public Option<string?> Net { get; } = new("--net") { Description = "Emulated NIC: none (default: only the devices passed through) or user[,model=NAME]" };
     public Option<string?> Qemu { get; } = new("--qemu") { Description = "QEMU binary (default: qemu-system-x86_64 on PATH)" };
     public Option<string[]> Devices { get; } = new("--device") { Description = "Device to pass through (repeatable): ADDRESS[,rombar=0][,romfile=FILE][,x-vga=on]" };
     public Option<bool> Group { get; } = new("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
@@ -29,7 +30,7 @@ public sealed class RunCliOptions
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Qemu, Devices, Group, Name })
+        foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Net, Qemu, Devices, Group, Name })
             c.Options.Add(o);
         c.Arguments.Add(QemuArgs);
     }
@@ -55,6 +56,7 @@ public sealed class RunCliOptions
             Cpus = p.GetValue(Cpus) ?? o.Cpus,
             Machine = p.GetValue(Machine) ?? o.Machine,
             Accel = p.GetValue(AccelOption) is string a ? RunProfile.ParseAccel(a, "--accel") : o.Accel,
+            Net = p.GetValue(Net) is string n ? GuestNetwork.Parse(n, "--net") : o.Net,
             Qemu = p.GetValue(Qemu) ?? o.Qemu,
             Devices = devices.Length > 0 ? devices.Select(PassthroughDevice.Parse).ToList() : o.Devices,
             WholeGroup = p.GetValue(Group) || o.WholeGroup,

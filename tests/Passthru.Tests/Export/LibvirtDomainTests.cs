@@ -23,6 +23,7 @@ public class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output
         Initrd = "/build/x86_64/sbin/cpu loglevel=3,/build/x86_64/sbin/init,/build/x86_64/sbin/angler serial0.terminal xterm,/build/x,,y a,,b",
         Devices = [new HostDevice(PciAddress.Parse("0000:83:00.0")), new HostDevice(PciAddress.Parse("0000:83:00.1"), RomBar: false)],
         ExtraQemuArgs = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        Net = new Passthru.Launch.GuestNetwork("e1000"),
     };
 
     [Fact]
@@ -60,6 +61,19 @@ public class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output
         Assert.Contains("\"host\":\"0000:83:00.0\"", hosts[0]);
         Assert.Contains("\"host\":\"0000:83:00.1\"", hosts[1]);
         Assert.Contains("isa-debug-exit,iobase=0xf4,iosize=0x04", argv);
+        // --net user,model=e1000: one user-network NIC of that model, as run's -nic gives it.
+        var nics = argv.Where(a => a.Contains("\"netdev\"", StringComparison.Ordinal) || a.Contains("netdev=", StringComparison.Ordinal)).ToList();
+        Assert.Single(nics);
+        Assert.Contains("e1000", nics[0]);
+        // (domxml-to-native shows every interface as a tap it would open: the user type is checked in the XML below.)
+    }
+
+    [Fact]
+    public void Without_net_the_domain_has_no_interface()
+    {
+        var xml = LibvirtDomain.ToXml(LibvirtDomain.Build(Barrelfish with { Net = null }));
+        Assert.DoesNotContain("<interface", xml);
+        Assert.Contains("<interface type=\"user\">", LibvirtDomain.ToXml(LibvirtDomain.Build(Barrelfish)));
     }
 
     [Fact]

@@ -35,7 +35,7 @@ public sealed class RunPlanTests : IDisposable
     public void A_kernel_with_a_device_on_its_own_root_port()
     {
         Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "2048", "-smp", "4", "-nographic", "-kernel", _kernel,
-            "-append", "console=ttyS0 a=b", "-initrd", $"{_dir}/m1 a,,b,{_dir}/m2",
+            "-append", "console=ttyS0 a=b", "-initrd", $"{_dir}/m1 a,,b,{_dir}/m2", "-nic", "none",
             "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10",
             "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
@@ -73,7 +73,7 @@ public sealed class RunPlanTests : IDisposable
         var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "a,b", "--device", "00:03.0,x-vga=on,romfile=" + iso);
         Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "a,,b",
             "-device", "ahci,id=ahci", "-drive", $"id=disk0,file={disk},format=qcow2,if=none", "-device", "ide-hd,drive=disk0,bus=ahci.0",
-            "-cdrom", iso, "-device", $"vfio-pci,host=0000:00:03.0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on"], argv);
+            "-cdrom", iso, "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on"], argv);
     }
 
     [Theory]
@@ -102,10 +102,12 @@ public sealed class RunPlanTests : IDisposable
             cpus = 1
             accel = "tcg"
             devices = ["00:02.0,rombar=0"]
+            net = "user,model=e1000"
             extra-args = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
             """);
         var argv = Argv("-f", profile, "--memory", "256");
         Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "256", "-smp", "1", "-nographic", "-kernel", _kernel, "-append", "loglevel=3",
+            "-nic", "user,model=e1000",
             "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10", "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"], argv);
     }
@@ -114,6 +116,7 @@ public sealed class RunPlanTests : IDisposable
     [InlineData("colour = \"blue\"\n", "unknown key 'colour'")]
     [InlineData("memory = \"lots\"\n", "'memory' must be a whole number")]
     [InlineData("memory = [\n", "not valid TOML")]
+    [InlineData("net = \"tap\"\n", "net 'tap': give none, user or user,model=NAME")]
     public void Bad_profiles_name_the_problem(string toml, string error)
     {
         var profile = Path.Combine(_dir, "bad.toml");
@@ -121,6 +124,29 @@ public sealed class RunPlanTests : IDisposable
         var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "-f", profile);
         Assert.Equal(2, r.ExitCode);
         Assert.StartsWith($"passthru: {profile}: {error}", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData(new string[0], "none")]
+    [InlineData(new[] { "--net", "none" }, "none")]
+    [InlineData(new[] { "--net", "user" }, "user")]
+    [InlineData(new[] { "--net", "user,model=e1000" }, "user,model=e1000")]
+    public void The_guest_gets_an_emulated_nic_only_when_asked(string[] net, string nic)
+    {
+        var argv = Argv(["--kernel", _kernel, "--device", "00:02.0", .. net]);
+        Assert.Equal(nic, argv[Array.IndexOf(argv, "-nic") + 1]);
+        Assert.Single(argv, "-nic");
+    }
+
+    [Theory]
+    [InlineData("tap", "--net 'tap': give none, user or user,model=NAME (e.g. user,model=e1000)")]
+    [InlineData("user,mac=1", "--net 'user,mac=1': unknown option 'mac=1' (only model=NAME, e.g. model=e1000)")]
+    [InlineData("user,model=", "--net 'user,model=': unknown option 'model=' (only model=NAME, e.g. model=e1000)")]
+    public void A_bad_net_is_one_line(string net, string error)
+    {
+        var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--net", net);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"passthru: {error}\n", r.Stderr);
     }
 
     [Fact]
