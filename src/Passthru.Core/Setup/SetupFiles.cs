@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
 using Passthru.Host;
 
@@ -18,7 +17,18 @@ public static class SetupFiles
 
     public static byte[] Bytes(string latin1) => Encoding.Latin1.GetBytes(latin1);
 
-    public static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+    /// <summary>
+    /// SHA-256, computed in managed code (BouncyCastle): the published binary is static, and .NET's SHA256 would load
+    /// OpenSSL with dlopen, which a static binary cannot.
+    /// </summary>
+    public static string Sha256(byte[] bytes)
+    {
+        var digest = new Org.BouncyCastle.Crypto.Digests.Sha256Digest();
+        digest.BlockUpdate(bytes, 0, bytes.Length);
+        var hash = new byte[digest.GetDigestSize()];
+        digest.DoFinal(hash, 0);
+        return Convert.ToHexStringLower(hash);
+    }
 
     public static string? Sha256(HostRoot host, string relative) =>
         File.Exists(host.Path(relative)) ? Sha256(File.ReadAllBytes(host.Path(relative))) : null;

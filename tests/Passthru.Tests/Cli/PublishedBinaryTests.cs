@@ -30,4 +30,24 @@ public class PublishedBinaryTests
         Assert.Equal(0, r.ExitCode);
         Assert.Matches(@"^\d+\.\d+\.\d+", r.Stdout);
     }
+
+    [Fact]
+    public void Setup_apply_and_undo_work_in_the_static_binary()
+    {
+        // A static binary cannot dlopen OpenSSL, so .NET's own SHA256 crashed it in setup --apply: the record's
+        // hashes are computed in managed code now. Run the real binary, not the in-process CLI the other tests use.
+        var tree = Repo.CopyCapture("vhost");
+        try
+        {
+            var apply = Repo.Exec(Binary, "setup", "--root", tree, "--boot-loader", "kernel-install", "--iommu-pt", "--apply");
+            Assert.True(apply.ExitCode == 0, apply.Stdout + apply.Stderr);
+            var cmdline = File.ReadAllBytes(Path.Combine(tree, "etc/kernel/cmdline"));
+            var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cmdline));
+            Assert.Contains($"\"writtenSha256\": \"{sha}\"", File.ReadAllText(Path.Combine(tree, "var/lib/passthru/setup.json")));
+            var undo = Repo.Exec(Binary, "setup", "--root", tree, "--undo");
+            Assert.True(undo.ExitCode == 0, undo.Stdout + undo.Stderr);
+            Assert.False(File.Exists(Path.Combine(tree, "etc/kernel/cmdline")));
+        }
+        finally { Directory.Delete(tree, true); }
+    }
 }
