@@ -5,7 +5,8 @@
 #                           run COMMAND as root inside it (chrooted into this machine's root, same cwd); prints its
 #                           stdout and stderr and exits with its exit code (124 on timeout)
 #   vhost.sh stop DIR       halt it; QEMU is killed if it does not stop
-# QEMU runs under `timeout` (VHOST_MAX_SECONDS, default 1800) so a forgotten virtual host cannot outlive its tests.
+# QEMU runs under `timeout` (VHOST_MAX_SECONDS, default 3600) so a forgotten virtual host cannot outlive its tests.
+# VHOST_INTREMAP=off starts it with an IOMMU that does not remap interrupts (vfio then needs allow_unsafe_interrupts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$here/.cache
@@ -15,15 +16,16 @@ usage() { sed -n '2,10p' "$0" >&2; exit 2; }
 verb=$1; dir=$2; shift 2
 
 start() {
+  case ${VHOST_INTREMAP:-on} in on|off) ;; *) echo "vhost: VHOST_INTREMAP is on or off, not '$VHOST_INTREMAP'" >&2; exit 2;; esac
   bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
   rm -rf "$dir/share"/* "$dir/console.log"
   truncate -s 64M "$dir/nvme.img"
   # Devices: the e1000e alone in its group at 00:02.0, an identical twin e1000e at 00:03.0, an NVMe controller at
   # 00:04.0, and two conventional-PCI e1000 functions behind one PCIe-to-PCI bridge, which share an IOMMU group.
-  setsid timeout -k 5 "${VHOST_MAX_SECONDS:-1800}" qemu-system-x86_64 \
+  setsid timeout -k 5 "${VHOST_MAX_SECONDS:-3600}" qemu-system-x86_64 \
     -M q35,kernel-irqchip=split -accel tcg -m 2048 -smp 2 \
-    -device intel-iommu,intremap=on \
+    -device "intel-iommu,intremap=${VHOST_INTREMAP:-on}" \
     -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
     -append "console=ttyS0 intel_iommu=on quiet panic=-1" \
     -display none -monitor none -serial "file:$dir/console.log" -no-reboot -nodefaults \

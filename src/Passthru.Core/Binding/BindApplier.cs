@@ -23,6 +23,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             journal.Save(); // before the first write: a crash from here on can be restored
         }
         var touched = new List<FunctionState>();
+        _changedParameters.Clear();
         BindStep? current = null;
         try
         {
@@ -46,7 +47,36 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         {
             foreach (var f in plan.Functions) journal.Remove(f.Address);
             journal.Save();
+            // A parameter goes back once no function it was set for is held any more.
+            PutBackParameters(p => p.For.All(a => journal.Find(a) is null));
         }
+    }
+
+    private readonly List<ParameterState> _changedParameters = [];
+
+    /// <summary>
+    /// Writes the journaled original value of each parameter <paramref name="which"/> selects and forgets it. Returns
+    /// what it put back, or throws (the journal keeps what could not be put back, for restore).
+    /// </summary>
+    public IReadOnlyList<ParameterState> PutBackParameters(Func<ParameterState, bool> which)
+    {
+        var done = new List<ParameterState>();
+        foreach (var p in journal.Parameters.Where(which).ToList())
+        {
+            try
+            {
+                // A module unloaded since has lost the changed value with it: nothing is left to put back.
+                if (host.Exists(p.Path)) host.WriteAttribute(p.Path, p.Original);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UserError($"putting {p.Original} back into /{p.Path} failed: {Reason(e)}; the journal still records it: run `passthru restore` again");
+            }
+            journal.Remove(p);
+            journal.Save();
+            done.Add(p);
+        }
+        return done;
     }
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
@@ -68,9 +98,15 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 failures.Add($"{f.Address}: {Reason(e)}");
             }
         }
+        foreach (var p in _changedParameters)
+        {
+            try { host.WriteAttribute(p.Path, p.Original); journal.Remove(p); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{p.Path}: {Reason(e)}"); }
+        }
         journal.Save();
-        if (touched.Count == 0) return "nothing had been changed";
-        var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}"));
+        if (touched.Count == 0 && _changedParameters.Count == 0) return "nothing had been changed";
+        var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
+            .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
             : $"rollback incomplete ({string.Join("; ", failures)}): the journal keeps them, run `passthru restore`";
@@ -86,6 +122,9 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             case WriteAttribute w:
                 host.WriteAttribute(w.Path, w.Value);
                 break;
+            case SetModuleParameter m:
+                SetParameter(m);
+                break;
             case VerifyDriver v:
                 if (!WaitFor(() => host.ReadLinkName(SysfsPaths.Driver(v.Function)) == v.Driver))
                     throw new StepFailed($"{v.Function} is bound to {host.ReadLinkName(SysfsPaths.Driver(v.Function)) ?? "no driver"}, not {v.Driver ?? "no driver"}");
@@ -95,6 +134,19 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                     throw new StepFailed($"/dev/vfio/{g.Group} did not appear");
                 break;
         }
+    }
+
+    /// <summary>Journals the parameter's value, then changes it; a value already as wanted is left alone (nothing to undo).</summary>
+    private void SetParameter(SetModuleParameter m)
+    {
+        var original = host.ReadAttribute(m.Path) ?? throw new StepFailed($"/{m.Path} does not exist (is the module loaded?)");
+        if (original == m.Value && journal.FindParameter(m.Path) is null) return;
+        var state = new ParameterState(m.Path, journal.FindParameter(m.Path)?.Original ?? original, m.For);
+        journal.Record(state);
+        journal.Save(); // before the write: a crash from here on leaves restore what to put back
+        if (original == m.Value) return; // already set by Passthru for other devices: now kept for these too
+        _changedParameters.Add(state);
+        host.WriteAttribute(m.Path, m.Value);
     }
 
     private void LoadModule(string name)

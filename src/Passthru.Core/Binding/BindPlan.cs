@@ -32,6 +32,15 @@ public sealed record VerifyVfioGroup(int Group) : BindStep
     public override string Describe() => $"check /dev/vfio/{Group} exists";
 }
 
+/// <summary>
+/// Sets a module parameter through sysfs (the module is loaded by an earlier step). The value it had is journaled
+/// before the write and put back when the functions in <see cref="For"/> are given back (or by restore after a crash).
+/// </summary>
+public sealed record SetModuleParameter(string Path, string Value, IReadOnlyList<PciAddress> For) : BindStep
+{
+    public override string Describe() => $"write {Value} > /{Path} (put back when {string.Join(", ", For)} {(For.Count == 1 ? "is" : "are")} given back)";
+}
+
 /// <summary>A function a plan moves, with what it had before: what the journal records and restore gives back.</summary>
 public sealed record FunctionState(PciAddress Address, string? Driver, string? DriverOverride, int? Group);
 

@@ -4,7 +4,10 @@ using Passthru.Pci;
 namespace Passthru.Binding;
 
 /// <summary>What the user asked bind for.</summary>
-public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false);
+/// <param name="AllowUnsafeInterrupts">On an IOMMU without interrupt remapping, set vfio_iommu_type1's
+/// allow_unsafe_interrupts until these devices are given back (the user's trust decision).</param>
+public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false, bool AllowUnsafeInterrupts = false,
+    string Verb = "bind");
 
 /// <summary>
 /// Decides, from what the host looks like now, exactly which writes move devices to vfio-pci or give them back.
@@ -62,16 +65,29 @@ public static class BindPlanner
             notes.AddRange(refusals.Select(r => "forced: " + r));
         }
 
+        // Before anything changes: on an IOMMU without interrupt remapping vfio would refuse the devices when QEMU
+        // opens them, after the host lost them; stop here instead, unless the user allowed unsafe interrupts.
+        var safety = InterruptSafety.Of(new Check.HostFacts(host));
+        bool setUnsafe = false;
+        if (safety.Blocks)
+        {
+            if (!request.AllowUnsafeInterrupts) throw new UserError(InterruptSafety.Refusal(request.Verb));
+            setUnsafe = true;
+            notes.Add($"warning: allowing unsafe interrupts (--allow-unsafe-interrupts): this IOMMU does not remap interrupts, so {InterruptSafety.Risk}");
+        }
+        else if (request.AllowUnsafeInterrupts)
+            notes.Add(safety.Allowed ? $"unsafe interrupts are already allowed ({safety.AllowedBy})"
+                : safety.Remapping == true ? "--allow-unsafe-interrupts: not needed, this IOMMU remaps interrupts; left as it is"
+                : "--allow-unsafe-interrupts: whether this IOMMU remaps interrupts is unknown here, so nothing was set; if QEMU then fails with \"Operation not permitted\", allow them with passthru setup --allow-unsafe-interrupts");
+
         var steps = new List<BindStep>();
         var functions = new List<FunctionState>();
         var moving = targets.Values.Where(d => !d.IsBoundToVfio).ToList();
         foreach (var d in targets.Values.Where(d => d.IsBoundToVfio)) notes.Add($"{d.Address} is already bound to vfio-pci");
-        if (moving.Count > 0)
-        {
-            if (!host.DirectoryExists("sys/module/vfio_pci")) steps.Add(new LoadModule(Vfio));
-            // Only a soft dependency of vfio-pci: without it QEMU fails with "No available IOMMU models".
-            if (!host.DirectoryExists("sys/module/vfio_iommu_type1")) steps.Add(new LoadModule("vfio_iommu_type1"));
-        }
+        if (moving.Count > 0 && !host.DirectoryExists("sys/module/vfio_pci")) steps.Add(new LoadModule(Vfio));
+        // Only a soft dependency of vfio-pci: without it QEMU fails with "No available IOMMU models".
+        if ((moving.Count > 0 || setUnsafe) && !host.DirectoryExists("sys/module/vfio_iommu_type1")) steps.Add(new LoadModule("vfio_iommu_type1"));
+        if (setUnsafe) steps.Add(new SetModuleParameter(InterruptSafety.ParameterPath, "Y", targets.Keys.ToList()));
         foreach (var d in moving)
         {
             functions.Add(new FunctionState(d.Address, d.Driver, d.DriverOverride, d.IommuGroup));

@@ -14,18 +14,24 @@ public sealed class Journal
 {
     public const string FileName = "state.json";
     private readonly List<FunctionState> _functions;
+    private readonly List<ParameterState> _parameters;
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
+    /// <summary>Module parameters Passthru changed (allow_unsafe_interrupts), with the value to put back.</summary>
+    public IReadOnlyList<ParameterState> Parameters => _parameters;
 
-    private Journal(string directory, List<FunctionState> functions) { Directory = directory; _functions = functions; }
+    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters)
+    {
+        Directory = directory; _functions = functions; _parameters = parameters;
+    }
 
     public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
 
     public static Journal Load(string directory)
     {
         var path = Path.Combine(directory, FileName);
-        if (!File.Exists(path)) return new Journal(directory, []);
+        if (!File.Exists(path)) return new Journal(directory, [], []);
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
@@ -36,7 +42,12 @@ public sealed class Journal
                 list.Add(new FunctionState(address, f.GetProperty("driver").GetString(), f.GetProperty("driver_override").GetString(),
                     f.GetProperty("group").ValueKind == JsonValueKind.Number ? f.GetProperty("group").GetInt32() : null));
             }
-            return new Journal(directory, list);
+            var parameters = new List<ParameterState>();
+            if (doc.RootElement.TryGetProperty("parameters", out var ps))
+                foreach (var p in ps.EnumerateArray())
+                    parameters.Add(new ParameterState(p.GetProperty("path").GetString()!, p.GetProperty("original").GetString()!,
+                        p.GetProperty("for").EnumerateArray().Select(a => PciAddress.Parse(a.GetString()!)).ToList()));
+            return new Journal(directory, list, parameters);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or UserError)
         {
@@ -54,11 +65,26 @@ public sealed class Journal
 
     public void Remove(PciAddress address) => _functions.RemoveAll(f => f.Address == address);
 
+    /// <summary>
+    /// Records a parameter's original value before it is changed; when Passthru already changed it (for other
+    /// functions), the first original stays and these functions are added to the ones it is kept for.
+    /// </summary>
+    public void Record(ParameterState state)
+    {
+        int i = _parameters.FindIndex(p => p.Path == state.Path);
+        if (i < 0) _parameters.Add(state);
+        else _parameters[i] = _parameters[i] with { For = _parameters[i].For.Union(state.For).ToList() };
+    }
+
+    public ParameterState? FindParameter(string path) => _parameters.FirstOrDefault(p => p.Path == path);
+
+    public void Remove(ParameterState state) => _parameters.RemoveAll(p => p.Path == state.Path);
+
     public void Save()
     {
         System.IO.Directory.CreateDirectory(Directory);
         var path = Path.Combine(Directory, FileName);
-        if (_functions.Count == 0) { File.Delete(path); return; }
+        if (_functions.Count == 0 && _parameters.Count == 0) { File.Delete(path); return; }
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
         {
@@ -75,11 +101,29 @@ public sealed class Journal
                 json.WriteEndObject();
             }
             json.WriteEndArray();
+            if (_parameters.Count > 0)
+            {
+                json.WriteStartArray("parameters");
+                foreach (var p in _parameters)
+                {
+                    json.WriteStartObject();
+                    json.WriteString("path", p.Path);
+                    json.WriteString("original", p.Original);
+                    json.WriteStartArray("for");
+                    foreach (var a in p.For) json.WriteStringValue(a.ToString());
+                    json.WriteEndArray();
+                    json.WriteEndObject();
+                }
+                json.WriteEndArray();
+            }
             json.WriteEndObject();
         }
         AtomicFile.Write(path, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 }
+
+/// <summary>A module parameter as it was before Passthru changed it, and the functions it was changed for.</summary>
+public sealed record ParameterState(string Path, string Original, IReadOnlyList<PciAddress> For);
 
 /// <summary>
 /// An exclusive lock on the state directory, so that two Passthru processes never interleave writes to devices or

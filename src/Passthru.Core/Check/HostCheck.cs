@@ -124,16 +124,22 @@ public static partial class HostCheck
     {
         const string t = "Interrupt remapping";
         const string risk = "without it vfio refuses devices unless vfio_iommu_type1.allow_unsafe_interrupts=1, which lets a guest's device forge interrupts (MSI) against the host: use that only with trusted guests";
-        if (f.KernelParameter("intremap") is "off" or "nosid" || f.KernelParameter("nointremap") is not null)
+        var safety = Binding.InterruptSafety.Of(f);
+        bool offOnCmdline = f.KernelParameter("intremap") is "off" or "nosid" || f.KernelParameter("nointremap") is not null;
+        if (safety.Remapping == false && safety.Allowed)
+            return new("intremap", t, Status.Warn,
+                $"{(offOnCmdline ? "turned off on the kernel command line" : "the IOMMU does not remap interrupts")}; unsafe interrupts are allowed ({safety.AllowedBy}): passthrough works, and that is a trust decision",
+                "pass devices only to guests you trust: a guest's device can forge interrupts (MSI) against the host");
+        if (offOnCmdline)
             return new("intremap", t, Status.Warn, "disabled on the kernel command line (intremap=off or nointremap)", "remove it and reboot; " + risk);
-        if (f.ModuleLoaded("vfio_iommu_type1") && f.Host.ReadAttribute("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts") is "Y" or "1")
-            return new("intremap", t, Status.Warn, "vfio_iommu_type1.allow_unsafe_interrupts=1 is set: guests' devices can forge interrupts", "remove it if this host has interrupt remapping");
-        bool? supported = f.IntelUnitsSupportInterruptRemapping() ?? f.DmarSupportsInterruptRemapping();
-        if (supported is null && f.HasAcpiTable("IVRS")) supported = true; // every AMD-Vi IOMMU remaps interrupts
-        return supported switch
+        if (safety.Allowed)
+            return new("intremap", t, Status.Warn, $"unsafe interrupts are allowed ({safety.AllowedBy}): guests' devices can forge interrupts",
+                safety.Remapping == true ? "this IOMMU remaps interrupts, so nothing needs it: remove it" : "remove it if this host has interrupt remapping");
+        return safety.Remapping switch
         {
             true => new("intremap", t, Status.Pass, "supported by the IOMMU"),
-            false => new("intremap", t, Status.Warn, "the IOMMU does not remap interrupts", risk),
+            false => new("intremap", t, Status.Warn, "the IOMMU does not remap interrupts: vfio refuses devices until unsafe interrupts are allowed",
+                "passthru run --allow-unsafe-interrupts (for one run) or passthru setup --allow-unsafe-interrupts (for good); a guest's device can then forge interrupts (MSI) against the host: only for trusted guests"),
             null => new("intremap", t, Status.Warn, "unknown: no IOMMU unit or readable DMAR table to ask (run as root, enable the IOMMU)", risk),
         };
     }

@@ -104,6 +104,41 @@ public sealed class HostFacts(HostRoot host)
         return all;
     }
 
+    /// <summary>
+    /// Whether the kernel remaps interrupts through the IOMMU: false when the command line turns it off or the IOMMU
+    /// cannot (Intel: every unit's ecap IR bit, else the DMAR table's INTR_REMAP flag); AMD-Vi always can. Null: unknown.
+    /// </summary>
+    public bool? InterruptRemapping()
+    {
+        if (KernelParameter("intremap") is "off" or "nosid" || KernelParameter("nointremap") is not null) return false;
+        bool? supported = IntelUnitsSupportInterruptRemapping() ?? DmarSupportsInterruptRemapping();
+        if (supported is null && HasAcpiTable("IVRS")) supported = true;
+        return supported;
+    }
+
+    /// <summary>
+    /// An "options MODULE NAME=VALUE" setting in the modprobe configuration (modprobe.d(5): the first file of a name
+    /// wins, /etc over /run over /lib; within the files, the last setting counts): the file and the value, or null.
+    /// </summary>
+    public (string File, string Value)? ModprobeOption(string module, string name)
+    {
+        var files = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var dir in new[] { "lib/modprobe.d", "usr/lib/modprobe.d", "run/modprobe.d", "etc/modprobe.d" })
+            foreach (var f in Host.List(dir))
+                if (f.EndsWith(".conf", StringComparison.Ordinal)) files[f] = $"{dir}/{f}";
+        (string, string)? found = null;
+        var normal = module.Replace('-', '_');
+        foreach (var path in files.Values)
+            foreach (var line in (Host.ReadText(path) ?? "").Split('\n'))
+            {
+                var words = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+                if (words.Length < 3 || words[0] != "options" || words[1].Replace('-', '_') != normal) continue;
+                foreach (var w in words.Skip(2))
+                    if (w.StartsWith(name + "=", StringComparison.Ordinal)) found = (path, w[(name.Length + 1)..]);
+            }
+        return found;
+    }
+
     public int IommuGroupCount => Host.List("sys/kernel/iommu_groups").Length;
 
     /// <summary>Soft limit from proc/self/limits, in bytes; long.MaxValue for unlimited; null when unknown.</summary>

@@ -76,6 +76,8 @@ public sealed record RunOptions
     /// <summary>Also bind (and restore) the other endpoints of each device's IOMMU group.</summary>
     public bool WholeGroup { get; init; }
     public bool KeepBound { get; init; }
+    /// <summary>On an IOMMU without interrupt remapping, allow vfio unsafe interrupts for this run (put back after it).</summary>
+    public bool AllowUnsafeInterrupts { get; init; }
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
     public string? SerialLog { get; init; }
     public string? Expect { get; init; }

@@ -14,7 +14,7 @@ public static class RunProfile
     private static readonly string[] Keys =
     [
         "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "net", "qemu",
-        "devices", "group", "keep-bound", "extra-args", "serial-log", "expect", "timeout", "name",
+        "devices", "group", "keep-bound", "allow-unsafe-interrupts", "extra-args", "serial-log", "expect", "timeout", "name",
     ];
 
     public static RunOptions Load(string path)
@@ -66,6 +66,7 @@ public static class RunProfile
             Devices = List("devices").Select(PassthroughDevice.Parse).ToList(),
             WholeGroup = Flag("group"),
             KeepBound = Flag("keep-bound"),
+            AllowUnsafeInterrupts = Flag("allow-unsafe-interrupts"),
             ExtraArgs = List("extra-args"),
             SerialLog = FilePath("serial-log"),
             Expect = Text("expect"),

@@ -38,11 +38,14 @@ public static class RunSession
                 devices.Add((d.Selector.ResolveOne(inventory).Address, d));
             if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
                 throw new UserError("a device is named twice in --device", ExitCodes.Usage);
-            binding = BindPlanner.PlanBind(host, inventory, new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
+            binding = BindPlanner.PlanBind(host, inventory, Request(o));
         }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices);
     }
+
+    private static BindRequest Request(RunOptions o) =>
+        new(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup, AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run");
 
     /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>
     private static bool DecideKvm(HostRoot host, Accel accel, List<string> warnings)
@@ -62,6 +65,7 @@ public static class RunSession
         var o = plan.Options;
         foreach (var w in plan.Warnings) messages.WriteLine(w);
         IReadOnlyList<FunctionState> moved = [];
+        IReadOnlyList<PciAddress> unsafeFor = [];
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
         using var interrupt = new CancellationTokenSource();
@@ -78,11 +82,14 @@ public static class RunSession
                 using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
                 {
                     // Planned again under the lock: the devices may have moved since.
-                    var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), new BindRequest(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup));
+                    var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), Request(o));
+                    unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind, interrupt.Token);
                     moved = bind.Functions;
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
+                if (unsafeFor.Count > 0)
+                    messages.WriteLine($"[passthru] allowed unsafe interrupts (/{InterruptSafety.ParameterPath}) until the guest ends: {InterruptSafety.Risk}");
             }
             Preflight(host, plan);
             if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
@@ -92,7 +99,7 @@ public static class RunSession
         }
         finally
         {
-            if (moved.Count > 0 && !o.KeepBound) GiveBack(host, stateDir, moved, messages);
+            if ((moved.Count > 0 || unsafeFor.Count > 0) && !o.KeepBound) GiveBack(host, stateDir, moved, unsafeFor, messages);
             else if (moved.Count > 0) messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address))} stay on vfio-pci (passthru restore gives them back)");
         }
     }
@@ -110,6 +117,7 @@ public static class RunSession
                 var group = inventory.GroupOf(d)!;
                 if (!group.IsViable)
                     throw new UserError($"IOMMU group {group.Number} is not viable: {ListBlockers(group)} still held by host drivers; add --group");
+                if (InterruptSafety.Of(new HostFacts(host)).Blocks) throw new UserError(InterruptSafety.Refusal("run"));
                 var node = host.Path(SysfsPaths.VfioGroup(group.Number));
                 try { using var _ = File.OpenHandle(node, FileMode.Open, FileAccess.ReadWrite); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -167,15 +175,26 @@ public static class RunSession
         return code;
     }
 
-    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, TextWriter messages)
+    /// <summary>
+    /// Gives back the functions this run bound, and puts back the parameters it changed (allow_unsafe_interrupts) once
+    /// no function they were set for is held: the run's own devices, or ones an earlier bind left on vfio-pci for it.
+    /// </summary>
+    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor, TextWriter messages)
     {
         try
         {
             using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
             var journal = Journal.Load(stateDir);
-            var plan = BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList());
-            new BindApplier(host, journal, TextWriter.Null).Apply(plan);
-            foreach (var f in moved) messages.WriteLine($"[passthru] gave {f.Address} back to {f.Driver ?? "no driver"}");
+            var before = journal.Parameters.ToList();
+            var applier = new BindApplier(host, journal, TextWriter.Null);
+            if (moved.Count > 0)
+            {
+                applier.Apply(BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList()));
+                foreach (var f in moved) messages.WriteLine($"[passthru] gave {f.Address} back to {f.Driver ?? "no driver"}");
+            }
+            if (unsafeFor.Count > 0) applier.PutBackParameters(p => p.For.All(unsafeFor.Contains));
+            foreach (var p in before.Where(b => journal.FindParameter(b.Path) is null))
+                messages.WriteLine($"[passthru] put {p.Original} back into /{p.Path}");
         }
         catch (UserError e)
         {

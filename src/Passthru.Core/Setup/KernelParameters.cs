@@ -72,9 +72,12 @@ public static class KernelParameters
                 changes.Add(new ParameterChange.Remove(off, "turns AMD's IOMMU off; it is on by default"));
         if (d.IommuPassThrough)
             Require("iommu", v => v == "pt", _ => "pt", "host devices skip IOMMU translation (--iommu-pt): host I/O performance");
+        // On the kernel command line rather than as a modprobe option: it holds whether vfio_iommu_type1 is built in,
+        // loaded from the initramfs or later (modprobe reads module parameters from /proc/cmdline too), and it is
+        // where the seed and most guides put it, visible in /proc/cmdline to `passthru check` and to admins.
         if (d.AllowUnsafeInterrupts)
-            Require(UnsafeInterrupts, v => v is "1" or "Y" or "y", _ => "1",
-                "this IOMMU cannot remap interrupts, and without it vfio refuses every device; the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust");
+            Require(UnsafeInterrupts, v => v is "1" or "Y" or "y" or "on", _ => "1",
+                "vfio may use devices although this IOMMU does not remap interrupts (--allow-unsafe-interrupts); the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust");
         if (d.BootIds.Count > 0)
         {
             var wanted = d.BootIds.ToList();

@@ -7,7 +7,8 @@ namespace Passthru.Setup;
 public enum IommuVendor { Intel, Amd }
 
 /// <summary>What the user asked `setup` for.</summary>
-public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null, bool Force = false);
+public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null, bool Force = false,
+    bool AllowUnsafeInterrupts = false);
 
 /// <summary>
 /// What this host needs, before looking at any file: the IOMMU switch for its CPU, the optional iommu=pt, whether
@@ -40,9 +41,18 @@ public sealed record SetupDecisions
 
         bool? remapping = facts.IntelUnitsSupportInterruptRemapping() ?? facts.DmarSupportsInterruptRemapping();
         if (remapping is null && facts.HasAcpiTable("IVRS")) remapping = true; // every AMD-Vi IOMMU remaps interrupts
+        // Unsafe interrupts are the user's trust decision: never added unasked, never added where nothing needs them.
+        bool allowUnsafe = request.AllowUnsafeInterrupts && remapping != true;
         if (remapping is null)
-            notes.Add("interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, "
-                + $"{KernelParameters.UnsafeInterrupts}=1 lets it, at the cost that a guest's device can forge interrupts against the host");
+            notes.Add(request.AllowUnsafeInterrupts
+                ? "interrupt remapping: unknown (no IOMMU unit or readable DMAR table): unsafe interrupts are allowed as asked (--allow-unsafe-interrupts)"
+                : "interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, "
+                    + $"{KernelParameters.UnsafeInterrupts}=1 lets it (passthru setup --allow-unsafe-interrupts), at the cost that a guest's device can forge interrupts against the host");
+        else if (remapping == false && !request.AllowUnsafeInterrupts)
+            notes.Add("this IOMMU does not remap interrupts, so vfio refuses every device until unsafe interrupts are allowed: "
+                + "passthru setup --allow-unsafe-interrupts adds " + KernelParameters.UnsafeInterrupts + "=1 (a guest's device can then forge interrupts against the host: only for guests you trust)");
+        else if (remapping == true && request.AllowUnsafeInterrupts)
+            notes.Add("--allow-unsafe-interrupts: not needed, this IOMMU remaps interrupts; left out");
         if (facts.KernelParameter("intremap") is "off" or "nosid" || facts.KernelParameter("nointremap") is not null)
             notes.Add("interrupt remapping is turned off on the running kernel's command line (intremap=off or nointremap): remove that by hand");
 
@@ -102,7 +112,7 @@ public sealed record SetupDecisions
         {
             Vendor = vendor,
             IommuPassThrough = request.IommuPassThrough,
-            AllowUnsafeInterrupts = remapping == false,
+            AllowUnsafeInterrupts = allowUnsafe,
             BootIds = ids.Distinct().ToList(),
             BootAddresses = addresses.Distinct().ToList(),
             SoftdepDrivers = drivers.Distinct().ToList(),

@@ -12,14 +12,18 @@ public static class BindCommand
         var devices = BindingOptions.Devices(ArgumentArity.OneOrMore);
         var group = new Option<bool>("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
         var force = new Option<bool>("--force") { Description = "Take devices the host uses (boot VGA, mounted disks, the default route, bridges)" };
+        var unsafeInterrupts = new Option<bool>("--allow-unsafe-interrupts")
+        {
+            Description = "On an IOMMU without interrupt remapping, let vfio use the devices until they are given back (a guest's device can then forge interrupts against the host)",
+        };
         var shared = new BindingOptions();
-        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force };
+        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts };
         shared.AddTo(command);
         command.SetAction(p =>
         {
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             var host = globals.Host(p);
-            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force));
+            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts));
             if (p.GetValue(shared.DryRun))
             {
                 BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
@@ -36,6 +40,8 @@ public static class BindCommand
             BindingOptions.Apply(host, Journal.Load(dir), plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             foreach (var f in plan.Functions)
                 stdout.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"}); IOMMU group {f.Group}: /dev/vfio/{f.Group}");
+            foreach (var m in plan.Steps.OfType<SetModuleParameter>())
+                stdout.WriteLine($"allowed unsafe interrupts: /{m.Path} is {m.Value} until {string.Join(", ", m.For)} {(m.For.Count == 1 ? "is" : "are")} given back");
             return ExitCodes.Ok;
         });
         return command;

@@ -15,20 +15,27 @@ public static class RunCommand
         var serialLog = new Option<string?>("--serial-log") { Description = "Also write the serial console to this file" };
         var expect = new Option<string?>("--expect") { Description = "Succeed as soon as the console shows this regular expression, then stop the guest" };
         var timeout = new Option<int?>("--timeout") { Description = "Stop the guest after this many seconds (a failure with --expect)" };
+        var unsafeInterrupts = new Option<bool>("--allow-unsafe-interrupts")
+        {
+            Description = "On an IOMMU without interrupt remapping, let vfio use the devices for this run (a guest's device can then forge interrupts against the host); put back after it",
+        };
         var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal and lock live (default: /run/passthru under --root)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
-            dryRun, keepBound, serialLog, expect, timeout, stateDir,
+            dryRun, keepBound, serialLog, expect, timeout, unsafeInterrupts, stateDir,
         };
         vm.AddTo(command);
         command.SetAction(p =>
         {
-            var options = vm.Read(p) with
+            var options0 = vm.Read(p); // the profile's (-f) and the shared VM options
+            var options = options0 with
             {
-                KeepBound = p.GetValue(keepBound),
-                SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : null,
-                Expect = p.GetValue(expect),
-                TimeoutSeconds = p.GetValue(timeout),
+                KeepBound = p.GetValue(keepBound) || options0.KeepBound,
+                AllowUnsafeInterrupts = p.GetValue(unsafeInterrupts) || options0.AllowUnsafeInterrupts,
+                // A profile's values stand unless the command line gives its own.
+                SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : options0.SerialLog,
+                Expect = p.GetValue(expect) ?? options0.Expect,
+                TimeoutSeconds = p.GetValue(timeout) ?? options0.TimeoutSeconds,
             };
             var host = globals.Host(p);
             var plan = RunSession.Plan(host, options);

@@ -14,13 +14,17 @@ public static class SetupCommand
     {
         var device = new Option<string[]>("--device") { Description = "A device vfio-pci claims at boot: 0000:83:00.0, 83:00.0 or vendor:device (repeatable)" };
         var iommuPt = new Option<bool>("--iommu-pt") { Description = "Add iommu=pt: host devices skip IOMMU translation (host I/O performance)" };
+        var unsafeInterrupts = new Option<bool>("--allow-unsafe-interrupts")
+        {
+            Description = "Add vfio_iommu_type1.allow_unsafe_interrupts=1 where the IOMMU does not remap interrupts (a guest's device can then forge interrupts against the host)",
+        };
         var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
         var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
         var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, iommuPt, loader, apply, undo, force,
+            device, iommuPt, unsafeInterrupts, loader, apply, undo, force,
         };
         command.SetAction(p =>
         {
@@ -28,13 +32,13 @@ public static class SetupCommand
             var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
             if (p.GetValue(undo))
             {
-                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force))
+                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts))
                     throw new UserError("--undo takes no other setup options: it puts back what was recorded", ExitCodes.Usage);
                 foreach (var line in applier.Undo().Lines) stdout.WriteLine(line);
                 stdout.WriteLine("A reboot is needed for the restored configuration to take effect.");
                 return ExitCodes.Ok;
             }
-            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force));
+            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force), p.GetValue(unsafeInterrupts));
             var plan = SetupPlan.Make(host, request);
             if (!p.GetValue(apply))
             {

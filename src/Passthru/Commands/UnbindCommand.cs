@@ -37,18 +37,40 @@ public static class UnbindCommand
             // The functions the journal holds and those named: nothing else of the host matters here.
             var inventory = PciInventory.LoadFor(host, selectors, groupMates: false, journal.Functions.Select(f => f.Address));
             var addresses = Select(selectors, journal, inventory, wholeGroup: !restore && p.GetValue(group));
+            if (addresses.Count == 0 && restore && selectors.Count == 0 && journal.Parameters.Count > 0)
+            {
+                // Only module parameters are left (a run killed before its devices were journaled as its own).
+                if (dryRun)
+                {
+                    stdout.WriteLine("plan (give back):");
+                    foreach (var prm in journal.Parameters) stdout.WriteLine($"     write {prm.Original} > /{prm.Path}");
+                    return ExitCodes.Ok;
+                }
+                foreach (var prm in new BindApplier(host, journal, TextWriter.Null).PutBackParameters(_ => true))
+                    stdout.WriteLine($"put {prm.Original} back into /{prm.Path}");
+                return ExitCodes.Ok;
+            }
             if (addresses.Count == 0)
             {
                 stdout.WriteLine($"nothing to give back: Passthru has no devices bound (journal {Path.Combine(dir, Journal.FileName)})");
                 return ExitCodes.Ok;
             }
             var plan = BindPlanner.PlanReturn(inventory, journal, addresses);
-            if (dryRun) { BindingOptions.PrintPlan(stdout, plan); return ExitCodes.Ok; }
+            if (dryRun)
+            {
+                BindingOptions.PrintPlan(stdout, plan);
+                foreach (var prm in journal.Parameters.Where(x => x.For.All(a => addresses.Contains(a) || journal.Find(a) is null)))
+                    stdout.WriteLine($"  then: write {prm.Original} > /{prm.Path} (no device it was set for is held any more)");
+                return ExitCodes.Ok;
+            }
             foreach (var note in plan.Notes) stdout.WriteLine(note);
             stdout.Flush();
+            var parametersBefore = journal.Parameters.ToList();
             BindingOptions.Apply(host, journal, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             foreach (var f in plan.Functions.Where(f => inventory.Find(f.Address) is not null))
                 stdout.WriteLine($"gave {f.Address} back to {f.Driver ?? "no driver"}");
+            foreach (var prm in parametersBefore.Where(b => journal.FindParameter(b.Path) is null))
+                stdout.WriteLine($"put {prm.Original} back into /{prm.Path}");
             return ExitCodes.Ok;
         });
         return command;

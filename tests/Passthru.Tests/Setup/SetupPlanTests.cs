@@ -20,7 +20,7 @@ public class SetupPlanTests
               add intel_iommu=on: turns on the Intel IOMMU (VT-d), which vfio needs
               add vfio-pci.ids=1af4:1053: vfio-pci claims these devices at boot, before their usual drivers
             Note: the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable VT-d in the firmware setup (BIOS/UEFI), or these parameters change nothing
-            Note: interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, vfio_iommu_type1.allow_unsafe_interrupts=1 lets it, at the cost that a guest's device can forge interrupts against the host
+            Note: interrupt remapping: unknown (no IOMMU unit or readable DMAR table); if vfio then refuses devices, vfio_iommu_type1.allow_unsafe_interrupts=1 lets it (passthru setup --allow-unsafe-interrupts), at the cost that a guest's device can forge interrupts against the host
 
             --- a/etc/default/grub
             +++ b/etc/default/grub
@@ -78,19 +78,31 @@ public class SetupPlanTests
     }
 
     [Theory]
-    [InlineData(0x00, true)]  // DMAR flags bit 0 clear: no interrupt remapping
-    [InlineData(0x01, false)] // INTR_REMAP set
-    public void Unsafe_interrupts_only_when_the_IOMMU_cannot_remap_them(byte flags, bool expected)
+    [InlineData(0x00, false, false, "this IOMMU does not remap interrupts, so vfio refuses every device until unsafe interrupts are allowed: passthru setup --allow-unsafe-interrupts adds")]
+    [InlineData(0x00, true, true, null)]   // DMAR flags bit 0 clear: no interrupt remapping; asked for: added
+    [InlineData(0x01, false, false, null)] // INTR_REMAP set: nothing needs it
+    [InlineData(0x01, true, false, "--allow-unsafe-interrupts: not needed, this IOMMU remaps interrupts; left out")]
+    public void Unsafe_interrupts_only_when_asked_and_the_IOMMU_cannot_remap_them(byte flags, bool asked, bool added, string? note)
     {
         var dmar = new byte[48];
         Encoding.ASCII.GetBytes("DMAR").CopyTo(dmar, 0);
         dmar[37] = flags;
         using var host = ScratchHost.DebianGrub(Grub("\"\"")).With("sys/firmware/acpi/tables/DMAR", dmar);
-        var r = host.Setup();
-        Assert.Equal(expected, r.Stdout.Contains("  add vfio_iommu_type1.allow_unsafe_interrupts=1: this IOMMU cannot remap interrupts, and without it vfio refuses every device; "
+        var r = asked ? host.Setup("--allow-unsafe-interrupts") : host.Setup();
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(added, r.Stdout.Contains("  add vfio_iommu_type1.allow_unsafe_interrupts=1: vfio may use devices although this IOMMU does not remap interrupts (--allow-unsafe-interrupts); "
             + "the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust\n"));
+        Assert.Equal(added, r.Stdout.Contains("GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1\""));
+        if (note is not null) Assert.Contains("Note: " + note, r.Stdout);
         Assert.DoesNotContain("interrupt remapping: unknown", r.Stdout);
         Assert.DoesNotContain("the firmware announces no IOMMU", r.Stdout);
+        if (added)
+        {
+            Assert.Equal(0, host.Setup("--allow-unsafe-interrupts", "--apply").ExitCode);
+            Assert.Contains("vfio_iommu_type1.allow_unsafe_interrupts=1", host.Read("etc/default/grub"));
+            Assert.Equal(0, host.Setup("--undo").ExitCode);
+            Assert.DoesNotContain("allow_unsafe", host.Read("etc/default/grub"));
+        }
     }
 
     [Fact]

@@ -13,15 +13,21 @@ public sealed record VmResult(int ExitCode, string Stdout, string Stderr)
 /// a chroot of this machine's root (so the repository's paths are the same), shut down when the collection ends.
 /// If it cannot be built or booted the tests fail with the reason: they never pass by skipping.
 /// </summary>
-public sealed class VirtualHostFixture : IDisposable
+public class VirtualHostFixture : IDisposable
 {
     public string Directory { get; }
     /// <summary>The NativeAOT binary the virtual host runs (dotnet would take seconds per start under emulation).</summary>
     public string Passthru { get; } = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
     public string Probe { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
+    /// <summary>The Linux guest: the virtual host's own Debian kernel and an initramfs with e1000e (tests/vm/linux-guest).</summary>
+    public string GuestKernel { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "vmlinuz");
+    public string GuestInitrd { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "guest-initrd.gz");
     private static string Script => Path.Combine(Repo.Root, "tests", "vm", "vhost.sh");
 
-    public VirtualHostFixture()
+    public VirtualHostFixture() : this(interruptRemapping: true) { }
+
+    /// <param name="interruptRemapping">false: an emulated IOMMU that does not remap interrupts (intremap=off).</param>
+    protected VirtualHostFixture(bool interruptRemapping)
     {
         Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
         System.IO.Directory.CreateDirectory(Directory);
@@ -30,7 +36,7 @@ public sealed class VirtualHostFixture : IDisposable
             var publish = Exec(["bash", Path.Combine(Repo.Root, "scripts", "publish.sh")], TimeSpan.FromMinutes(10));
             if (publish.ExitCode != 0) throw new InvalidOperationException("publishing the NativeAOT binary failed:\n" + publish);
         }
-        var start = Exec(["bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
+        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
         if (start.ExitCode != 0)
             throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
     }
@@ -83,6 +89,7 @@ public sealed class VirtualHostFixture : IDisposable
 
     public void Dispose()
     {
+        GC.SuppressFinalize(this);
         Exec(["bash", Script, "stop", Directory], TimeSpan.FromSeconds(30));
         try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
     }
@@ -90,3 +97,16 @@ public sealed class VirtualHostFixture : IDisposable
 
 [CollectionDefinition("virtual host")]
 public sealed class VirtualHostCollection : ICollectionFixture<VirtualHostFixture>;
+
+/// <summary>A virtual host whose emulated IOMMU does not remap interrupts, like many older or consumer platforms.</summary>
+public sealed class NoInterruptRemappingFixture() : VirtualHostFixture(interruptRemapping: false);
+
+[CollectionDefinition("virtual host without interrupt remapping")]
+public sealed class NoInterruptRemappingCollection : ICollectionFixture<NoInterruptRemappingFixture>;
+
+/// <summary>
+/// Real guests nested in the virtual host (a Linux guest with the e1000e driver, real Barrelfish): minutes each under
+/// emulation, so they have a virtual host and a collection of their own.
+/// </summary>
+[CollectionDefinition("virtual host: real guests")]
+public sealed class RealGuestsCollection : ICollectionFixture<VirtualHostFixture>;
