@@ -57,6 +57,26 @@ fi
 ln -sfn "initrd-$stamp.gz" "$cache/initrd.gz"
 ln -sfn "kernel/vmlinuz" "$cache/vmlinuz"
 
-# 3. The probe guest.
+# 3. The Linux guest's initramfs: the same kernel, booted nested inside the virtual host, with busybox and the
+#    e1000e driver, whose init reports the PCI functions and a DHCP lease over each NIC (linux-guest/init).
+gstamp=$(cat "$here/linux-guest/init" "$here/linux-guest/dhcp-event" "$here/build.sh" | sha256sum | cut -c1-16)
+if [ ! -f "$cache/guest-initrd-$gstamp.gz" ]; then
+  rm -rf "$cache/guest.tmp"; mkdir -p "$cache/guest.tmp"/{bin,dev,proc,sys,lib/modules}
+  cp /bin/busybox "$cache/guest.tmp/bin/busybox"
+  cp "$here/linux-guest/init" "$cache/guest.tmp/init"; cp "$here/linux-guest/dhcp-event" "$cache/guest.tmp/bin/dhcp-event"
+  chmod +x "$cache/guest.tmp/init" "$cache/guest.tmp/bin/dhcp-event"
+  for f in $(modprobe -d "$kroot" -S "$release" --show-depends e1000e | awk '$1 == "insmod" { print $2 }'); do
+    rel=${f#"$kroot"/}
+    mkdir -p "$cache/guest.tmp/$(dirname "$rel")"; cp "$f" "$cache/guest.tmp/$rel"
+  done
+  cp "$kroot/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$cache/guest.tmp/lib/modules/$release/" 2>/dev/null || true
+  depmod -b "$cache/guest.tmp" "$release"
+  (cd "$cache/guest.tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/guest-initrd-$gstamp.gz.tmp"
+  mv "$cache/guest-initrd-$gstamp.gz.tmp" "$cache/guest-initrd-$gstamp.gz"
+  rm -rf "$cache/guest.tmp"
+fi
+ln -sfn "guest-initrd-$gstamp.gz" "$cache/guest-initrd.gz"
+
+# 4. The probe guest.
 make -s -C "$here/probe" OUT="$cache/probe" >/dev/null
 echo "vm/build: kernel $release, initrd $(du -h "$cache/initrd.gz" -L | cut -f1), probe $(stat -c %s "$cache/probe/probe.elf") bytes"
