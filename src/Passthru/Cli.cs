@@ -9,7 +9,7 @@ namespace Passthru.Cli;
 /// The command line: parses, dispatches to one class per command, and turns every <see cref="UserError"/> into one
 /// line on stderr and an exit code. Tests call <see cref="Run"/> in-process with their own writers.
 /// </summary>
-public static class Cli
+public static partial class Cli
 {
     /// <summary>Every command, by name, built only when the command line needs it.</summary>
     private static readonly (string Name, Func<GlobalOptions, TextWriter, TextWriter, Command> Create)[] Commands =
@@ -24,6 +24,10 @@ public static class Cli
         ("setup", (g, o, _) => SetupCommand.Create(g, o)),
         ("export", ExportCommand.Create),
     ];
+
+    /// <summary>Every command, built (for tests that walk all of them, and for completion and the man page).</summary>
+    internal static IReadOnlyList<Command> AllCommands(GlobalOptions globals, TextWriter stdout, TextWriter stderr) =>
+        Commands.Select(c => c.Create(globals, stdout, stderr)).ToList();
 
     private static readonly string[] HelpTokens = ["-h", "--help", "-?", "/h", "/?"];
 
@@ -48,11 +52,14 @@ public static class Cli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            stderr.WriteLine($"passthru: {parse.Errors[0].Message} (see passthru --help)");
+            stderr.WriteLine($"passthru: {Plain(parse.Errors[0].Message)} (see passthru --help)");
             return ExitCodes.Usage;
         }
         try
         {
+            // A pci.ids named on purpose must exist, whether or not this command prints names.
+            if (parse.GetValue(globals.PciIds) is string ids && !File.Exists(ids))
+                throw new UserError($"--pci-ids {ids}: no such file", ExitCodes.Usage);
             return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
         catch (UserError e)
@@ -61,11 +68,35 @@ public static class Cli
             stderr.WriteLine($"passthru: {e.Message}");
             return e.ExitCode;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A file the command needed could not be read or written (permissions, a full disk): say which, in one line.
+            stdout.Flush();
+            stderr.WriteLine($"passthru: {e.Message.Split('\n')[0]}");
+            return ExitCodes.Failure;
+        }
         finally
         {
             stdout.Flush();
         }
     }
+
+    /// <summary>
+    /// System.CommandLine names .NET types in a conversion error ("as expected type 'System.Boolean'"); users get the
+    /// option and what it takes instead.
+    /// </summary>
+    internal static string Plain(string message)
+    {
+        var m = ConversionError().Match(message);
+        if (!m.Success) return message;
+        var (value, option, type) = (m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value);
+        return type == "System.Boolean"
+            ? $"{option} is a switch: give it alone (or {option}=true, {option}=false), not '{value}'"
+            : $"{option}: '{value}' is not a valid value";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^Cannot parse argument '(.*)' for option '(.*)' as expected type '(.*)'\.?$")]
+    private static partial System.Text.RegularExpressions.Regex ConversionError();
 
     /// <summary>
     /// The command the line names: its first word that is not an option or a global option's value; null when that

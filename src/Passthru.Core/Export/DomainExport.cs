@@ -13,7 +13,7 @@ public static class DomainExport
 {
     public static (VmDefinition Vm, IReadOnlyList<string> Notes) Define(HostRoot host, RunOptions options)
     {
-        var plan = RunSession.Plan(host, options);
+        var plan = RunSession.Plan(host, options, exporting: true);
         var notes = new List<string>(plan.Warnings);
         var devices = new List<HostDevice>();
         var inventory = plan.Devices.Count > 0 ? PciInventory.Load(host) : null;

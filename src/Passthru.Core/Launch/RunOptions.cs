@@ -103,6 +103,10 @@ public sealed record RunOptions
         if (MemoryMiB is < 16 or > 16 << 20) throw new UserError($"--memory {MemoryMiB}: give MiB between 16 and {16 << 20}", ExitCodes.Usage);
         if (Cpus is < 1 or > 1024) throw new UserError($"--cpus {Cpus}: give 1 to 1024", ExitCodes.Usage);
         if (TimeoutSeconds is <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
+        if (Machine.Length == 0 || Machine.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+            throw new UserError($"--machine '{Machine}': give a QEMU machine type such as q35 or pc (qemu-system-x86_64 -machine help lists them)", ExitCodes.Usage);
+        if (SerialLog is not null && Path.GetDirectoryName(Path.GetFullPath(SerialLog)) is string logDir && !Directory.Exists(logDir))
+            throw new UserError($"--serial-log {SerialLog}: the directory {logDir} does not exist", ExitCodes.Usage);
         if (Expect is not null)
         {
             try { _ = new System.Text.RegularExpressions.Regex(Expect); }

@@ -29,7 +29,7 @@ public static class RunProfile
         try { table = TomlSerializer.Deserialize(text, ProfileTomlContext.Default.TomlTable) ?? new TomlTable(); }
         catch (Exception e) when (e is not UserError)
         {
-            throw new UserError($"{path}: not valid TOML: {e.Message.Split('\n')[0]}", ExitCodes.Usage);
+            throw new UserError($"{path}: not valid TOML: {TomlReason(e.Message)}", ExitCodes.Usage);
         }
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         foreach (var key in table.Keys)
@@ -47,6 +47,13 @@ public static class RunProfile
                 .Select(x => x as string ?? throw new UserError($"{path}: '{key}' must be an array of strings", ExitCodes.Usage)).ToList()
             : [];
 
+        // memory = 2048 (MiB) or memory = "2G", as on the command line.
+        int? Memory() => table.TryGetValue("memory", out var v) ? v switch
+        {
+            long n => n is > 0 and <= int.MaxValue ? (int)n : throw new UserError($"{path}: 'memory' {n} is out of range", ExitCodes.Usage),
+            string s => MemorySize.ParseMiB(s, $"{path}: memory"),
+            _ => throw new UserError($"{path}: 'memory' must be MiB (2048) or a size (\"2G\")", ExitCodes.Usage),
+        } : null;
         var defaults = new RunOptions();
         return new RunOptions
         {
@@ -57,8 +64,8 @@ public static class RunProfile
             Append = Text("append"),
             Disks = List("disks").Select(d => Path.GetFullPath(d, dir)).ToList(),
             Cdrom = FilePath("cdrom"),
-            MemoryMiB = (int)(Number("memory") ?? defaults.MemoryMiB),
-            Cpus = (int)(Number("cpus") ?? defaults.Cpus),
+            MemoryMiB = Memory() ?? defaults.MemoryMiB,
+            Cpus = Number("cpus") is long c ? (c is > 0 and <= 1024 ? (int)c : throw new UserError($"{path}: 'cpus' must be 1 to 1024", ExitCodes.Usage)) : defaults.Cpus,
             Machine = Text("machine") ?? defaults.Machine,
             Accel = Text("accel") is string a ? ParseAccel(a, path) : defaults.Accel,
             Net = Text("net") is string n ? GuestNetwork.Parse(n, $"{path}: net") : null,
@@ -70,9 +77,22 @@ public static class RunProfile
             ExtraArgs = List("extra-args"),
             SerialLog = FilePath("serial-log"),
             Expect = Text("expect"),
-            TimeoutSeconds = Number("timeout") is long t ? (int)t : null,
+            TimeoutSeconds = Number("timeout") is long t ? (t is > 0 and <= int.MaxValue ? (int)t : throw new UserError($"{path}: 'timeout' must be a positive number of seconds", ExitCodes.Usage)) : null,
             Name = Text("name"),
         };
+    }
+
+    /// <summary>
+    /// The parser's own words, without the library's: Tomlyn wraps them in "Exception while trying to convert ... using
+    /// converter 'Tomlyn...'. Reason: (1,1) : error : ...".
+    /// </summary>
+    private static string TomlReason(string message)
+    {
+        var text = message.Split('\n')[0];
+        int reason = text.IndexOf("Reason: ", StringComparison.Ordinal);
+        if (reason >= 0) text = text[(reason + "Reason: ".Length)..];
+        var m = System.Text.RegularExpressions.Regex.Match(text, @"^\((\d+),(\d+)\)\s*:\s*error\s*:\s*(.*)$");
+        return m.Success ? $"line {m.Groups[1].Value}, column {m.Groups[2].Value}: {m.Groups[3].Value}" : text;
     }
 
     public static Accel ParseAccel(string text, string where) => text switch

@@ -14,6 +14,8 @@ public static class ExportCommand
         vm.AddTo(libvirt);
         libvirt.SetAction(p =>
         {
+            if (p.GetValue(output) is string target && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
+                throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
             var (definition, notes) = DomainExport.Define(globals.Host(p), vm.Read(p));
             foreach (var n in notes) stderr.WriteLine(n);
             var xml = LibvirtDomain.ToXml(LibvirtDomain.Build(definition));

@@ -17,8 +17,10 @@ public sealed class RunCliOptions
     public Option<string?> Append { get; } = new("--append") { Description = "Kernel command line" };
     public Option<string[]> Disks { get; } = new("--disk") { Description = "Disk image (repeatable)", AllowMultipleArgumentsPerToken = false };
     public Option<string?> Cdrom { get; } = new("--cdrom") { Description = "ISO image" };
-    public Option<int?> Memory { get; } = new("--memory", "-m") { Description = "Guest memory in MiB (default 1024)" };
-    public Option<int?> Cpus { get; } = new("--cpus") { Description = "Virtual CPUs (default 2)" };
+    // Numbers are read as text and parsed by Passthru, so a bad one gets a message that names the option and the
+    // accepted forms, never System.CommandLine's "as expected type 'System.Nullable`1[System.Int32]'".
+    public Option<string?> Memory { get; } = new("--memory", "-m") { Description = "Guest memory: MiB, or a size as QEMU's -m takes it (512M, 2G, 1.5G; default 1024)" };
+    public Option<string?> Cpus { get; } = new("--cpus") { Description = "Virtual CPUs (default 2)" };
     public Option<string?> Machine { get; } = new("--machine") { Description = "QEMU machine (default q35: passthrough wants PCIe)" };
     public Option<string?> AccelOption { get; } = new("--accel") { Description = "kvm, tcg or auto (default: KVM where it really works, else TCG)" };
     public Option<string?> Net { get; } = new("--net") { Description = "Emulated NIC: none (default: only the devices passed through) or user[,model=NAME]" };
@@ -52,8 +54,8 @@ public sealed class RunCliOptions
             Append = p.GetValue(Append) ?? o.Append,
             Disks = disks.Length > 0 ? disks.Select(Path.GetFullPath).ToList() : o.Disks,
             Cdrom = Full(p.GetValue(Cdrom)) ?? o.Cdrom,
-            MemoryMiB = p.GetValue(Memory) ?? o.MemoryMiB,
-            Cpus = p.GetValue(Cpus) ?? o.Cpus,
+            MemoryMiB = p.GetValue(Memory) is string m ? MemorySize.ParseMiB(m, "--memory") : o.MemoryMiB,
+            Cpus = p.GetValue(Cpus) is string c ? MemorySize.ParseCount(c, "--cpus") : o.Cpus,
             Machine = p.GetValue(Machine) ?? o.Machine,
             Accel = p.GetValue(AccelOption) is string a ? RunProfile.ParseAccel(a, "--accel") : o.Accel,
             Net = p.GetValue(Net) is string n ? GuestNetwork.Parse(n, "--net") : o.Net,

@@ -20,15 +20,18 @@ public static class SetupCommand
         };
         var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
         var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and change nothing (what setup does without --apply)" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
         var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, iommuPt, unsafeInterrupts, loader, apply, undo, force,
+            device, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force,
         };
         command.SetAction(p =>
         {
             var host = globals.Host(p);
+            if (p.GetValue(dryRun) && (p.GetValue(apply) || p.GetValue(undo)))
+                throw new UserError($"--dry-run changes nothing, --{(p.GetValue(apply) ? "apply" : "undo")} changes the host: give one of them", ExitCodes.Usage);
             var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
             if (p.GetValue(undo))
             {
@@ -42,7 +45,7 @@ public static class SetupCommand
             var plan = SetupPlan.Make(host, request);
             if (!p.GetValue(apply))
             {
-                SetupReport.WritePlan(stdout, plan, ApplyCommand(p.Tokens.Select(t => t.Value)));
+                SetupReport.WritePlan(stdout, plan, ApplyCommand(p.Tokens.Select(t => t.Value).Where(t => t != "--dry-run")));
                 return ExitCodes.Ok;
             }
             foreach (var line in applier.Apply(plan).Lines) stdout.WriteLine(line);

@@ -114,7 +114,9 @@ public sealed class RunPlanTests : IDisposable
 
     [Theory]
     [InlineData("colour = \"blue\"\n", "unknown key 'colour'")]
-    [InlineData("memory = \"lots\"\n", "'memory' must be a whole number")]
+    [InlineData("memory = \"lots\"\n", "memory 'lots': not a size (give MiB, or a size such as 512M, 2G or 1.5G)")]
+    [InlineData("memory = true\n", "'memory' must be MiB (2048) or a size (\"2G\")")]
+    [InlineData("cpus = \"two\"\n", "'cpus' must be a whole number")]
     [InlineData("memory = [\n", "not valid TOML")]
     [InlineData("net = \"tap\"\n", "net 'tap': give none, user or user,model=NAME")]
     public void Bad_profiles_name_the_problem(string toml, string error)
@@ -124,6 +126,45 @@ public sealed class RunPlanTests : IDisposable
         var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "-f", profile);
         Assert.Equal(2, r.ExitCode);
         Assert.StartsWith($"passthru: {profile}: {error}", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData("2048", "2048")]
+    [InlineData("2G", "2048")]
+    [InlineData("2g", "2048")]
+    [InlineData("512M", "512")]
+    [InlineData("512MiB", "512")]
+    [InlineData("1.5G", "1536")]
+    [InlineData("1T", "1048576")]
+    [InlineData("65536K", "64")]
+    public void Memory_takes_what_qemus_m_takes(string memory, string mib)
+    {
+        var argv = Argv("--kernel", _kernel, "--memory", memory);
+        Assert.Equal(mib, argv[Array.IndexOf(argv, "-m") + 1]);
+    }
+
+    [Fact]
+    public void A_profile_memory_may_be_a_size()
+    {
+        var profile = Path.Combine(_dir, "size.toml");
+        File.WriteAllText(profile, "kernel = \"kernel.elf\"\nmemory = \"1.5G\"\n");
+        var argv = Argv("-f", profile);
+        Assert.Equal("1536", argv[Array.IndexOf(argv, "-m") + 1]);
+    }
+
+    [Theory]
+    [InlineData("--memory", "2X", "--memory '2X': unknown unit 'X' (give MiB, or a size such as 512M, 2G or 1.5G)")]
+    [InlineData("--memory", "lots", "--memory 'lots': not a size (give MiB, or a size such as 512M, 2G or 1.5G)")]
+    [InlineData("--memory", "0.5M", "--memory '0.5M': not a whole number of MiB (give MiB, or a size such as 512M, 2G or 1.5G)")]
+    [InlineData("--memory", "-1G", "--memory '-1G': not a size (give MiB, or a size such as 512M, 2G or 1.5G)")]
+    [InlineData("--memory", "8M", "--memory 8: give MiB between 16 and 16777216")]
+    [InlineData("--cpus", "two", "--cpus 'two': give a whole number")]
+    [InlineData("--timeout", "1m", "--timeout '1m': give a whole number")]
+    public void Bad_numbers_name_the_option_and_the_forms_it_takes(string option, string value, string error)
+    {
+        var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, option, value);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"passthru: {error}\n", r.Stderr);
     }
 
     [Theory]
