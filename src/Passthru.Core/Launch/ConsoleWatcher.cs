@@ -15,6 +15,9 @@ public sealed class ConsoleWatcher(Regex? expect, int keepLines = 20)
 
     public bool Matched { get; private set; }
 
+    /// <summary>Nothing of the current line has been seen yet: the last output ended with a newline (or there was none).</summary>
+    public bool AtLineStart => _partial.Length == 0;
+
     /// <summary>Feeds a chunk of console output; returns true the first time the pattern matches.</summary>
     public bool Feed(ReadOnlySpan<char> chunk)
     {

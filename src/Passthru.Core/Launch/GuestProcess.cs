@@ -7,7 +7,9 @@ namespace Passthru.Launch;
 /// <summary>How a guest run ended.</summary>
 public enum GuestEnd { Exited, Matched, TimedOut, Interrupted }
 
-public sealed record GuestOutcome(GuestEnd End, int ExitCode, IReadOnlyList<string> LastLines, TimeSpan Elapsed);
+/// <param name="HeldStderr">QEMU's stderr when it ended before the guest printed anything (held back, not shown yet,
+/// so that an explanation can come before it); null once the console started, when it was shown as it came.</param>
+public sealed record GuestOutcome(GuestEnd End, int ExitCode, IReadOnlyList<string> LastLines, TimeSpan Elapsed, string? HeldStderr = null);
 
 /// <summary>What to watch for while a guest runs.</summary>
 public sealed record GuestWatch
@@ -17,8 +19,18 @@ public sealed record GuestWatch
     public string? SerialLog { get; init; }
     /// <summary>Where the console goes (the user's terminal); null to keep it quiet.</summary>
     public TextWriter? Console { get; init; }
-    /// <summary>Called about once a second while waiting for the pattern, for a progress line on a terminal.</summary>
-    public Action<TimeSpan>? Progress { get; init; }
+    /// <summary>
+    /// Called about five times a second while the guest runs (under the console lock), with the time so far and whether
+    /// the console is at the start of a line (a status line drawn then cannot overwrite the guest's unfinished prompt).
+    /// </summary>
+    public Action<TimeSpan, bool>? Progress { get; init; }
+    /// <summary>
+    /// Holds QEMU's stderr back until the guest's console shows its first output: when QEMU fails at start (a device it
+    /// cannot set up) the caller gets the text to explain before showing it.
+    /// </summary>
+    public bool HoldStderrUntilConsole { get; init; }
+    /// <summary>Called (under the console lock) before each console write, e.g. to clear a status line first.</summary>
+    public Action? BeforeConsoleWrite { get; init; }
 }
 
 /// <summary>
@@ -47,8 +59,9 @@ public static class GuestProcess
         using var _ = process;
         var matched = new ManualResetEventSlim();
         object gate = new();
+        var held = watch.HoldStderrUntilConsole ? new System.Text.StringBuilder() : null;
 
-        void Pump(StreamReader reader)
+        void Pump(StreamReader reader, bool isStderr)
         {
             var buffer = new char[4096];
             int n;
@@ -56,6 +69,14 @@ public static class GuestProcess
             {
                 lock (gate)
                 {
+                    if (isStderr && held is not null) { held.Append(buffer, 0, n); continue; }
+                    watch.BeforeConsoleWrite?.Invoke();
+                    if (held is not null)
+                    {
+                        // The guest is running: what QEMU said before it goes out first, in order.
+                        watch.Console?.Write(held.ToString());
+                        held = null;
+                    }
                     watch.Console?.Write(buffer, 0, n);
                     watch.Console?.Flush();
                     log?.Write(buffer, 0, n);
@@ -63,8 +84,8 @@ public static class GuestProcess
                 }
             }
         }
-        var stdout = Task.Run(() => Pump(process.StandardOutput));
-        var stderr = Task.Run(() => Pump(process.StandardError));
+        var stdout = Task.Run(() => Pump(process.StandardOutput, isStderr: false));
+        var stderr = Task.Run(() => Pump(process.StandardError, isStderr: true));
 
         GuestEnd end = GuestEnd.Exited;
         var deadline = watch.Timeout is TimeSpan t ? clock.Elapsed + t : TimeSpan.MaxValue;
@@ -74,12 +95,12 @@ public static class GuestProcess
             if (matched.IsSet) { end = GuestEnd.Matched; break; }
             if (interrupted.IsCancellationRequested) { end = GuestEnd.Interrupted; break; }
             if (clock.Elapsed >= deadline) { end = GuestEnd.TimedOut; break; }
-            watch.Progress?.Invoke(clock.Elapsed);
+            if (watch.Progress is { } progress) lock (gate) progress(clock.Elapsed, watcher.AtLineStart);
         }
         if (!process.HasExited) Terminate(process);
         process.WaitForExit();
         Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
-        lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed);
+        lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed, held?.ToString());
     }
 
     [DllImport("libc", SetLastError = true)]

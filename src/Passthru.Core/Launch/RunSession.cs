@@ -19,15 +19,23 @@ public static class RunSession
 {
     public static readonly Version MinimumQemu = new(4, 2);
 
-    public static RunPlan Plan(HostRoot host, RunOptions o)
+    /// <summary>Where Debian and most distributions install QEMU: what a domain for another host names without a local one.</summary>
+    public const string StandardQemu = "/usr/bin/qemu-system-x86_64";
+
+    /// <param name="exporting">For a definition another host may run (export): no local QEMU is needed.</param>
+    public static RunPlan Plan(HostRoot host, RunOptions o, bool exporting = false)
     {
         o.Validate();
         var boot = GuestBoot.From(o);
-        var qemu = o.Qemu is not null
-            ? (File.Exists(o.Qemu) ? Path.GetFullPath(o.Qemu) : throw new UserError($"--qemu {o.Qemu}: no such file", ExitCodes.Usage))
-            : Programs.Find(host, "qemu-system-x86_64") ?? throw new UserError("qemu-system-x86_64 not found: install QEMU (Debian: apt-get install qemu-system-x86) or give --qemu PATH");
         var warnings = new List<string>();
+        var qemu = o.Qemu is not null
+            ? (exporting || File.Exists(o.Qemu) ? Path.GetFullPath(o.Qemu) : throw new UserError($"--qemu {o.Qemu}: no such file", ExitCodes.Usage))
+            : Programs.Find(host, "qemu-system-x86_64") ?? (exporting ? NoLocalQemu(warnings)
+                : throw new UserError("qemu-system-x86_64 not found: install QEMU (Debian: apt-get install qemu-system-x86) or give --qemu PATH"));
         bool kvm = DecideKvm(host, o.Accel, warnings);
+        // Measured with the x86_64 build in ../shared/barrelfish: at 512 MiB its SKB runs out of memory at boot.
+        if (o.Menu is not null && o.MemoryMiB < 1024)
+            warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
         var devices = new List<(PciAddress, PassthroughDevice)>();
         var binding = new BindPlan(PlanKind.Bind, [], [], []);
@@ -38,10 +46,19 @@ public static class RunSession
                 devices.Add((d.Selector.ResolveOne(inventory).Address, d));
             if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
                 throw new UserError("a device is named twice in --device", ExitCodes.Usage);
-            binding = BindPlanner.PlanBind(host, inventory, Request(o));
+            // An export binds nothing here; where this host's IOMMU cannot remap interrupts, it says what libvirt will need.
+            binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
+            if (exporting && binding.Steps.OfType<SetModuleParameter>().Any())
+                warnings.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
         }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices);
+    }
+
+    private static string NoLocalQemu(List<string> warnings)
+    {
+        warnings.Add($"note: no qemu-system-x86_64 on this machine: the definition names {StandardQemu}, where Debian and most distributions install it (--qemu PATH names another)");
+        return StandardQemu;
     }
 
     private static BindRequest Request(RunOptions o) =>
@@ -95,7 +112,7 @@ public static class RunSession
             if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
-            return Watch(plan, console, messages, progress, interrupt.Token);
+            return Watch(host, plan, console, messages, progress, interrupt.Token);
         }
         finally
         {
@@ -120,6 +137,13 @@ public static class RunSession
                 if (InterruptSafety.Of(new HostFacts(host)).Blocks) throw new UserError(InterruptSafety.Refusal("run"));
                 var node = host.Path(SysfsPaths.VfioGroup(group.Number));
                 try { using var _ = File.OpenHandle(node, FileMode.Open, FileAccess.ReadWrite); }
+                catch (IOException e) when (e.Message.Contains("busy", StringComparison.OrdinalIgnoreCase))
+                {
+                    // A vfio group opens once: someone else has it (another guest of these devices).
+                    var holders = QemuFailure.Holders(host, $"/dev/vfio/{group.Number}");
+                    throw new UserError($"{node} is already open{(holders.Count > 0 ? $" by {string.Join(", ", holders)}" : " by another process")}: "
+                        + $"another guest has IOMMU group {group.Number}; stop it first, or pass a different device");
+                }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     throw new UserError($"cannot open {node} ({e.Message}): run as root or give your user access to it");
@@ -138,26 +162,41 @@ public static class RunSession
 
     private static string ListBlockers(IommuGroup g) => string.Join(", ", g.Blockers.Select(b => $"{b.Address} ({b.Driver})"));
 
-    private static int Watch(RunPlan plan, TextWriter console, TextWriter messages, bool progress, CancellationToken interrupt)
+    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
-        long lastReport = 0;
+        // While waiting for --expect or a --timeout on a terminal: one status line, redrawn in place (nothing when
+        // stderr is a pipe or a file, or with NO_COLOR, so logs and scripts see only the console and Passthru's lines).
+        var status = terminal && (expect is not null || o.TimeoutSeconds is not null) && Environment.GetEnvironmentVariable("NO_COLOR") is null
+            ? new StatusLine(messages) : null;
+        // The kernel's log from here on: what vfio says while QEMU sets the devices up explains QEMU's failures.
+        bool vfio = plan.Argv.Any(a => a.Contains("vfio-pci", StringComparison.Ordinal)); // --device, or in -- extra arguments
+        using var kernelLog = vfio ? KernelLog.From(host) : null;
         var outcome = GuestProcess.Run(plan.Argv, new GuestWatch
         {
             Expect = expect,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = console,
-            Progress = progress && expect is not null ? elapsed =>
+            HoldStderrUntilConsole = vfio,
+            BeforeConsoleWrite = status is null ? null : status.Clear,
+            Progress = status is null ? null : (elapsed, atLineStart) =>
             {
-                if ((long)elapsed.TotalSeconds / 10 > lastReport)
-                {
-                    lastReport = (long)elapsed.TotalSeconds / 10;
-                    messages.WriteLine($"[passthru] {(int)elapsed.TotalSeconds} s: waiting for /{o.Expect}/");
-                }
-            } : null,
+                if (!atLineStart) { status.Clear(); return; }
+                var limit = o.TimeoutSeconds is int s ? $" of {s} s" : "";
+                status.Show($"[passthru] {(int)elapsed.TotalSeconds} s{limit}{(expect is null ? "" : $": waiting for /{o.Expect}/")}");
+            },
         }, interrupt);
+        status?.Clear();
+        if (outcome.HeldStderr is { Length: > 0 } said)
+        {
+            // QEMU ended before the guest printed anything: its words, after the cause when it is a known one.
+            if (outcome.ExitCode != 0 && QemuFailure.Explain(said, kernelLog?.ReadNew() ?? [], host, o.MemoryMiB) is string why)
+                messages.WriteLine($"passthru: why QEMU failed: {why}");
+            messages.Write(said);
+            messages.Flush();
+        }
         string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
         return outcome.End switch
         {

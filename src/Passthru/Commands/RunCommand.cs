@@ -14,7 +14,7 @@ public static class RunCommand
         var keepBound = new Option<bool>("--keep-bound") { Description = "Leave the devices on vfio-pci when QEMU exits" };
         var serialLog = new Option<string?>("--serial-log") { Description = "Also write the serial console to this file" };
         var expect = new Option<string?>("--expect") { Description = "Succeed as soon as the console shows this regular expression, then stop the guest" };
-        var timeout = new Option<int?>("--timeout") { Description = "Stop the guest after this many seconds (a failure with --expect)" };
+        var timeout = new Option<string?>("--timeout") { Description = "Stop the guest after this many seconds (a failure with --expect)" };
         var unsafeInterrupts = new Option<bool>("--allow-unsafe-interrupts")
         {
             Description = "On an IOMMU without interrupt remapping, let vfio use the devices for this run (a guest's device can then forge interrupts against the host); put back after it",
@@ -35,7 +35,7 @@ public static class RunCommand
                 // A profile's values stand unless the command line gives its own.
                 SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : options0.SerialLog,
                 Expect = p.GetValue(expect) ?? options0.Expect,
-                TimeoutSeconds = p.GetValue(timeout) ?? options0.TimeoutSeconds,
+                TimeoutSeconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : options0.TimeoutSeconds,
             };
             var host = globals.Host(p);
             var plan = RunSession.Plan(host, options);

@@ -142,4 +142,23 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
         }
         finally { Reset(); }
     }
+
+    [Fact]
+    public void When_qemu_is_refused_anyway_run_explains_it_before_qemus_message()
+    {
+        try
+        {
+            // Allowed for the bind, then taken back by hand: QEMU meets the kernel's refusal (past run's preflight,
+            // since the device comes in extra QEMU arguments).
+            var r = vm.Run($"""
+                {P} bind 00:02.0 --allow-unsafe-interrupts > /dev/null && echo N > {Param}
+                {P} run --kernel {vm.Probe} --memory 128 --timeout 60 -- -device pcie-root-port,id=x9,chassis=9 -device vfio-pci,host=0000:00:02.0,bus=x9; echo "exit $?"
+                """, TimeSpan.FromMinutes(3));
+            Assert.Contains("exit 1", r.Stdout);
+            Assert.Contains("passthru: why QEMU failed: the IOMMU does not remap interrupts and vfio_iommu_type1 does not allow unsafe interrupts, so vfio refused the device; "
+                + "fix: passthru run --allow-unsafe-interrupts (for this run) or passthru setup --allow-unsafe-interrupts (for good)", r.Stderr);
+            Assert.Contains("qemu-system-x86_64: -device vfio-pci,host=0000:00:02.0,bus=x9: vfio 0000:00:02.0: failed to setup container for group 2: Failed to set iommu for container: Operation not permitted\n", r.Stderr);
+        }
+        finally { Reset(); }
+    }
 }
