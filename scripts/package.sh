@@ -37,10 +37,10 @@ cat > "$doc/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: passthru
 Comment: /usr/bin/passthru is one statically linked NativeAOT executable. Besides Passthru's own code it
- contains the .NET runtime and libraries (MIT, the .NET Foundation), System.CommandLine (MIT, the .NET
- Foundation), Tomlyn (BSD-2-Clause, Alexandre Mutel), BouncyCastle.Cryptography (MIT, the Legion of the
- Bouncy Castle Inc.), and parts of the GNU C library (LGPL-2.1+, the Free Software Foundation) and zlib
- (Zlib, Jean-loup Gailly and Mark Adler), linked from Debian's libc6-dev and zlib1g-dev.
+ contains the .NET runtime and libraries (MIT, the .NET Foundation and contributors, with the third-party
+ code its THIRD-PARTY-NOTICES lists), System.CommandLine (MIT, the .NET Foundation), Tomlyn (BSD-2-Clause,
+ Alexandre Mutel), BouncyCastle.Cryptography (MIT, the Legion of the Bouncy Castle Inc.), and parts of the
+ GNU C library (LGPL-2.1+, the Free Software Foundation), linked from Debian's libc6-dev.
 
 Files: *
 Copyright: 2026 The Passthru developers

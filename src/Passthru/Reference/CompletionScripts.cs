@@ -41,11 +41,21 @@ public static class CompletionScripts
                 local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
                 local command=passthru word i REPLY
                 COMPREPLY=()
+                # bash splits --accel=kvm into --accel, =, kvm (= is in COMP_WORDBREAKS)
+                if [[ $cur == = ]]; then
+                    cur=
+                elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then
+                    prev=${COMP_WORDS[COMP_CWORD-2]}
+                fi
                 for ((i = 1; i < COMP_CWORD; i++)); do
                     word=${COMP_WORDS[i]}
                     [[ $word == -- ]] && return 0   # what follows -- is QEMU's
                     _passthru_valued "$command"
-                    if [[ " $REPLY " == *" $word "* ]]; then ((i++)); continue; fi
+                    if [[ " $REPLY " == *" $word "* ]]; then
+                        ((i++))
+                        [[ ${COMP_WORDS[i]} == = ]] && ((i++))
+                        continue
+                    fi
                     _passthru_subcommands "$command"
                     [[ " $REPLY " == *" $word "* ]] && command="$command $word"
                 done

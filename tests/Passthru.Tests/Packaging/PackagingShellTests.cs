@@ -56,6 +56,26 @@ public class PackagingShellTests(PackagingFixture package)
     }
 
     [Fact]
+    public void Bash_completes_a_value_after_an_equals_sign()
+    {
+        // What bash hands over for `passthru run --accel=` and `passthru --root=/ export l`: = is a word of its own.
+        Assert.Equal(["auto", "kvm", "tcg"], BashCompletes("passthru", "run", "--accel", "=").Order());
+        Assert.Equal(["kvm"], BashCompletes("passthru", "run", "--accel", "=", "k"));
+        Assert.Equal(["libvirt"], BashCompletes("passthru", "--root", "=", "/", "export", "l"));
+    }
+
+    [Fact]
+    public void Zsh_compinit_takes_the_script_for_passthru()
+    {
+        // compinit reads the #compdef line of each file on fpath: the script must register itself for passthru.
+        var dir = Path.GetDirectoryName(package.File("usr/share/zsh/vendor-completions/_passthru"))!;
+        var (code, stdout, stderr) = PackagingFixture.Run("zsh", ["-f", "-c",
+            $"fpath=('{dir}' $fpath); autoload -Uz compinit && compinit -u -D && print -r -- $_comps[passthru]"]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal("_passthru", stdout.Trim());
+    }
+
+    [Fact]
     public void Fish_completes_a_command_and_an_options_values()
     {
         string[] Complete(string line)
