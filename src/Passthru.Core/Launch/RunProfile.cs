@@ -75,6 +75,9 @@ public static class RunProfile
         };
     }
 
+    /// <summary>What ParseAccel accepts, for completion and the man page.</summary>
+    public static readonly string[] AccelNames = ["kvm", "tcg", "auto"];
+
     public static Accel ParseAccel(string text, string where) => text switch
     {
         "kvm" => Accel.Kvm,

@@ -13,7 +13,7 @@ public static class ReferenceCommands
 
     public static Command CreateCompletion(TextWriter stdout)
     {
-        var shell = new Argument<string>("shell") { Description = "bash, zsh or fish" };
+        var shell = new Argument<string>("shell") { Description = string.Join(", ", Shells) };
         shell.CompletionSources.Add(Shells);
         var command = new Command("completion", "Print the shell completion script for bash, zsh or fish") { shell };
         command.SetAction(p =>
@@ -25,7 +25,7 @@ public static class ReferenceCommands
                 "bash" => CompletionScripts.Bash(tree),
                 "zsh" => CompletionScripts.Zsh(tree),
                 "fish" => CompletionScripts.Fish(tree),
-                _ => throw new UserError($"no completion for shell '{name}': use bash, zsh or fish", ExitCodes.Usage),
+                _ => throw new UserError($"no completion for shell '{name}': use {string.Join(", ", Shells[..^1])} or {Shells[^1]}", ExitCodes.Usage),
             });
             return ExitCodes.Ok;
         });

@@ -31,8 +31,8 @@ public sealed class RunCliOptions
     public RunCliOptions()
     {
         // Offered by the completion scripts and listed in the man page; the parsers below still decide what is valid.
-        AccelOption.CompletionSources.Add("kvm", "tcg", "auto");
-        Net.CompletionSources.Add("none", "user");
+        AccelOption.CompletionSources.Add(RunProfile.AccelNames);
+        Net.CompletionSources.Add(GuestNetwork.Kinds);
     }
 
     public void AddTo(Command c)
