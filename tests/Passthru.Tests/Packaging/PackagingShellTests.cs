@@ -75,6 +75,38 @@ public class PackagingShellTests(PackagingFixture package)
         Assert.Equal("_passthru", stdout.Trim());
     }
 
+    /// <summary>
+    /// The arguments passthru gets when <paramref name="typed"/> (tabs for TAB) is typed into an interactive zsh with
+    /// the script on fpath: zsh completes only inside its line editor, so it runs on a pseudo-terminal (zpty), and
+    /// passthru there is a function that prints its arguments.
+    /// </summary>
+    private string ZshTyped(string typed)
+    {
+        var dir = Path.GetDirectoryName(package.File("usr/share/zsh/vendor-completions/_passthru"))!;
+        var script = Path.Combine(package.Tree, "type.zsh");
+        File.WriteAllText(script, $$"""
+            zmodload zsh/zpty
+            zpty z 'zsh -f -i'
+            zpty -w z "PROMPT='> '; fpath=('{{dir}}' \$fpath); autoload -Uz compinit; compinit -u -D; bindkey '^I' complete-word"
+            zpty -w z 'passthru() { print -r -- "AR""GS<$*>" }'   # split, so that the echoed line does not match
+            zpty -w z "$1"
+            zpty -r z out '*ARGS<*>*'
+            print -r -- "${${out##*ARGS<}%%>*}"
+            zpty -d z
+            """);
+        var (code, stdout, stderr) = PackagingFixture.Run("timeout", ["60", "zsh", "-f", script, typed]);
+        Assert.True(code == 0, $"exit {code}: {stdout}{stderr}");
+        return stdout.Trim();
+    }
+
+    [Fact]
+    public void Zsh_completes_commands_options_and_values()
+    {
+        Assert.Equal("bind --dry-run", ZshTyped("passthru bi\t--dr\t"));
+        Assert.Equal("run --accel kvm", ZshTyped("passthru run --accel k\t"));
+        Assert.Equal("--root / export libvirt", ZshTyped("passthru --root / export li\t"));
+    }
+
     [Fact]
     public void Fish_completes_a_command_and_an_options_values()
     {
