@@ -12,6 +12,8 @@ packages=(
   libvirt-clients libxml2-utils                 # export: virt-xml-validate, virsh
   libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
   patch                       # setup tests: the printed plan must apply with patch(1)
+  lintian man-db groff-base   # packaging: the .deb is checked by lintian, the man page rendered by man -l
+  bash-completion zsh fish    # packaging: each generated completion script is loaded by its own shell
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

@@ -23,11 +23,9 @@ public static partial class Cli
         ("run", RunCommand.Create),
         ("setup", (g, o, _) => SetupCommand.Create(g, o)),
         ("export", ExportCommand.Create),
+        ("completion", (_, o, _) => ReferenceCommands.CreateCompletion(o)),
+        ("man", (_, o, _) => ReferenceCommands.CreateMan(o)),
     ];
-
-    /// <summary>Every command, built (for tests that walk all of them, and for completion and the man page).</summary>
-    internal static IReadOnlyList<Command> AllCommands(GlobalOptions globals, TextWriter stdout, TextWriter stderr) =>
-        Commands.Select(c => c.Create(globals, stdout, stderr)).ToList();
 
     private static readonly string[] HelpTokens = ["-h", "--help", "-?", "/h", "/?"];
 
@@ -39,10 +37,7 @@ public static partial class Cli
         // milliseconds under emulation (reflection over the assembly's attributes). `bind` and `restore` are each
         // one process of a bind + restore cycle, so start-up is most of their cost: help and version are added
         // only when asked for, and only the command named on the line is built.
-        var root = new Command("passthru", "Passthru: pass PCIe devices through to QEMU guests with vfio-pci")
-        {
-            globals.Root, globals.PciIds,
-        };
+        var root = NewRoot(globals);
         if (args.Any(a => HelpTokens.Contains(a))) root.Options.Add(new HelpOption());
         if (args.Contains("--version")) root.Options.Add(new VersionOption());
         var named = CommandName(args);
@@ -58,6 +53,8 @@ public static partial class Cli
         try
         {
             // A pci.ids named on purpose must exist, whether or not this command prints names.
+            if (parse.GetValue(globals.Root) is string hostRoot && !Directory.Exists(hostRoot))
+                throw new UserError($"host root '{hostRoot}' is not a directory: give / or a captured tree", ExitCodes.Usage); // as HostRoot says it
             if (parse.GetValue(globals.PciIds) is string ids && !File.Exists(ids))
                 throw new UserError($"--pci-ids {ids}: no such file", ExitCodes.Usage);
             return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
@@ -79,6 +76,21 @@ public static partial class Cli
         {
             stdout.Flush();
         }
+    }
+
+    private static Command NewRoot(GlobalOptions globals) =>
+        new("passthru", "Passthru: pass PCIe devices through to QEMU guests with vfio-pci") { globals.Root, globals.PciIds };
+
+    /// <summary>
+    /// Every command, built but never run: what the completion scripts and the man page are generated from. Its
+    /// commands write nowhere, since none of their actions is invoked.
+    /// </summary>
+    internal static Command FullTree()
+    {
+        var globals = new GlobalOptions();
+        var root = NewRoot(globals);
+        foreach (var (_, create) in Commands) root.Subcommands.Add(create(globals, TextWriter.Null, TextWriter.Null));
+        return root;
     }
 
     /// <summary>

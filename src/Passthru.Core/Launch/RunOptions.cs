@@ -35,6 +35,9 @@ public enum Accel { Auto, Kvm, Tcg }
 /// </summary>
 public sealed record GuestNetwork(string? Model)
 {
+    /// <summary>The words Parse starts from (user takes ,model=NAME), for completion and the man page.</summary>
+    public static readonly string[] Kinds = ["none", "user"];
+
     /// <summary>"none", "user" or "user,model=NAME" (QEMU's own -nic spelling; Barrelfish's wrapper uses model=e1000).</summary>
     public static GuestNetwork? Parse(string text, string where)
     {

@@ -95,6 +95,9 @@ public static class RunProfile
         return m.Success ? $"line {m.Groups[1].Value}, column {m.Groups[2].Value}: {m.Groups[3].Value}" : text;
     }
 
+    /// <summary>What ParseAccel accepts, for completion and the man page.</summary>
+    public static readonly string[] AccelNames = ["kvm", "tcg", "auto"];
+
     public static Accel ParseAccel(string text, string where) => text switch
     {
         "kvm" => Accel.Kvm,

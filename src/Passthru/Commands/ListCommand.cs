@@ -11,6 +11,7 @@ public static class ListCommand
     {
         var groups = new Option<bool>("--groups") { Description = "Group by IOMMU group, each marked viable or not for passthrough" };
         var cls = new Option<string?>("--class") { Description = "Only this class: net, storage, display, usb, audio, ... or a hex code (02, 0200)" };
+        cls.CompletionSources.Add([.. DeviceFilter.ClassNames.Keys]);
         var vendor = new Option<string?>("--vendor") { Description = "Only this vendor: hex ID (8086) or part of its name" };
         var driver = new Option<string?>("--driver") { Description = "Only functions bound to this driver (none: unbound)" };
         var json = new Option<bool>("--json") { Description = "JSON output (schema: docs/json.md)" };

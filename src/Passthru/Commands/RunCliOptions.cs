@@ -30,6 +30,13 @@ public sealed class RunCliOptions
     public Option<string?> Name { get; } = new("--name") { Description = "Guest name" };
     public Argument<string[]> QemuArgs { get; } = new("qemu-args") { Description = "Extra QEMU arguments, after --", Arity = ArgumentArity.ZeroOrMore };
 
+    public RunCliOptions()
+    {
+        // Offered by the completion scripts and listed in the man page; the parsers below still decide what is valid.
+        AccelOption.CompletionSources.Add(RunProfile.AccelNames);
+        Net.CompletionSources.Add(GuestNetwork.Kinds);
+    }
+
     public void AddTo(Command c)
     {
         foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Net, Qemu, Devices, Group, Name })

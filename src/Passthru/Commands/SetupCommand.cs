@@ -19,6 +19,7 @@ public static class SetupCommand
             Description = "Add vfio_iommu_type1.allow_unsafe_interrupts=1 where the IOMMU does not remap interrupts (a guest's device can then forge interrupts against the host)",
         };
         var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
+        loader.CompletionSources.Add(BootLoader.Names);
         var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and change nothing (what setup does without --apply)" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
