@@ -78,4 +78,23 @@ public sealed class ExportCommandTests(LibvirtFixture libvirt, ITestOutputHelper
         Assert.Contains("<address domain=\"0x0000\" bus=\"0x02\" slot=\"0x01\" function=\"0x0\" />", r.Stdout);
         Assert.Contains("<address domain=\"0x0000\" bus=\"0x02\" slot=\"0x02\" function=\"0x0\" />", r.Stdout);
     }
+
+    [Fact]
+    public void A_domain_for_another_host_needs_no_qemu_here()
+    {
+        var tree = Repo.CopyCapture("vhost");
+        try
+        {
+            File.Delete(Path.Combine(tree, "usr/bin/qemu-system-x86_64"));
+            var kernel = Path.Combine(_build, "kernel");
+            File.WriteAllText(kernel, "");
+            var r = CliRunner.Run("export", "libvirt", "--root", tree, "--pci-ids", Repo.SystemPciIds, "--kernel", kernel, "--accel", "tcg");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("note: no qemu-system-x86_64 on this machine: the definition names /usr/bin/qemu-system-x86_64, where Debian and most distributions install it", r.Stderr);
+            Assert.Contains("<emulator>/usr/bin/qemu-system-x86_64</emulator>", r.Stdout);
+            // run itself still needs one.
+            Assert.Equal(1, CliRunner.Run("run", "--dry-run", "--root", tree, "--kernel", kernel).ExitCode);
+        }
+        finally { Directory.Delete(tree, true); }
+    }
 }

@@ -1,0 +1,47 @@
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Launch;
+
+/// <summary>
+/// What a user sees on a terminal: the published binary under script(1), which gives it a pseudo-terminal, with a
+/// stand-in "QEMU" (a shell script that prints slowly) on the virtual host's capture.
+/// </summary>
+public sealed class RunTerminalTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-tty-").FullName;
+    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string Run(string environment)
+    {
+        var qemu = Path.Combine(_dir, "qemu");
+        File.WriteAllText(qemu, "#!/bin/sh\necho booting; sleep 2; printf 'prompt> '; sleep 1; echo; echo ready; sleep 30\n");
+        File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var kernel = Path.Combine(_dir, "kernel");
+        File.WriteAllText(kernel, "");
+        var command = $"{environment} {Binary} run --root {Repo.Capture("vhost")} --qemu {qemu} --kernel {kernel} --accel tcg --expect ready --timeout 20";
+        var r = Repo.Exec("script", "-qec", command, "/dev/null");
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        return r.Stdout;
+    }
+
+    [Fact]
+    public void A_status_line_counts_against_the_timeout_and_never_splits_the_guests_prompt()
+    {
+        var screen = Run("");
+        Assert.Contains("\r\u001b[K[passthru] 1 s of 20 s: waiting for /ready/", screen);
+        // Drawn only at the start of a line: while "prompt> " waits for its newline, no status line is drawn.
+        Assert.DoesNotContain("prompt> \r\u001b[K[passthru]", screen);
+        Assert.Contains("[passthru] /ready/ seen after", screen);
+    }
+
+    [Fact]
+    public void No_color_or_a_pipe_get_no_status_line()
+    {
+        Assert.DoesNotContain("\u001b[K", Run("NO_COLOR=1"));
+        var piped = Repo.Exec(Binary, "run", "--root", Repo.Capture("vhost"), "--qemu", Path.Combine(_dir, "qemu"), "--kernel", Path.Combine(_dir, "kernel"),
+            "--accel", "tcg", "--expect", "ready", "--timeout", "20");
+        Assert.Equal(0, piped.ExitCode);
+        Assert.DoesNotContain("\u001b[K", piped.Stdout + piped.Stderr);
+    }
+}
