@@ -27,6 +27,7 @@ public sealed record ConsoleScript(string File, IReadOnlyList<ScriptStep> Steps)
     /// <summary>Reads and parses a script file; any problem is a usage error naming the file (and line).</summary>
     public static ConsoleScript Load(string path)
     {
+        if (!System.IO.File.Exists(path)) throw new UserError($"--script {path}: no such file", ExitCodes.Usage);
         string text;
         try { text = System.IO.File.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -124,6 +124,11 @@ public static class GuestProcess
         if (!process.HasExited) Terminate(process);
         process.WaitForExit();
         Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
+        if (script is not null && end == GuestEnd.Exited && !forwarding)
+        {
+            // The guest's last words may have arrived after the loop last looked: the steps they complete count.
+            lock (gate) if (script.Advance(clock.Elapsed) && script.Done) end = GuestEnd.Completed;
+        }
         lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed, held?.ToString(),
             script?.Result(stoppedEarly: end is not GuestEnd.Completed && !forwarding));
     }
