@@ -148,3 +148,35 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
         Assert.Equal($"passthru: {Path.Combine(_dir, "t.script")}:2: `expect more`: QEMU exited (status 3) before it completed; last console lines:\n  | bye\n", Failure(r));
     }
 }
+
+/// <summary>--keep-running through the published binary (run `bash scripts/publish.sh` first): Passthru's stdin reaches the guest after the script.</summary>
+public sealed class ConsoleScriptKeepRunningTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-keep-").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public async Task After_the_script_the_users_typing_goes_to_the_guest_with_enter_as_a_carriage_return()
+    {
+        var qemu = Path.Combine(_dir, "qemu");
+        File.WriteAllText(qemu, "#!/bin/sh\necho ready; head -c 6 | od -An -c; exit 4\n");
+        File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllText(Path.Combine(_dir, "kernel"), "");
+        File.WriteAllText(Path.Combine(_dir, "s"), "expect ready\n");
+        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "bin", "passthru"))
+        { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "run", "--root", Repo.Capture("vhost"), "--qemu", qemu, "--kernel", Path.Combine(_dir, "kernel"), "--accel", "tcg",
+            "--script", Path.Combine(_dir, "s"), "--keep-running" })
+            start.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Task.Delay(1000);
+        p.StandardInput.Write("hello\n");
+        p.StandardInput.Flush();
+        Assert.True(p.WaitForExit(30_000), "still running");
+        Assert.Equal(4, p.ExitCode); // QEMU's, as without a script
+        Assert.Matches(@"h\s+e\s+l\s+l\s+o\s+\\r", await stdout);
+        Assert.DoesNotContain("passthru:", await stderr);
+    }
+}
