@@ -23,7 +23,8 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
     {
         var q = new TerminalQueries();
         var (output, answers) = q.Scan(FishPrompt);
-        Assert.Equal([TerminalQueries.CursorAnswer, TerminalQueries.CursorAnswer], answers);
+        // Its width probe: at the start of the line, then 999 to the right, where an 80-column terminal stops.
+        Assert.Equal([TerminalQueries.CursorAnswer, "\u001b[24;80R"], answers);
         Assert.Equal("\u001b[24;1R", TerminalQueries.CursorAnswer);
         Assert.Equal("measure_pmap_res\r\n\u001b[999C> ", output);
         Assert.Equal(2, q.Answered);
@@ -43,7 +44,8 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
         Assert.Empty(q.Scan("\u001b").Answers);
         Assert.Equal([TerminalQueries.AttributesAnswer], q.Scan("[c").Answers);
         Assert.Equal("\u001b[?1;2c", TerminalQueries.AttributesAnswer);
-        Assert.Equal([TerminalQueries.AttributesAnswer, TerminalQueries.CursorAnswer], q.Scan("\u001b[0cx\u001b[6n").Answers);
+        // "prompt> x" so far: the cursor is in column 10.
+        Assert.Equal([TerminalQueries.AttributesAnswer, "\u001b[24;10R"], q.Scan("\u001b[0cx\u001b[6n").Answers);
     }
 
     [Fact]
@@ -56,6 +58,8 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
         Assert.Single(answers);
         for (int i = 0; i < 5; i++) Assert.Single(q.Scan("\u001b[6n").Answers);
         Assert.Equal(6, q.Answered);
+        // The column follows the text and the cursor moves: "ab\tc" ends at 10; back 3, forward 1.
+        Assert.Equal(["\u001b[24;10R", "\u001b[24;8R", "\u001b[24;1R"], q.Scan("\r\nab\tc\u001b[6n\u001b[3D\u001b[C\u001b[6n\r\u001b[6n").Answers);
     }
 
     private GuestOutcome Guest(string sh, string script, TextWriter? console = null) =>
