@@ -233,7 +233,7 @@ public static class RunSession
         if (outcome.End == GuestEnd.Interrupted) return Report(messages, "[passthru] interrupted: stopped the guest", 130);
         if (failure is not null) throw new UserError($"{failure}; last console lines:\n{tail}");
         if (outcome.End == GuestEnd.Completed)
-            return Report(messages, $"[passthru] {script.Script.File}: {script.Steps.Count} steps done after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok);
+            return Report(messages, $"[passthru] {script.Script.File}: {script.Steps.Count} step{(script.Steps.Count == 1 ? "" : "s")} done after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok);
         return outcome.ExitCode; // --keep-running: the user's session ended when QEMU exited
     }
 

@@ -141,7 +141,22 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
         Assert.Equal(0, r.ExitCode);
         Assert.DoesNotContain("hello", r.Stdout);
         Assert.Equal("hello from the guest\n", File.ReadAllText(log));
-        Assert.Matches(new Regex(@"\[passthru\] .*t\.script: 1 steps done after \d+\.\d s: stopped the guest"), r.Stderr);
+        Assert.Matches(new Regex(@"\[passthru\] .*t\.script: 1 step done after \d+\.\d s: stopped the guest"), r.Stderr);
+    }
+
+    [Fact]
+    public void A_profile_names_the_script_and_report_relative_to_itself_and_can_be_quiet()
+    {
+        var profiles = Directory.CreateDirectory(Path.Combine(_dir, "profiles")).FullName;
+        File.WriteAllText(Path.Combine(profiles, "boot.script"), "expect hello\n");
+        var qemu = Qemu("echo hello from the guest; exec sleep 60");
+        File.WriteAllText(Path.Combine(profiles, "guest.toml"),
+            $"qemu = \"{qemu}\"\nkernel = \"../kernel\"\naccel = \"tcg\"\nscript = \"boot.script\"\njunit = \"report.xml\"\nquiet = true\n");
+        var r = CliRunner.OnCapture("vhost", "run", "-f", Path.Combine(profiles, "guest.toml"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.DoesNotContain("hello", r.Stdout);
+        Assert.Contains($"[passthru] {Path.Combine(profiles, "boot.script")}: 1 step done", r.Stderr);
+        Assert.Equal("1", (string?)XDocument.Load(Path.Combine(profiles, "report.xml")).Root!.Attribute("tests"));
     }
 
     [Fact]
