@@ -5,11 +5,13 @@ using System.Text.RegularExpressions;
 namespace Passthru.Launch;
 
 /// <summary>How a guest run ended.</summary>
-public enum GuestEnd { Exited, Matched, TimedOut, Interrupted }
+/// <remarks>Completed: a --script ran to its end and the guest was stopped.</remarks>
+public enum GuestEnd { Exited, Matched, TimedOut, Interrupted, Completed }
 
 /// <param name="HeldStderr">QEMU's stderr when it ended before the guest printed anything (held back, not shown yet,
 /// so that an explanation can come before it); null once the console started, when it was shown as it came.</param>
-public sealed record GuestOutcome(GuestEnd End, int ExitCode, IReadOnlyList<string> LastLines, TimeSpan Elapsed, string? HeldStderr = null);
+public sealed record GuestOutcome(GuestEnd End, int ExitCode, IReadOnlyList<string> LastLines, TimeSpan Elapsed, string? HeldStderr = null,
+    ScriptResult? Script = null);
 
 /// <summary>What to watch for while a guest runs.</summary>
 public sealed record GuestWatch
@@ -31,6 +33,13 @@ public sealed record GuestWatch
     public bool HoldStderrUntilConsole { get; init; }
     /// <summary>Called (under the console lock) before each console write, e.g. to clear a status line first.</summary>
     public Action? BeforeConsoleWrite { get; init; }
+    /// <summary>A script to type into the console; only then is QEMU's stdin taken from the terminal (and its queries answered).</summary>
+    public ConsoleScript? Script { get; init; }
+    /// <summary>
+    /// After the script, instead of stopping the guest: this input (Passthru's stdin) goes on to QEMU's until QEMU
+    /// exits. Line endings become carriage returns, the Enter key of a serial console, as the terminal stays cooked.
+    /// </summary>
+    public Stream? KeepRunningInput { get; init; }
 }
 
 /// <summary>
@@ -42,7 +51,8 @@ public static class GuestProcess
 {
     public static GuestOutcome Run(IReadOnlyList<string> argv, GuestWatch watch, CancellationToken cancel = default)
     {
-        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+            RedirectStandardInput = watch.Script is not null };
         foreach (var a in argv.Skip(1)) start.ArgumentList.Add(a);
         var watcher = new ConsoleWatcher(watch.Expect);
         var clock = Stopwatch.StartNew();
@@ -60,6 +70,7 @@ public static class GuestProcess
         var matched = new ManualResetEventSlim();
         object gate = new();
         var held = watch.HoldStderrUntilConsole ? new System.Text.StringBuilder() : null;
+        var script = watch.Script is null ? null : new ScriptRunner(watch.Script, process.StandardInput.BaseStream);
 
         void Pump(StreamReader reader, bool isStderr)
         {
@@ -77,10 +88,13 @@ public static class GuestProcess
                         watch.Console?.Write(held.ToString());
                         held = null;
                     }
-                    watch.Console?.Write(buffer, 0, n);
-                    watch.Console?.Flush();
                     log?.Write(buffer, 0, n);
-                    if (watcher.Feed(buffer.AsSpan(0, n))) matched.Set();
+                    // With a script, the guest's terminal queries are answered here and not shown: a terminal that saw
+                    // them would answer too, into an input nobody reads.
+                    var shown = script is null || isStderr ? buffer.AsSpan(0, n) : script.Filter(buffer.AsSpan(0, n)).AsSpan();
+                    watch.Console?.Write(shown);
+                    watch.Console?.Flush();
+                    if (watcher.Feed(shown)) matched.Set();
                 }
             }
         }
@@ -89,9 +103,19 @@ public static class GuestProcess
 
         GuestEnd end = GuestEnd.Exited;
         var deadline = watch.Timeout is TimeSpan t ? clock.Elapsed + t : TimeSpan.MaxValue;
+        bool forwarding = false;
         while (true)
         {
-            if (process.WaitForExit(200)) { end = watcher.Matched ? GuestEnd.Matched : GuestEnd.Exited; break; }
+            // A script's steps are checked often: each expect waits at most this long past its match.
+            if (process.WaitForExit(script is null ? 200 : 50)) { end = watcher.Matched ? GuestEnd.Matched : GuestEnd.Exited; break; }
+            if (script is not null && !forwarding)
+            {
+                bool inTime, done;
+                lock (gate) { inTime = script.Advance(clock.Elapsed); done = script.Done; }
+                if (!inTime) { end = GuestEnd.TimedOut; break; }
+                if (done && watch.KeepRunningInput is null) { end = GuestEnd.Completed; break; }
+                if (done) { forwarding = true; deadline = TimeSpan.MaxValue; Forward(watch.KeepRunningInput!, script, gate); }
+            }
             if (matched.IsSet) { end = GuestEnd.Matched; break; }
             if (interrupted.IsCancellationRequested) { end = GuestEnd.Interrupted; break; }
             if (clock.Elapsed >= deadline) { end = GuestEnd.TimedOut; break; }
@@ -100,7 +124,33 @@ public static class GuestProcess
         if (!process.HasExited) Terminate(process);
         process.WaitForExit();
         Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
-        lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed, held?.ToString());
+        if (script is not null && end == GuestEnd.Exited && !forwarding)
+        {
+            // The guest's last words may have arrived after the loop last looked: the steps they complete count.
+            lock (gate) if (script.Advance(clock.Elapsed) && script.Done) end = GuestEnd.Completed;
+        }
+        lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed, held?.ToString(),
+            script?.Result(stoppedEarly: end is not GuestEnd.Completed && !forwarding));
+    }
+
+    /// <summary>--keep-running: the user's typing goes to the guest (a background reader; it ends with Passthru).</summary>
+    private static void Forward(Stream from, ScriptRunner to, object gate)
+    {
+        var thread = new Thread(() =>
+        {
+            var buffer = new byte[1024];
+            int n;
+            try
+            {
+                while ((n = from.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    for (int i = 0; i < n; i++) if (buffer[i] == (byte)'\n') buffer[i] = (byte)'\r';
+                    lock (gate) to.Forward(buffer, n);
+                }
+            }
+            catch (IOException) { }
+        }) { IsBackground = true, Name = "console input" };
+        thread.Start();
     }
 
     [DllImport("libc", SetLastError = true)]

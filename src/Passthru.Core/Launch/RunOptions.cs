@@ -85,6 +85,14 @@ public sealed record RunOptions
     public string? SerialLog { get; init; }
     public string? Expect { get; init; }
     public int? TimeoutSeconds { get; init; }
+    /// <summary>A console script (<see cref="ConsoleScript"/>) to run against the guest: a test harness.</summary>
+    public string? Script { get; init; }
+    /// <summary>Where to write a JUnit XML report of the script's expect steps.</summary>
+    public string? Junit { get; init; }
+    /// <summary>Keep the console off the terminal (the serial log and the script still see it).</summary>
+    public bool Quiet { get; init; }
+    /// <summary>After the script, leave the guest running with the console handed back to the terminal.</summary>
+    public bool KeepRunning { get; init; }
     public string? Name { get; init; }
 
     /// <summary>
@@ -115,6 +123,12 @@ public sealed record RunOptions
             try { _ = new System.Text.RegularExpressions.Regex(Expect); }
             catch (ArgumentException e) { throw new UserError($"--expect '{Expect}' is not a regular expression: {e.Message}", ExitCodes.Usage); }
         }
+        if (Script is not null && Expect is not null)
+            throw new UserError("give either --script or --expect, not both (a script's `expect` lines do what --expect does)", ExitCodes.Usage);
+        if (Script is null && (Junit is not null || KeepRunning))
+            throw new UserError($"{(Junit is not null ? "--junit" : "--keep-running")} goes with --script", ExitCodes.Usage);
+        if (Junit is not null && Path.GetDirectoryName(Path.GetFullPath(Junit)) is string junitDir && !Directory.Exists(junitDir))
+            throw new UserError($"--junit {Junit}: the directory {junitDir} does not exist", ExitCodes.Usage);
         foreach (var file in new[] { Menu, Kernel, Cdrom }.Concat(Disks).Concat(InitrdFiles(Initrd)))
             if (file is not null && !File.Exists(file)) throw new UserError($"{file}: no such file", ExitCodes.Usage);
     }

@@ -15,6 +15,7 @@ public static class RunProfile
     [
         "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "net", "qemu",
         "devices", "group", "keep-bound", "allow-unsafe-interrupts", "extra-args", "serial-log", "expect", "timeout", "name",
+        "script", "junit", "quiet",
     ];
 
     public static RunOptions Load(string path)
@@ -79,6 +80,9 @@ public static class RunProfile
             Expect = Text("expect"),
             TimeoutSeconds = Number("timeout") is long t ? (t is > 0 and <= int.MaxValue ? (int)t : throw new UserError($"{path}: 'timeout' must be a positive number of seconds", ExitCodes.Usage)) : null,
             Name = Text("name"),
+            Script = FilePath("script"),
+            Junit = FilePath("junit"),
+            Quiet = Flag("quiet"),
         };
     }
 

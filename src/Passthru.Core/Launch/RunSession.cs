@@ -8,7 +8,7 @@ namespace Passthru.Launch;
 
 /// <summary>What a run will do, decided before anything happens: shown by --dry-run, carried out by <see cref="RunSession.Execute"/>.</summary>
 public sealed record RunPlan(RunOptions Options, GuestBoot Boot, IReadOnlyList<string> Argv, BindPlan Binding, bool Kvm, IReadOnlyList<string> Warnings,
-    IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices);
+    IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices, ConsoleScript? Script = null);
 
 /// <summary>
 /// `passthru run`: the devices bound to vfio-pci (managed, like libvirt's managed='yes'), every precondition checked,
@@ -26,6 +26,8 @@ public static class RunSession
     public static RunPlan Plan(HostRoot host, RunOptions o, bool exporting = false)
     {
         o.Validate();
+        // Parsed now: a mistake in the script is reported before anything is bound or booted.
+        var script = o.Script is null ? null : ConsoleScript.Load(o.Script);
         var boot = GuestBoot.From(o);
         var warnings = new List<string>();
         var qemu = o.Qemu is not null
@@ -52,7 +54,7 @@ public static class RunSession
                 warnings.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
         }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
-        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices);
+        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script);
     }
 
     private static string NoLocalQemu(List<string> warnings)
@@ -168,7 +170,7 @@ public static class RunSession
         var expect = o.Expect is null ? null : new Regex(o.Expect);
         // While waiting for --expect or a --timeout on a terminal: one status line, redrawn in place (nothing when
         // stderr is a pipe or a file, or with NO_COLOR, so logs and scripts see only the console and Passthru's lines).
-        var status = terminal && (expect is not null || o.TimeoutSeconds is not null) && Environment.GetEnvironmentVariable("NO_COLOR") is null
+        var status = terminal && (expect is not null || o.TimeoutSeconds is not null || plan.Script is not null) && Environment.GetEnvironmentVariable("NO_COLOR") is null
             ? new StatusLine(messages) : null;
         // The kernel's log from here on: what vfio says while QEMU sets the devices up explains QEMU's failures.
         bool vfio = plan.Argv.Any(a => a.Contains("vfio-pci", StringComparison.Ordinal)); // --device, or in -- extra arguments
@@ -178,7 +180,9 @@ public static class RunSession
             Expect = expect,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
-            Console = console,
+            Console = o.Quiet ? null : console,
+            Script = plan.Script,
+            KeepRunningInput = o.KeepRunning ? Console.OpenStandardInput() : null,
             HoldStderrUntilConsole = vfio,
             BeforeConsoleWrite = status is null ? null : status.Clear,
             Progress = status is null ? null : (elapsed, atLineStart) =>
@@ -198,6 +202,7 @@ public static class RunSession
             messages.Flush();
         }
         string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
+        if (outcome.Script is { } script) return ScriptEnd(o, outcome, script, messages, Tail());
         return outcome.End switch
         {
             GuestEnd.Matched => Report(messages, $"[passthru] /{o.Expect}/ seen after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok),
@@ -206,6 +211,30 @@ public static class RunSession
             _ when expect is not null => throw new UserError($"QEMU exited (status {outcome.ExitCode}) before /{o.Expect}/ showed; last console lines:\n{Tail()}"),
             _ => outcome.ExitCode,
         };
+    }
+
+    /// <summary>How a --script run ended: its JUnit report first (a failure is reported there too), then the exit code.</summary>
+    private static int ScriptEnd(RunOptions o, GuestOutcome outcome, ScriptResult script, TextWriter messages, string tail)
+    {
+        string? failure = null;
+        if (script.Failed is { } step)
+        {
+            var at = $"{script.Script.File}:{step.Line}: `{step.Text}`";
+            var taken = script.Steps[^1].Duration;
+            failure = outcome.End switch
+            {
+                GuestEnd.TimedOut when taken >= step.Timeout => $"{at} timed out after {step.Timeout.TotalSeconds:0.###} s",
+                GuestEnd.TimedOut => $"{at} was still running when --timeout {o.TimeoutSeconds} s ended the run",
+                GuestEnd.Interrupted => $"{at} was interrupted",
+                _ => $"{at}: QEMU exited (status {outcome.ExitCode}) before it completed",
+            };
+        }
+        if (o.Junit is not null) JUnitReport.Write(o.Junit, JUnitReport.Build(script, outcome.Elapsed, outcome.LastLines, failure));
+        if (outcome.End == GuestEnd.Interrupted) return Report(messages, "[passthru] interrupted: stopped the guest", 130);
+        if (failure is not null) throw new UserError($"{failure}; last console lines:\n{tail}");
+        if (outcome.End == GuestEnd.Completed)
+            return Report(messages, $"[passthru] {script.Script.File}: {script.Steps.Count} step{(script.Steps.Count == 1 ? "" : "s")} done after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok);
+        return outcome.ExitCode; // --keep-running: the user's session ended when QEMU exited
     }
 
     private static int Report(TextWriter messages, string line, int code)

@@ -19,10 +19,18 @@ public static class RunCommand
         {
             Description = "On an IOMMU without interrupt remapping, let vfio use the devices for this run (a guest's device can then forge interrupts against the host); put back after it",
         };
+        var script = new Option<string?>("--script")
+        {
+            Description = "Run this console script against the guest, then stop it: lines `expect REGEX` (a .NET regular expression), "
+                + "`send TEXT` (escapes \\r \\n \\t \\e \\xHH \\\\), `timeout SECONDS` (per step, default 60), # comments",
+        };
+        var junit = new Option<string?>("--junit") { Description = "With --script: write a JUnit XML report (one test case per expect line) to this file" };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not show the guest's console on the terminal (--serial-log and --script still see it)" };
+        var keepRunning = new Option<bool>("--keep-running") { Description = "With --script: after it, leave the guest running with the console handed back to the terminal" };
         var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal and lock live (default: /run/passthru under --root)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
-            dryRun, keepBound, serialLog, expect, timeout, unsafeInterrupts, stateDir,
+            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir,
         };
         vm.AddTo(command);
         command.SetAction(p =>
@@ -35,6 +43,10 @@ public static class RunCommand
                 // A profile's values stand unless the command line gives its own.
                 SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : options0.SerialLog,
                 Expect = p.GetValue(expect) ?? options0.Expect,
+                Script = p.GetValue(script) ?? options0.Script,
+                Junit = p.GetValue(junit) is string j ? Path.GetFullPath(j) : options0.Junit,
+                Quiet = p.GetValue(quiet) || options0.Quiet,
+                KeepRunning = p.GetValue(keepRunning) || options0.KeepRunning,
                 TimeoutSeconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : options0.TimeoutSeconds,
             };
             var host = globals.Host(p);

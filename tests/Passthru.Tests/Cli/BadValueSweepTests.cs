@@ -42,6 +42,8 @@ public sealed class BadValueSweepTests : IDisposable
         ["--serial-log"] = "/nonexistent-dir/console.log",
         ["--expect"] = "(unclosed",
         ["--timeout"] = "soon",
+        ["--script"] = "/nonexistent/console.script",
+        ["--junit"] = "/nonexistent-dir/report.xml",
         ["--profile"] = "/nonexistent/profile.toml",
         ["--menu"] = "/nonexistent/menu.lst",
         ["--build-dir"] = "/nonexistent/build",

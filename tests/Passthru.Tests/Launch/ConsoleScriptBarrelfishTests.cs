@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Xml.Linq;
+using Passthru.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Passthru.Tests.Launch;
+
+/// <summary>
+/// Scripts against real Barrelfish (../shared/barrelfish) under plain QEMU TCG on this machine, no device: its fish
+/// shell asks for the cursor position at every prompt and reads nothing until answered. Two boots (30-60 s each), in
+/// one class so they never run at the same time.
+/// </summary>
+public sealed class ConsoleScriptBarrelfishTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-bf-script-").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    /// <summary>Up to the shell's first prompt: "> ", printed once both of its cursor queries were answered.</summary>
+    private const string ToTheShell = "# Barrelfish to its shell\ntimeout 240\nexpect fish v0\\.2\nexpect > \n";
+
+    private CliResult Boot(string script, params string[] more)
+    {
+        var file = Path.Combine(_dir, "barrelfish.script");
+        File.WriteAllText(file, script);
+        var clock = Stopwatch.StartNew();
+        var r = CliRunner.Run(["run", "--menu", Repo.Shared("barrelfish/build/platforms/x86/menu.lst.x86_64"), "--memory", "1024", "--accel", "tcg",
+            "--script", file, "--timeout", "300", .. more]);
+        output.WriteLine($"exit {r.ExitCode} after {clock.Elapsed.TotalSeconds:0.0} s\n--- stderr\n{r.Stderr}\n--- console (end)\n{r.Stdout[Math.Max(0, r.Stdout.Length - 1500)..]}");
+        return r;
+    }
+
+    [Fact]
+    public void A_script_types_commands_into_fish_and_reports_each_expect_as_a_passing_test()
+    {
+        var junit = Path.Combine(_dir, "report.xml");
+        var r = Boot(ToTheShell + "send ps\\r\nexpect \\d+\\s+R\\s+fish\nexpect > \nsend free\\r\nexpect Free memory: \\d+ bytes\n", "--junit", junit);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("DOMAINID\tSTAT\tCOMMAND", r.Stdout);
+        Assert.Contains("> free", r.Stdout);
+        Assert.DoesNotContain("\u001b[6n", r.Stdout); // answered by Passthru, never shown to the terminal
+        Assert.Contains("barrelfish.script: 7 steps done after", r.Stderr);
+        var suite = XDocument.Load(junit).Root!;
+        Assert.Equal(("passthru run", "5", "0"), ((string?)suite.Attribute("name"), (string?)suite.Attribute("tests"), (string?)suite.Attribute("failures")));
+        Assert.Equal(["3: expect fish v0\\.2", "4: expect >", "6: expect \\d+\\s+R\\s+fish", "7: expect >", "9: expect Free memory: \\d+ bytes"],
+            suite.Elements("testcase").Select(c => (string)c.Attribute("name")!));
+        Assert.All(suite.Elements("testcase"), c => Assert.Empty(c.Elements()));
+    }
+
+    [Fact]
+    public void A_step_that_never_matches_fails_the_run_and_names_its_line()
+    {
+        var r = Boot(ToTheShell + "timeout 5\nexpect no such output\n");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"passthru: {Path.Combine(_dir, "barrelfish.script")}:6: `expect no such output` timed out after 5 s; last console lines:\n", r.Stderr);
+        Assert.Contains("  | measure_pmap_res", r.Stderr);
+    }
+}
