@@ -32,49 +32,40 @@ fi
 release=$(cat "$cache/kernel/release")
 kroot=$cache/kernel/root
 
-# 2. The initramfs: busybox, the init script, and the modules (with their dependencies from modules.dep).
-wanted="virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci pci-stub"
-stamp=$(cat "$here/init" "$here/build.sh" | sha256sum | cut -c1-16)
-if [ ! -f "$cache/initrd-$stamp.gz" ]; then
-  rm -rf "$cache/initrd.tmp"; mkdir -p "$cache/initrd.tmp"/{bin,dev,proc,sys,tmp,host,share,lib/modules}
-  cp /bin/busybox "$cache/initrd.tmp/bin/busybox"
-  cp "$here/init" "$cache/initrd.tmp/init"; chmod +x "$cache/initrd.tmp/init"
-  # The module tree the host's own modprobe uses inside the chroot: every wanted module and its dependencies,
-  # with depmod's indexes made for exactly that set.
-  mods=$(for m in $wanted; do modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>/dev/null; done \
+# An initramfs: static busybox, the given files (SOURCE:DEST, made executable), the named modules with their
+# dependencies from modules.dep, and depmod's indexes for exactly that set (what modprobe inside it uses).
+initramfs() { # initramfs OUTPUT "MODULES" SOURCE:DEST...
+  local out=$1 modules=$2 tmp=$1.d mods f rel pair; shift 2
+  rm -rf "$tmp"; mkdir -p "$tmp"/{bin,dev,proc,sys,tmp,host,share,lib/modules}
+  cp /bin/busybox "$tmp/bin/busybox"
+  for pair in "$@"; do cp "${pair%%:*}" "$tmp/${pair#*:}"; chmod +x "$tmp/${pair#*:}"; done
+  mods=$(for m in $modules; do modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>/dev/null; done \
          | awk '$1 == "insmod" { print $2 }' | sort -u)
   [ -n "$mods" ] || { echo "vm/build: modprobe could not resolve the modules in $kroot" >&2; exit 1; }
   for f in $mods; do
     rel=${f#"$kroot"/}
-    mkdir -p "$cache/initrd.tmp/$(dirname "$rel")"; cp "$f" "$cache/initrd.tmp/$rel"
+    mkdir -p "$tmp/$(dirname "$rel")"; cp "$f" "$tmp/$rel"
   done
-  cp "$kroot/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$cache/initrd.tmp/lib/modules/$release/" 2>/dev/null || true
-  depmod -b "$cache/initrd.tmp" "$release"
-  (cd "$cache/initrd.tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/initrd-$stamp.gz.tmp"
-  mv "$cache/initrd-$stamp.gz.tmp" "$cache/initrd-$stamp.gz"
-  rm -rf "$cache/initrd.tmp"
-fi
+  cp "$kroot/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$tmp/lib/modules/$release/" 2>/dev/null || true
+  depmod -b "$tmp" "$release"
+  (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
+  mv "$out.tmp" "$out"
+  rm -rf "$tmp"
+}
+
+# 2. The virtual host's initramfs: its init, and the modules the test bed uses (the host's own modprobe loads them
+#    inside the chroot).
+stamp=$(cat "$here/init" "$here/build.sh" | sha256sum | cut -c1-16)
+[ -f "$cache/initrd-$stamp.gz" ] || initramfs "$cache/initrd-$stamp.gz" \
+  "virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci pci-stub" "$here/init:init"
 ln -sfn "initrd-$stamp.gz" "$cache/initrd.gz"
 ln -sfn "kernel/vmlinuz" "$cache/vmlinuz"
 
 # 3. The Linux guest's initramfs: the same kernel, booted nested inside the virtual host, with busybox and the
 #    e1000e driver, whose init reports the PCI functions and a DHCP lease over each NIC (linux-guest/init).
 gstamp=$(cat "$here/linux-guest/init" "$here/linux-guest/dhcp-event" "$here/build.sh" | sha256sum | cut -c1-16)
-if [ ! -f "$cache/guest-initrd-$gstamp.gz" ]; then
-  rm -rf "$cache/guest.tmp"; mkdir -p "$cache/guest.tmp"/{bin,dev,proc,sys,lib/modules}
-  cp /bin/busybox "$cache/guest.tmp/bin/busybox"
-  cp "$here/linux-guest/init" "$cache/guest.tmp/init"; cp "$here/linux-guest/dhcp-event" "$cache/guest.tmp/bin/dhcp-event"
-  chmod +x "$cache/guest.tmp/init" "$cache/guest.tmp/bin/dhcp-event"
-  for f in $(modprobe -d "$kroot" -S "$release" --show-depends e1000e | awk '$1 == "insmod" { print $2 }'); do
-    rel=${f#"$kroot"/}
-    mkdir -p "$cache/guest.tmp/$(dirname "$rel")"; cp "$f" "$cache/guest.tmp/$rel"
-  done
-  cp "$kroot/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$cache/guest.tmp/lib/modules/$release/" 2>/dev/null || true
-  depmod -b "$cache/guest.tmp" "$release"
-  (cd "$cache/guest.tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/guest-initrd-$gstamp.gz.tmp"
-  mv "$cache/guest-initrd-$gstamp.gz.tmp" "$cache/guest-initrd-$gstamp.gz"
-  rm -rf "$cache/guest.tmp"
-fi
+[ -f "$cache/guest-initrd-$gstamp.gz" ] || initramfs "$cache/guest-initrd-$gstamp.gz" e1000e \
+  "$here/linux-guest/init:init" "$here/linux-guest/dhcp-event:bin/dhcp-event"
 ln -sfn "guest-initrd-$gstamp.gz" "$cache/guest-initrd.gz"
 
 # 4. The probe guest.

@@ -79,6 +79,37 @@ public partial class RealGuestTests(VirtualHostFixture vm, ITestOutputHelper out
         finally { vm.Run($"{vm.Passthru} restore"); }
     }
 
+    [Fact]
+    public void A_console_script_drives_the_linux_guest_over_the_passed_through_nic()
+    {
+        try
+        {
+            // guest.shell: the Linux guest leaves a shell on the console after its DHCP lease; the script types into it.
+            var r = Timed("Linux guest, scripted", $"""
+                cat > /tmp/guest.script <<'SCRIPT'
+                # The guest's own shell, with the passed-through e1000e up (busybox sh asks the terminal where its cursor is)
+                timeout 600
+                expect guest: shell
+                timeout 60
+                send ip -4 addr show eth0\r
+                expect inet 10\.0\.2\.15/24
+                send grep eth0 /proc/interrupts\r
+                expect eth0-rx-0
+                SCRIPT
+                {vm.Passthru} run --kernel {vm.GuestKernel} --initrd {vm.GuestInitrd} --append 'console=ttyS0 quiet panic=-1 guest.shell' --memory 256 --device 0000:00:02.0 --script /tmp/guest.script --junit /tmp/guest.xml --timeout 900
+                echo "exit $?"; cat /tmp/guest.xml
+                """, TimeSpan.FromMinutes(17));
+            Assert.True(r.Stdout.Contains("exit 0"), r.ToString());
+            Assert.Contains("inet 10.0.2.15/24", r.Stdout);
+            var junit = System.Xml.Linq.XDocument.Parse(r.Stdout[r.Stdout.IndexOf("<testsuite", StringComparison.Ordinal)..]);
+            Assert.Equal("3", junit.Root!.Attribute("tests")!.Value);
+            Assert.Equal("0", junit.Root!.Attribute("failures")!.Value);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
+            Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
+
     private static List<string> GuestLines(string console, string prefix) =>
         console.Split('\n').Select(l => l[(l.IndexOf("guest: ", StringComparison.Ordinal) is var i and >= 0 ? i : 0)..])
             .Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToList();
