@@ -53,8 +53,7 @@ public static partial class Cli
         try
         {
             // A pci.ids named on purpose must exist, whether or not this command prints names.
-            if (parse.GetValue(globals.Root) is string hostRoot && !Directory.Exists(hostRoot))
-                throw new UserError($"host root '{hostRoot}' is not a directory: give / or a captured tree", ExitCodes.Usage); // as HostRoot says it
+            _ = globals.Host(parse); // HostRoot refuses a root that is not a directory, for every command alike
             if (parse.GetValue(globals.PciIds) is string ids && !File.Exists(ids))
                 throw new UserError($"--pci-ids {ids}: no such file", ExitCodes.Usage);
             return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });

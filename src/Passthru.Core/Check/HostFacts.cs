@@ -108,13 +108,14 @@ public sealed class HostFacts(HostRoot host)
     /// Whether the kernel remaps interrupts through the IOMMU: false when the command line turns it off or the IOMMU
     /// cannot (Intel: every unit's ecap IR bit, else the DMAR table's INTR_REMAP flag); AMD-Vi always can. Null: unknown.
     /// </summary>
-    public bool? InterruptRemapping()
-    {
-        if (KernelParameter("intremap") is "off" or "nosid" || KernelParameter("nointremap") is not null) return false;
-        bool? supported = IntelUnitsSupportInterruptRemapping() ?? DmarSupportsInterruptRemapping();
-        if (supported is null && HasAcpiTable("IVRS")) supported = true;
-        return supported;
-    }
+    public bool? InterruptRemapping() => InterruptRemappingOffOnCmdline ? false : IommuCanRemapInterrupts();
+
+    /// <summary>intremap=off (or nosid) or nointremap on the running kernel's command line.</summary>
+    public bool InterruptRemappingOffOnCmdline => KernelParameter("intremap") is "off" or "nosid" || KernelParameter("nointremap") is not null;
+
+    /// <summary>Whether the IOMMU hardware can remap interrupts, whatever the command line says. Null: unknown.</summary>
+    public bool? IommuCanRemapInterrupts() =>
+        IntelUnitsSupportInterruptRemapping() ?? DmarSupportsInterruptRemapping() ?? (HasAcpiTable("IVRS") ? true : null); // every AMD-Vi IOMMU can
 
     /// <summary>
     /// An "options MODULE NAME=VALUE" setting in the modprobe configuration (modprobe.d(5): the first file of a name

@@ -128,6 +128,8 @@ public static class RunSession
     {
         if (plan.Devices.Count > 0)
         {
+            // Checked again after the bind (the host may have changed since the plan): vfio would refuse the devices.
+            if (InterruptSafety.Of(new HostFacts(host)).Blocks) throw new UserError(InterruptSafety.Refusal("run"));
             var inventory = PciInventory.Load(host);
             foreach (var (address, _) in plan.Devices)
             {
@@ -136,7 +138,6 @@ public static class RunSession
                 var group = inventory.GroupOf(d)!;
                 if (!group.IsViable)
                     throw new UserError($"IOMMU group {group.Number} is not viable: {ListBlockers(group)} still held by host drivers; add --group");
-                if (InterruptSafety.Of(new HostFacts(host)).Blocks) throw new UserError(InterruptSafety.Refusal("run"));
                 var node = host.Path(SysfsPaths.VfioGroup(group.Number));
                 try { using var _ = File.OpenHandle(node, FileMode.Open, FileAccess.ReadWrite); }
                 catch (IOException e) when (e.Message.Contains("busy", StringComparison.OrdinalIgnoreCase))

@@ -39,8 +39,7 @@ public sealed record SetupDecisions
         if (!facts.HasAcpiTable("DMAR") && !facts.HasAcpiTable("IVRS"))
             notes.Add($"the firmware announces no IOMMU (no ACPI DMAR or IVRS table): also enable {(vendor == IommuVendor.Intel ? "VT-d" : "AMD-Vi (often called IOMMU)")} in the firmware setup (BIOS/UEFI), or these parameters change nothing");
 
-        bool? remapping = facts.IntelUnitsSupportInterruptRemapping() ?? facts.DmarSupportsInterruptRemapping();
-        if (remapping is null && facts.HasAcpiTable("IVRS")) remapping = true; // every AMD-Vi IOMMU remaps interrupts
+        bool? remapping = facts.IommuCanRemapInterrupts();
         // Unsafe interrupts are the user's trust decision: never added unasked, never added where nothing needs them.
         bool allowUnsafe = request.AllowUnsafeInterrupts && remapping != true;
         if (remapping is null)
@@ -53,7 +52,7 @@ public sealed record SetupDecisions
                 + "passthru setup --allow-unsafe-interrupts adds " + KernelParameters.UnsafeInterrupts + "=1 (a guest's device can then forge interrupts against the host: only for guests you trust)");
         else if (remapping == true && request.AllowUnsafeInterrupts)
             notes.Add("--allow-unsafe-interrupts: not needed, this IOMMU remaps interrupts; left out");
-        if (facts.KernelParameter("intremap") is "off" or "nosid" || facts.KernelParameter("nointremap") is not null)
+        if (facts.InterruptRemappingOffOnCmdline)
             notes.Add("interrupt remapping is turned off on the running kernel's command line (intremap=off or nointremap): remove that by hand");
 
         var ids = new List<string>();

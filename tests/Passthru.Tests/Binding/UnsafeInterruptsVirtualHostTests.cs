@@ -19,6 +19,9 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
     /// <summary>The parameter as the kernel has it now ("absent" while vfio_iommu_type1 is not loaded).</summary>
     private string ParameterNow() => vm.RunOk($"cat {Param} 2>/dev/null || echo absent").Trim();
 
+    private void AssertNoJournal() =>
+        Assert.Equal("no journal", vm.RunOk("test -e /run/passthru/state.json && echo journal || echo no journal").Trim());
+
     /// <summary>Back to how the virtual host booted: devices on their drivers, the parameter off, no journal.</summary>
     private void Reset()
     {
@@ -54,7 +57,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
             Assert.Contains("does not remap interrupts", r.Stderr);
             Assert.Contains("forge MSI interrupts against the host", r.Stderr);
             Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
-            Assert.Equal("no journal", vm.RunOk("test -e /run/passthru/state.json && echo journal || echo no journal").Trim());
+            AssertNoJournal();
             Assert.NotEqual("Y", ParameterNow());
         }
         finally { Reset(); }
@@ -78,7 +81,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
             Assert.Contains($"[passthru] put N back into {Param}", r.Stderr);
             Assert.Equal("N", ParameterNow());
             Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
-            Assert.Equal("no journal", vm.RunOk("test -e /run/passthru/state.json && echo journal || echo no journal").Trim());
+            AssertNoJournal();
         }
         finally { Reset(); }
     }
@@ -99,7 +102,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
             Assert.Equal($"gave 0000:00:02.0 back to e1000e\nput N back into {Param}\n", restore.Stdout);
             Assert.Equal("N", ParameterNow());
             Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
-            Assert.Equal("no journal", vm.RunOk("test -e /run/passthru/state.json && echo journal || echo no journal").Trim());
+            AssertNoJournal();
         }
         finally { Reset(); }
     }
