@@ -17,6 +17,8 @@ public sealed record GuestOutcome(GuestEnd End, int ExitCode, IReadOnlyList<stri
 public sealed record GuestWatch
 {
     public Regex? Expect { get; init; }
+    /// <summary>Called with QEMU's pid once it started.</summary>
+    public Action<int>? Started { get; init; }
     public TimeSpan? Timeout { get; init; }
     public string? SerialLog { get; init; }
     /// <summary>Where the console goes (the user's terminal); null to keep it quiet.</summary>
@@ -67,6 +69,7 @@ public static class GuestProcess
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {e.Message}"); }
         using var _ = process;
+        watch.Started?.Invoke(process.Id);
         var matched = new ManualResetEventSlim();
         object gate = new();
         var held = watch.HoldStderrUntilConsole ? new System.Text.StringBuilder() : null;

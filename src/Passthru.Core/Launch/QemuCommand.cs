@@ -2,6 +2,14 @@ using Passthru.Pci;
 
 namespace Passthru.Launch;
 
+/// <summary>A pcie-root-port of the guest: its id (the bus devices name), its slot on pcie.0, its chassis number.</summary>
+public sealed record RootPort(string Id, int Slot, int Chassis);
+
+/// <summary>A passed-through function's place in the guest.</summary>
+public sealed record PlacedDevice(PciAddress Address, PassthroughDevice Options, string Id, string Bus, string Addr, bool Multifunction);
+
+public sealed record PortLayout(IReadOnlyList<RootPort> Ports, IReadOnlyList<PlacedDevice> Devices);
+
 /// <summary>What the guest boots, resolved to QEMU's terms: files and strings ready for -kernel, -append, -initrd.</summary>
 public sealed record GuestBoot(string? Kernel, string? Append, string? Initrd, IReadOnlyList<string> Disks, string? Cdrom)
 {
@@ -33,6 +41,39 @@ public static class QemuCommand
     /// </summary>
     public const int FirstPortSlot = 0x10;
 
+    /// <summary>QEMU's id for a passed-through function's vfio-pci device ("hostdev-0000-83-00-0"): device_del names it.</summary>
+    public static string DeviceId(PciAddress a) => $"hostdev-{a.ToString().Replace(':', '-').Replace('.', '-')}";
+
+    /// <summary>
+    /// Where each device goes and which ports exist: on q35 one pcie-root-port per device slot (pt0, pt1, ... from slot
+    /// 0x10), then the spare hot-plug ports (hp0, hp1, ...) right after them, so a guest's addresses are the same from
+    /// run to run; chassis numbers follow the slots. On other machines everything sits on pci.0 and nothing is hot-pluggable.
+    /// </summary>
+    public static PortLayout Layout(RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices)
+    {
+        bool pcie = o.IsPcie;
+        var ports = new List<RootPort>();
+        var placed = new List<PlacedDevice>();
+        int port = 0;
+        foreach (var slot in devices.GroupBy(d => (d.Address.Domain, d.Address.Bus, d.Address.Device)))
+        {
+            var functions = slot.OrderBy(d => d.Address.Function).ToList();
+            string bus = pcie ? $"pt{port}" : "pci.0";
+            if (pcie) ports.Add(new RootPort(bus, FirstPortSlot + port, port + 1));
+            // Guest function numbers count from 0 in host order: a guest only looks past function 0 when it exists.
+            for (int f = 0; f < functions.Count; f++)
+            {
+                var (address, options) = functions[f];
+                placed.Add(new PlacedDevice(address, options, DeviceId(address), bus, pcie ? $"0.{f}" : $"0x{FirstPortSlot + port:x}.{f}",
+                    Multifunction: functions.Count > 1 && f == 0));
+            }
+            port++;
+        }
+        for (int i = 0; pcie && i < o.SpareHotplugPorts; i++, port++)
+            ports.Add(new RootPort($"hp{i}", FirstPortSlot + port, port + 1));
+        return new PortLayout(ports, placed);
+    }
+
     public static IReadOnlyList<string> Build(string qemu, RunOptions o, GuestBoot boot, bool kvm, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices)
     {
         var argv = new List<string> { qemu, "-machine", $"{o.Machine},accel={(kvm ? "kvm" : "tcg")}" };
@@ -61,33 +102,20 @@ public static class QemuCommand
         // The guest gets the devices it was given and no others: without -nic none QEMU adds its default NIC.
         argv.AddRange(["-nic", o.Net is null ? "none" : o.Net.Model is null ? "user" : $"user,model={o.Net.Model}"]);
 
-        bool pcie = o.Machine.StartsWith("q35", StringComparison.Ordinal);
-        int port = 0;
-        foreach (var slot in devices.GroupBy(d => (d.Address.Domain, d.Address.Bus, d.Address.Device)))
+        var layout = Layout(o, devices);
+        foreach (var port in layout.Ports)
+            argv.AddRange(["-device", $"pcie-root-port,id={port.Id},chassis={port.Chassis},bus=pcie.0,addr=0x{port.Slot:x}"]);
+        foreach (var d in layout.Devices)
         {
-            var functions = slot.OrderBy(d => d.Address.Function).ToList();
-            bool multi = functions.Count > 1;
-            string bus;
-            if (pcie)
-            {
-                bus = $"pt{port}";
-                argv.AddRange(["-device", $"pcie-root-port,id={bus},chassis={port + 1},bus=pcie.0,addr=0x{FirstPortSlot + port:x}"]);
-            }
-            else bus = "pci.0";
-            // Guest function numbers count from 0 in host order: a guest only looks past function 0 when it exists.
-            for (int f = 0; f < functions.Count; f++)
-            {
-                var (address, options) = functions[f];
-                var addr = pcie ? $"0.{f}" : $"0x{FirstPortSlot + port:x}.{f}";
-                var props = $"vfio-pci,host={address},bus={bus},addr={addr}";
-                if (multi && f == 0) props += ",multifunction=on";
-                if (!options.RomBar) props += ",rombar=0";
-                if (options.RomFile is not null) props += $",romfile={QemuArgs.EscapeCommas(Path.GetFullPath(options.RomFile))}";
-                if (options.XVga) props += ",x-vga=on";
-                argv.AddRange(["-device", props]);
-            }
-            port++;
+            var props = $"vfio-pci,host={d.Address},id={d.Id},bus={d.Bus},addr={d.Addr}";
+            if (d.Multifunction) props += ",multifunction=on";
+            if (!d.Options.RomBar) props += ",rombar=0";
+            if (d.Options.RomFile is not null) props += $",romfile={QemuArgs.EscapeCommas(Path.GetFullPath(d.Options.RomFile))}";
+            if (d.Options.XVga) props += ",x-vga=on";
+            argv.AddRange(["-device", props]);
         }
+        // The guest's control socket (attach, detach): QEMU listens, and serves one client at a time.
+        if (o.ControlSocket is not null) argv.AddRange(["-qmp", $"unix:{QemuArgs.EscapeCommas(o.ControlSocket)},server=on,wait=off"]);
         argv.AddRange(o.ExtraArgs);
         return argv;
     }

@@ -94,6 +94,13 @@ public sealed record RunOptions
     /// <summary>After the script, leave the guest running with the console handed back to the terminal.</summary>
     public bool KeepRunning { get; init; }
     public string? Name { get; init; }
+    /// <summary>Spare hot-plug root ports for attach (null: 2 on q35, none elsewhere).</summary>
+    public int? HotplugSlots { get; init; }
+    /// <summary>QEMU's QMP socket for attach and detach (set by run, under the state directory; null: none).</summary>
+    public string? ControlSocket { get; init; }
+
+    public bool IsPcie => Machine.StartsWith("q35", StringComparison.Ordinal);
+    public int SpareHotplugPorts => HotplugSlots ?? (IsPcie ? 2 : 0);
 
     /// <summary>
     /// The files of an -initrd value: one initrd, or a multiboot module list ("FILE ARGS,FILE ARGS" with literal
@@ -113,6 +120,9 @@ public sealed record RunOptions
         if (Menu is null && BuildDir is not null) throw new UserError("--build-dir goes with --menu", ExitCodes.Usage);
         if (MemoryMiB is < 16 or > 16 << 20) throw new UserError($"--memory {MemoryMiB}: give MiB between 16 and {16 << 20}", ExitCodes.Usage);
         if (Cpus is < 1 or > 1024) throw new UserError($"--cpus {Cpus}: give 1 to 1024", ExitCodes.Usage);
+        if (HotplugSlots is < 0 or > 8) throw new UserError($"--hotplug-slots {HotplugSlots}: give 0 to 8", ExitCodes.Usage);
+        if (HotplugSlots is > 0 && !IsPcie)
+            throw new UserError($"--hotplug-slots {HotplugSlots}: hot-plug ports are PCIe root ports, which need a q35 machine (not --machine {Machine})", ExitCodes.Usage);
         if (TimeoutSeconds is <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
         if (Machine.Length == 0 || Machine.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
             throw new UserError($"--machine '{Machine}': give a QEMU machine type such as q35 or pc (qemu-system-x86_64 -machine help lists them)", ExitCodes.Usage);

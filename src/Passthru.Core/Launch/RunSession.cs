@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Passthru.Binding;
 using Passthru.Check;
 using Passthru.Host;
+using Passthru.Hotplug;
 using Passthru.Pci;
 
 namespace Passthru.Launch;
@@ -85,6 +86,8 @@ public static class RunSession
         foreach (var w in plan.Warnings) messages.WriteLine(w);
         IReadOnlyList<FunctionState> moved = [];
         IReadOnlyList<PciAddress> unsafeFor = [];
+        // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
+        var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
         using var interrupt = new CancellationTokenSource();
@@ -105,6 +108,11 @@ public static class RunSession
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind, interrupt.Token);
                     moved = bind.Functions;
+                    if (guest is not null)
+                    {
+                        guest.Bound = moved.Select(f => f.Address.ToString()).ToList();
+                        GuestRecords.Save(stateDir, guest);
+                    }
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
                 if (unsafeFor.Count > 0)
@@ -114,12 +122,16 @@ public static class RunSession
             if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
-            return Watch(host, plan, console, messages, progress, interrupt.Token);
+            return Watch(host, plan, console, messages, progress, interrupt.Token,
+                guest is null ? null : pid => Update(stateDir, guest.Name, g => g.QemuPid = pid));
         }
         finally
         {
-            if ((moved.Count > 0 || unsafeFor.Count > 0) && !o.KeepBound) GiveBack(host, stateDir, moved, unsafeFor, messages);
-            else if (moved.Count > 0) messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address))} stay on vfio-pci (passthru restore gives them back)");
+            // Devices attached while it ran go back with the guest, whichever way it ended.
+            var attached = guest is null ? [] : Unregister(stateDir, guest.Name);
+            if ((moved.Count > 0 || unsafeFor.Count > 0 || attached.Count > 0) && !o.KeepBound) GiveBack(host, stateDir, moved, unsafeFor, attached, messages);
+            else if (moved.Count > 0 || attached.Count > 0)
+                messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address.ToString()).Concat(attached).Distinct())} stay on vfio-pci (passthru restore gives them back)");
         }
     }
 
@@ -165,7 +177,56 @@ public static class RunSession
 
     private static string ListBlockers(IommuGroup g) => string.Join(", ", g.Blockers.Select(b => $"{b.Address} ({b.Driver})"));
 
-    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt)
+    /// <summary>Takes the guest's name and writes its record; a record left by a guest that is gone is cleaned up first.</summary>
+    private static GuestRecord Register(HostRoot host, string stateDir, RunPlan plan, TextWriter messages)
+    {
+        var o = plan.Options;
+        var layout = QemuCommand.Layout(o, plan.Devices);
+        var record = new GuestRecord
+        {
+            Name = o.Name!, RunnerPid = Environment.ProcessId, Qmp = o.ControlSocket!, Machine = o.Machine,
+            Started = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
+            Ports = layout.Ports.Select(p => p.Id).ToList(),
+            Devices = layout.Devices.Select(d => new GuestDevice { Address = d.Address.ToString(), Id = d.Id, Port = d.Bus }).ToList(),
+        };
+        using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
+        {
+            if (GuestRecords.Load(stateDir, record.Name) is { } old)
+            {
+                if (!HotplugSession.IsGone(host, old))
+                    throw new UserError($"a guest named '{old.Name}' is already running (QEMU pid {old.QemuPid}): give another --name", ExitCodes.Usage);
+                HotplugSession.CleanUp(host, stateDir, old, messages, $"[passthru] (guest '{old.Name}' had ended) ");
+            }
+            if (!GuestRecords.TryReserve(stateDir, record))
+                throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
+        }
+        var ports = record.Ports.Where(p => record.Devices.All(d => d.Port != p)).ToList();
+        messages.WriteLine($"[passthru] guest '{record.Name}' (control: {record.Qmp}{(ports.Count > 0 ? $"; hot-plug ports {string.Join(", ", ports)}" : "")})");
+        return record;
+    }
+
+    private static void Update(string stateDir, string name, Action<GuestRecord> change)
+    {
+        using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
+        if (GuestRecords.Load(stateDir, name) is not { } g) return;
+        change(g);
+        GuestRecords.Save(stateDir, g);
+    }
+
+    /// <summary>Removes the guest's record; returns the functions bound for devices attached while it ran.</summary>
+    private static IReadOnlyList<string> Unregister(string stateDir, string name)
+    {
+        try
+        {
+            using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
+            var g = GuestRecords.Load(stateDir, name);
+            GuestRecords.Remove(stateDir, name);
+            return g is null ? [] : g.Devices.Where(d => d.Attached).SelectMany(HotplugSession.FunctionsToReturn).Distinct().ToList();
+        }
+        catch (UserError) { return []; } // `passthru guests` or `restore` cleans it up later
+    }
+
+    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
@@ -179,6 +240,7 @@ public static class RunSession
         var outcome = GuestProcess.Run(plan.Argv, new GuestWatch
         {
             Expect = expect,
+            Started = started,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,
@@ -248,14 +310,18 @@ public static class RunSession
     /// Gives back the functions this run bound, and puts back the parameters it changed (allow_unsafe_interrupts) once
     /// no function they were set for is held: the run's own devices, or ones an earlier bind left on vfio-pci for it.
     /// </summary>
-    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor, TextWriter messages)
+    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor,
+        IReadOnlyList<string> attached, TextWriter messages)
     {
         try
         {
             using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
+            if (attached.Count > 0) HotplugSession.GiveBack(host, stateDir, attached.Where(a => moved.All(m => m.Address.ToString() != a)), messages, "[passthru] ");
             var journal = Journal.Load(stateDir);
             var before = journal.Parameters.ToList();
             var applier = new BindApplier(host, journal, TextWriter.Null);
+            // A device detached while the guest ran was given back then.
+            moved = moved.Where(f => journal.Find(f.Address) is not null).ToList();
             if (moved.Count > 0)
             {
                 applier.Apply(BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList()));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Passthru.Binding;
+using Passthru.Hotplug;
 using Passthru.Launch;
 
 namespace Passthru.Cli.Commands;
@@ -27,10 +28,11 @@ public static class RunCommand
         var junit = new Option<string?>("--junit") { Description = "With --script: write a JUnit XML report (one test case per expect line) to this file" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not show the guest's console on the terminal (--serial-log and --script still see it)" };
         var keepRunning = new Option<bool>("--keep-running") { Description = "With --script: after it, leave the guest running with the console handed back to the terminal" };
-        var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal and lock live (default: /run/passthru under --root)" };
+        var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal, the lock and running guests' records live (default: /run/passthru under --root)" };
+        var hotplugSlots = new Option<string?>("--hotplug-slots") { Description = "Spare PCIe root ports for `passthru attach` (q35 only; default 2, 0 for none)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
-            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir,
+            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir, hotplugSlots,
         };
         vm.AddTo(command);
         command.SetAction(p =>
@@ -48,8 +50,11 @@ public static class RunCommand
                 Quiet = p.GetValue(quiet) || options0.Quiet,
                 KeepRunning = p.GetValue(keepRunning) || options0.KeepRunning,
                 TimeoutSeconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : options0.TimeoutSeconds,
+                HotplugSlots = p.GetValue(hotplugSlots) is string h ? MemorySize.ParseCount(h, "--hotplug-slots") : options0.HotplugSlots,
             };
             var host = globals.Host(p);
+            var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
+            options = WithControl(options, dir, stderr, dryRun: p.GetValue(dryRun));
             var plan = RunSession.Plan(host, options);
             if (p.GetValue(dryRun))
             {
@@ -63,9 +68,46 @@ public static class RunCommand
                 return ExitCodes.Ok;
             }
             stdout.Flush();
-            return RunSession.Execute(host, plan, p.GetValue(stateDir) ?? Journal.DefaultDirectory(host), stdout, stderr,
+            return RunSession.Execute(host, plan, dir, stdout, stderr,
                 progress: !Console.IsErrorRedirected);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The guest's name (given, or the first free "STEM-N" from what it boots) and its QMP socket under the state
+    /// directory, for attach and detach. Without a writable state directory (not root) the guest runs without one.
+    /// </summary>
+    private static RunOptions WithControl(RunOptions o, string stateDir, TextWriter stderr, bool dryRun)
+    {
+        if (o.Name is not null) GuestRecords.ValidateName(o.Name);
+        var name = o.Name ?? FreeName(stateDir, Stem(o));
+        var socket = GuestRecords.SocketOf(stateDir, name);
+        // sun_path holds 108 bytes with its terminating NUL.
+        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
+            throw new UserError($"the guest's control socket {socket} is longer than a Unix socket path may be (107 bytes): give a shorter --state-dir or --name", ExitCodes.Usage);
+        if (!dryRun)
+        {
+            try { Directory.CreateDirectory(GuestRecords.Directory(stateDir)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"[passthru] note: no control socket for attach/detach ({GuestRecords.Directory(stateDir)}: {e.Message.Split('\n')[0]}); run as root for hot-plug");
+                return o with { Name = name };
+            }
+        }
+        return o with { Name = name, ControlSocket = socket };
+    }
+
+    private static string Stem(RunOptions o)
+    {
+        var file = o.Menu is not null ? "barrelfish" : Path.GetFileNameWithoutExtension(o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
+        var stem = new string(file.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? char.ToLowerInvariant(c) : '-').ToArray()).Trim('-', '_');
+        return stem.Length == 0 || !char.IsAsciiLetterOrDigit(stem[0]) ? "guest" : stem[..Math.Min(stem.Length, 40)];
+    }
+
+    private static string FreeName(string stateDir, string stem)
+    {
+        for (int n = 1; ; n++)
+            if (!File.Exists(GuestRecords.PathOf(stateDir, $"{stem}-{n}"))) return $"{stem}-{n}";
     }
 }

@@ -54,6 +54,7 @@ public sealed class BadValueSweepTests : IDisposable
         ["--cdrom"] = "/nonexistent/cd.iso",
         ["--memory"] = "2X",
         ["--cpus"] = "two",
+        ["--hotplug-slots"] = "9",
         ["--machine"] = "",
         ["--accel"] = "fast",
         ["--net"] = "tap",

@@ -19,6 +19,9 @@ public sealed class RunPlanTests : IDisposable
 
     private string Qemu => $"{Repo.Capture("vhost")}/usr/bin/qemu-system-x86_64";
 
+    /// <summary>The guest's control socket for attach/detach, under the capture's state directory.</summary>
+    private static string[] Qmp(string name) => ["-qmp", $"unix:{Repo.Capture("vhost")}/run/passthru/guests/{name}.qmp,server=on,wait=off"];
+
     private string[] Argv(params string[] args)
     {
         var r = CliRunner.OnCapture("vhost", ["run", "--dry-run", .. args]);
@@ -34,10 +37,14 @@ public sealed class RunPlanTests : IDisposable
     [Fact]
     public void A_kernel_with_a_device_on_its_own_root_port()
     {
-        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "2048", "-smp", "4", "-nographic", "-kernel", _kernel,
+        // The device's port first, then the two spare hot-plug ports after it, then the device itself.
+        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "2048", "-smp", "4", "-nographic", "-name", "kernel-1", "-kernel", _kernel,
             "-append", "console=ttyS0 a=b", "-initrd", $"{_dir}/m1 a,,b,{_dir}/m2", "-nic", "none",
             "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10",
-            "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
+            "-device", "pcie-root-port,id=hp0,chassis=2,bus=pcie.0,addr=0x11",
+            "-device", "pcie-root-port,id=hp1,chassis=3,bus=pcie.0,addr=0x12",
+            "-device", "vfio-pci,host=0000:00:02.0,id=hostdev-0000-00-02-0,bus=pt0,addr=0.0,rombar=0",
+            .. Qmp("kernel-1"),
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
             Argv("--kernel", _kernel, "--append", "console=ttyS0 a=b", "--initrd", $"{_dir}/m1 a,,b,{_dir}/m2", "--memory", "2048", "--cpus", "4",
                  "--device", "00:02.0,rombar=0", "--", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"));
@@ -49,8 +56,9 @@ public sealed class RunPlanTests : IDisposable
         var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--device", "02:01.0", "--device", "02:02.0");
         Assert.Equal(0, r.ExitCode);
         var argv = SplitShell(r.Lines[^1]);
-        Assert.Contains("vfio-pci,host=0000:02:01.0,bus=pt0,addr=0.0", argv);
-        Assert.Contains("vfio-pci,host=0000:02:02.0,bus=pt1,addr=0.0", argv);
+        Assert.Contains("vfio-pci,host=0000:02:01.0,id=hostdev-0000-02-01-0,bus=pt0,addr=0.0", argv);
+        Assert.Contains("vfio-pci,host=0000:02:02.0,id=hostdev-0000-02-02-0,bus=pt1,addr=0.0", argv);
+        Assert.Contains("pcie-root-port,id=hp0,chassis=3,bus=pcie.0,addr=0x12", argv);
         Assert.Contains("  then, when QEMU exits: give them back to their drivers", r.Lines);
     }
 
@@ -70,10 +78,11 @@ public sealed class RunPlanTests : IDisposable
         File.WriteAllBytes(disk, [(byte)'Q', (byte)'F', (byte)'I', 0xfb, 0, 0, 0, 3]);
         var iso = Path.Combine(_dir, "x.iso");
         File.WriteAllText(iso, "");
-        var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "a,b", "--device", "00:03.0,x-vga=on,romfile=" + iso);
-        Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "a,,b",
+        var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "disk.a", "--device", "00:03.0,x-vga=on,romfile=" + iso);
+        Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "disk.a",
             "-device", "ahci,id=ahci", "-drive", $"id=disk0,file={disk},format=qcow2,if=none", "-device", "ide-hd,drive=disk0,bus=ahci.0",
-            "-cdrom", iso, "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on"], argv);
+            "-cdrom", iso, "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,id=hostdev-0000-00-03-0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on",
+            .. Qmp("disk.a")], argv);
     }
 
     [Theory]
@@ -106,9 +115,11 @@ public sealed class RunPlanTests : IDisposable
             extra-args = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
             """);
         var argv = Argv("-f", profile, "--memory", "256");
-        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "256", "-smp", "1", "-nographic", "-kernel", _kernel, "-append", "loglevel=3",
+        Assert.Equal([Qemu, "-machine", "q35,accel=tcg", "-m", "256", "-smp", "1", "-nographic", "-name", "kernel-1", "-kernel", _kernel, "-append", "loglevel=3",
             "-nic", "user,model=e1000",
-            "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10", "-device", "vfio-pci,host=0000:00:02.0,bus=pt0,addr=0.0,rombar=0",
+            "-device", "pcie-root-port,id=pt0,chassis=1,bus=pcie.0,addr=0x10", "-device", "pcie-root-port,id=hp0,chassis=2,bus=pcie.0,addr=0x11",
+            "-device", "pcie-root-port,id=hp1,chassis=3,bus=pcie.0,addr=0x12",
+            "-device", "vfio-pci,host=0000:00:02.0,id=hostdev-0000-00-02-0,bus=pt0,addr=0.0,rombar=0", .. Qmp("kernel-1"),
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"], argv);
     }
 

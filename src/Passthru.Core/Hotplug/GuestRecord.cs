@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Passthru.Host;
+
+namespace Passthru.Hotplug;
+
+/// <summary>A device a running guest holds: on which of its ports, under which QEMU id, since its start or attached later.</summary>
+public sealed class GuestDevice
+{
+    public string Address { get; set; } = "";
+    /// <summary>QEMU's id for the vfio-pci device (device_del names it).</summary>
+    public string Id { get; set; } = "";
+    /// <summary>The id of the pcie-root-port it sits behind ("pci.0" on a machine without PCIe ports).</summary>
+    public string Port { get; set; } = "";
+    public bool Attached { get; set; }
+    /// <summary>The functions the attach moved to vfio-pci for it (its IOMMU group's, with --group): given back on detach.</summary>
+    public List<string> Bound { get; set; } = [];
+}
+
+/// <summary>
+/// A guest `passthru run` started, kept under the state directory (guests/NAME.json beside the binding journal)
+/// while it runs: attach and detach find its control socket and free ports here, `guests` lists it, and when it ends
+/// every device it holds (from the start or attached later) is given back.
+/// </summary>
+public sealed class GuestRecord
+{
+    public string Name { get; set; } = "";
+    /// <summary>The `passthru run` that watches the guest and gives its devices back when it ends.</summary>
+    public int RunnerPid { get; set; }
+    /// <summary>QEMU's pid once it started (0 before).</summary>
+    public int QemuPid { get; set; }
+    /// <summary>QEMU's QMP socket.</summary>
+    public string Qmp { get; set; } = "";
+    public string Started { get; set; } = "";
+    public string Machine { get; set; } = "";
+    /// <summary>The guest's hot-plug-capable root ports, in slot order: those of its start devices, then the spare ones.</summary>
+    public List<string> Ports { get; set; } = [];
+    public List<GuestDevice> Devices { get; set; } = [];
+    /// <summary>The functions `run` itself moved to vfio-pci before QEMU started: given back when the guest ends.</summary>
+    public List<string> Bound { get; set; } = [];
+
+    public IEnumerable<string> FreePorts => Ports.Where(p => Devices.All(d => d.Port != p));
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(GuestRecord))]
+internal sealed partial class GuestRecordJson : JsonSerializerContext;
+
+/// <summary>The running guests' records: one file each, written atomically; changes happen under the state lock.</summary>
+public static class GuestRecords
+{
+    public const string Folder = "guests";
+
+    public static string Directory(string stateDir) => System.IO.Path.Combine(stateDir, Folder);
+    public static string PathOf(string stateDir, string name) => System.IO.Path.Combine(Directory(stateDir), name + ".json");
+    public static string SocketOf(string stateDir, string name) => System.IO.Path.Combine(Directory(stateDir), name + ".qmp");
+
+    /// <summary>Names a user can type and QEMU accepts as -name: letters, digits, '-', '_', '.', starting with a letter or digit.</summary>
+    public static void ValidateName(string name)
+    {
+        if (name.Length is 0 or > 64 || !char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new UserError($"--name '{name}': use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", ExitCodes.Usage);
+    }
+
+    public static GuestRecord? Load(string stateDir, string name)
+    {
+        var path = PathOf(stateDir, name);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), GuestRecordJson.Default.GuestRecord)
+                ?? throw new JsonException("empty");
+        }
+        catch (JsonException e)
+        {
+            throw new UserError($"the guest record {path} is damaged ({e.Message.Split('\n')[0]}): remove it (passthru restore gives its devices back)");
+        }
+    }
+
+    public static IReadOnlyList<GuestRecord> All(string stateDir)
+    {
+        var dir = Directory(stateDir);
+        if (!System.IO.Directory.Exists(dir)) return [];
+        return System.IO.Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal)
+            .Select(f => Load(stateDir, System.IO.Path.GetFileNameWithoutExtension(f))).OfType<GuestRecord>().ToList();
+    }
+
+    public static void Save(string stateDir, GuestRecord record) =>
+        AtomicFile.Write(PathOf(stateDir, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+    /// <summary>Takes a name for a new guest: fails when one by that name runs; a record left by a guest that is gone is the caller's to clean first.</summary>
+    public static bool TryReserve(string stateDir, GuestRecord record)
+    {
+        System.IO.Directory.CreateDirectory(Directory(stateDir));
+        try
+        {
+            using (var f = new FileStream(PathOf(stateDir, record.Name), FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                f.Write(JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord));
+            File.SetUnixFileMode(PathOf(stateDir, record.Name), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return true;
+        }
+        catch (IOException) when (File.Exists(PathOf(stateDir, record.Name))) { return false; }
+    }
+
+    public static void Remove(string stateDir, string name)
+    {
+        File.Delete(PathOf(stateDir, name));
+        File.Delete(SocketOf(stateDir, name));
+    }
+
+    /// <summary>Whether a pid is alive and still the process the record means (pids are reused): its command line names the socket.</summary>
+    public static bool IsQemuAlive(HostRoot host, GuestRecord r) => r.QemuPid > 0 && CmdlineContains(host, r.QemuPid, r.Qmp);
+
+    public static bool IsRunnerAlive(HostRoot host, GuestRecord r) => r.RunnerPid > 0 && CmdlineContains(host, r.RunnerPid, "run");
+
+    private static bool CmdlineContains(HostRoot host, int pid, string text)
+    {
+        try { return File.ReadAllText(host.Path($"proc/{pid}/cmdline")).Split('\0').Any(a => a.Contains(text, StringComparison.Ordinal)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+}

@@ -1,0 +1,155 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Passthru.Hotplug;
+
+/// <summary>QEMU answered a command with an error: its class and its own words (quoted to users as they are).</summary>
+public sealed class QmpError(string command, string errorClass, string description) : Exception($"{command}: {description}")
+{
+    public string Command { get; } = command;
+    public string Class { get; } = errorClass;
+    public string Description { get; } = description;
+}
+
+/// <summary>QEMU did not answer in time: the command may still be under way, so its effect is unknown.</summary>
+public sealed class QmpTimeout(string message) : UserError(message);
+
+/// <summary>
+/// QEMU's machine protocol (QMP) over the guest's Unix socket: one JSON object per line each way. The server greets
+/// first ({"QMP": ...}); nothing but `qmp_capabilities` is accepted until it is sent. Each command carries an id that
+/// its answer ({"return": ...} or {"error": ...}) repeats; events ({"event": ...}) may arrive at any time in between
+/// and are kept for <see cref="WaitForEvent"/>. Messages are built and read with System.Text.Json's writer-free
+/// node API, which needs no reflection (NativeAOT).
+/// </summary>
+public sealed class QmpClient : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly StreamReader _reader;
+    private readonly List<JsonObject> _events = [];
+    private int _nextId;
+
+    public string Path { get; }
+    /// <summary>QEMU's version from the greeting ("7.2.0").</summary>
+    public string QemuVersion { get; private set; } = "";
+
+    private QmpClient(string path, Socket socket)
+    {
+        Path = path;
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+        _reader = new StreamReader(_stream, new UTF8Encoding(false));
+    }
+
+    /// <summary>Connects and completes the handshake. A socket that does not greet within the wait is busy: QEMU serves one QMP client at a time.</summary>
+    public static QmpClient Connect(string path, TimeSpan wait)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new UserError($"cannot connect to the guest's control socket {path} ({e.Message}): is the guest still running? (passthru guests)");
+        }
+        var client = new QmpClient(path, socket);
+        try
+        {
+            socket.ReceiveTimeout = (int)wait.TotalMilliseconds;
+            JsonObject greeting;
+            try { greeting = client.ReadMessage(); }
+            catch (TimeoutException)
+            {
+                throw new UserError($"the guest's control socket {path} did not answer within {wait.TotalSeconds:0} s: another passthru attach or detach is talking to it (QEMU serves one at a time); try again");
+            }
+            var qemu = greeting["QMP"]?["version"]?["qemu"];
+            client.QemuVersion = qemu is null ? "" : $"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}";
+            client.Execute("qmp_capabilities", null, wait);
+            return client;
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sends a command and returns its "return" value; an "error" answer throws <see cref="QmpError"/>.</summary>
+    public JsonNode? Execute(string command, JsonObject? arguments, TimeSpan wait)
+    {
+        var id = $"passthru-{++_nextId}";
+        var message = new JsonObject { ["execute"] = command, ["id"] = id };
+        if (arguments is not null) message["arguments"] = arguments;
+        var bytes = Encoding.UTF8.GetBytes(message.ToJsonString() + "\n");
+        _stream.Write(bytes);
+        _stream.Flush();
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            JsonObject reply;
+            try { reply = ReadMessage(deadline); }
+            catch (TimeoutException)
+            {
+                throw new QmpTimeout($"QEMU did not answer {command} within {wait.TotalSeconds:0} s");
+            }
+            if (reply.ContainsKey("event")) { _events.Add(reply); continue; }
+            if ((string?)reply["id"] != id) continue; // an answer to someone else's command: not ours
+            if (reply["error"] is JsonObject error)
+                throw new QmpError(command, (string?)error["class"] ?? "GenericError", (string?)error["desc"] ?? error.ToJsonString());
+            return reply["return"];
+        }
+    }
+
+    /// <summary>Waits for an event (already received ones count) whose data matches; null when the wait ends first.</summary>
+    public JsonObject? WaitForEvent(string name, Func<JsonObject?, bool> matches, TimeSpan wait)
+    {
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            var seen = _events.FirstOrDefault(e => (string?)e["event"] == name && matches(e["data"] as JsonObject));
+            if (seen is not null) { _events.Remove(seen); return seen; }
+            if (DateTime.UtcNow >= deadline) return null;
+            try
+            {
+                var message = ReadMessage(deadline);
+                if (message.ContainsKey("event")) _events.Add(message);
+            }
+            catch (TimeoutException) { return null; }
+        }
+    }
+
+    private JsonObject ReadMessage(DateTime deadline)
+    {
+        var left = deadline - DateTime.UtcNow;
+        if (left <= TimeSpan.Zero) throw new TimeoutException();
+        _socket.ReceiveTimeout = Math.Max(1, (int)left.TotalMilliseconds);
+        return ReadMessage();
+    }
+
+    private JsonObject ReadMessage()
+    {
+        string? line;
+        try { line = _reader.ReadLine(); }
+        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock })
+        {
+            throw new TimeoutException();
+        }
+        if (line is null) throw new UserError($"the guest's control socket {Path} closed: QEMU has exited");
+        try
+        {
+            return JsonNode.Parse(line) as JsonObject ?? throw new UserError($"QEMU sent a message that is not a JSON object on {Path}: {line}");
+        }
+        catch (JsonException e)
+        {
+            throw new UserError($"QEMU sent something that is not JSON on {Path} ({e.Message}): {line}");
+        }
+    }
+
+    public void Dispose()
+    {
+        _reader.Dispose();
+        _stream.Dispose();
+        _socket.Dispose();
+    }
+}
