@@ -103,6 +103,21 @@ public static class GuestRecords
         catch (IOException) when (File.Exists(PathOf(stateDir, record.Name))) { return false; }
     }
 
+    /// <summary>A name taken by this process before its guest is planned (its run replaces it with the real record).</summary>
+    public static GuestRecord Reservation(string name) => new() { Name = name, RunnerPid = Environment.ProcessId };
+
+    public static bool IsOwnReservation(GuestRecord r) => r.RunnerPid == Environment.ProcessId && r.QemuPid == 0 && r.Qmp.Length == 0;
+
+    /// <summary>Drops this process's reservation of a name (a run that failed before it started).</summary>
+    public static void ForgetReservation(string stateDir, string name)
+    {
+        try
+        {
+            if (Load(stateDir, name) is { } r && IsOwnReservation(r)) Remove(stateDir, name);
+        }
+        catch (UserError) { }
+    }
+
     public static void Remove(string stateDir, string name)
     {
         File.Delete(PathOf(stateDir, name));

@@ -191,14 +191,20 @@ public static class RunSession
         };
         using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
         {
-            if (GuestRecords.Load(stateDir, record.Name) is { } old)
+            var existing = GuestRecords.Load(stateDir, record.Name);
+            if (existing is not null && GuestRecords.IsOwnReservation(existing))
+                GuestRecords.Save(stateDir, record); // the name run chose and took for this guest
+            else
             {
-                if (!HotplugSession.IsGone(host, old))
-                    throw new UserError($"a guest named '{old.Name}' is already running (QEMU pid {old.QemuPid}): give another --name", ExitCodes.Usage);
-                HotplugSession.CleanUp(host, stateDir, old, messages, $"[passthru] (guest '{old.Name}' had ended) ");
+                if (existing is not null)
+                {
+                    if (!HotplugSession.IsGone(host, existing))
+                        throw new UserError($"a guest named '{existing.Name}' is already running (QEMU pid {existing.QemuPid}): give another --name", ExitCodes.Usage);
+                    HotplugSession.CleanUp(host, stateDir, existing, messages, $"[passthru] (guest '{existing.Name}' had ended) ");
+                }
+                if (!GuestRecords.TryReserve(stateDir, record))
+                    throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
             }
-            if (!GuestRecords.TryReserve(stateDir, record))
-                throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
         }
         var ports = record.Ports.Where(p => record.Devices.All(d => d.Port != p)).ToList();
         messages.WriteLine($"[passthru] guest '{record.Name}' (control: {record.Qmp}{(ports.Count > 0 ? $"; hot-plug ports {string.Join(", ", ports)}" : "")})");

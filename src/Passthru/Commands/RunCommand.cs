@@ -55,7 +55,13 @@ public static class RunCommand
             var host = globals.Host(p);
             var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
             options = WithControl(options, dir, stderr, dryRun: p.GetValue(dryRun));
-            var plan = RunSession.Plan(host, options);
+            RunPlan plan;
+            try { plan = RunSession.Plan(host, options); }
+            catch when (options.ControlSocket is not null && options.Name is not null)
+            {
+                GuestRecords.ForgetReservation(dir, options.Name); // the name this run reserved, if it did
+                throw;
+            }
             if (p.GetValue(dryRun))
             {
                 foreach (var w in plan.Warnings) stdout.WriteLine(w);
@@ -81,7 +87,7 @@ public static class RunCommand
     private static RunOptions WithControl(RunOptions o, string stateDir, TextWriter stderr, bool dryRun)
     {
         if (o.Name is not null) GuestRecords.ValidateName(o.Name);
-        var name = o.Name ?? FreeName(stateDir, Stem(o));
+        var name = o.Name ?? FreeName(stateDir, Stem(o), reserve: false);
         var socket = GuestRecords.SocketOf(stateDir, name);
         // sun_path holds 108 bytes with its terminating NUL.
         if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
@@ -94,6 +100,9 @@ public static class RunCommand
                 stderr.WriteLine($"[passthru] note: no control socket for attach/detach ({GuestRecords.Directory(stateDir)}: {e.Message.Split('\n')[0]}); run as root for hot-plug");
                 return o with { Name = name };
             }
+            // A chosen name is taken at once (runs started together must not pick the same one); run's own record replaces it.
+            if (o.Name is null) name = FreeName(stateDir, Stem(o), reserve: true);
+            socket = GuestRecords.SocketOf(stateDir, name);
         }
         return o with { Name = name, ControlSocket = socket };
     }
@@ -105,9 +114,12 @@ public static class RunCommand
         return stem.Length == 0 || !char.IsAsciiLetterOrDigit(stem[0]) ? "guest" : stem[..Math.Min(stem.Length, 40)];
     }
 
-    private static string FreeName(string stateDir, string stem)
+    private static string FreeName(string stateDir, string stem, bool reserve)
     {
         for (int n = 1; ; n++)
-            if (!File.Exists(GuestRecords.PathOf(stateDir, $"{stem}-{n}"))) return $"{stem}-{n}";
+        {
+            var name = $"{stem}-{n}";
+            if (reserve ? GuestRecords.TryReserve(stateDir, GuestRecords.Reservation(name)) : !File.Exists(GuestRecords.PathOf(stateDir, name))) return name;
+        }
     }
 }

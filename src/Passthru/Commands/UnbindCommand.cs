@@ -37,6 +37,16 @@ public static class UnbindCommand
             // The functions the journal holds and those named: nothing else of the host matters here.
             var inventory = PciInventory.LoadFor(host, selectors, groupMates: false, journal.Functions.Select(f => f.Address));
             var addresses = Select(selectors, journal, inventory, wholeGroup: !restore && p.GetValue(group));
+            // A function a running guest holds cannot be given back under it (vfio-pci would wait for QEMU to let go):
+            // named ones are refused, the rest of a restore goes ahead without them.
+            var held = HeldByGuests(host, dir, cleanUp: !dryRun);
+            foreach (var a in addresses.Where(held.ContainsKey).ToList())
+            {
+                if (selectors.Count > 0)
+                    throw new UserError($"{a} is in use by the running guest '{held[a]}': `passthru detach {held[a]} {a}` or stop the guest first");
+                stdout.WriteLine($"{a} stays on vfio-pci: the running guest '{held[a]}' holds it (it goes back when the guest ends)");
+                addresses.Remove(a);
+            }
             if (addresses.Count == 0 && restore && selectors.Count == 0 && journal.Parameters.Count > 0)
             {
                 // Only module parameters are left (a run killed before its devices were journaled as its own).
@@ -74,6 +84,23 @@ public static class UnbindCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>The functions of guests whose QEMU runs, by the guest's name; records of guests that are gone are cleaned up.</summary>
+    private static Dictionary<PciAddress, string> HeldByGuests(HostRoot host, string dir, bool cleanUp)
+    {
+        var held = new Dictionary<PciAddress, string>();
+        foreach (var g in Passthru.Hotplug.GuestRecords.All(dir))
+        {
+            if (!Passthru.Hotplug.GuestRecords.IsQemuAlive(host, g))
+            {
+                if (cleanUp && Passthru.Hotplug.HotplugSession.IsGone(host, g)) Passthru.Hotplug.GuestRecords.Remove(dir, g.Name); // restore gives its devices back
+                continue;
+            }
+            foreach (var f in g.Devices.Select(d => d.Address).Concat(g.Bound).Concat(g.Devices.SelectMany(d => d.Bound)))
+                held.TryAdd(PciAddress.Parse(f), g.Name);
+        }
+        return held;
     }
 
     /// <summary>The journaled functions named (all of them when none are named).</summary>

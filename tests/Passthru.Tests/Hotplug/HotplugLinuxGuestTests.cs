@@ -61,7 +61,8 @@ public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper out
         }
         finally
         {
-            output.WriteLine($"total {clock.Elapsed.TotalSeconds:0} s");
+            output.WriteLine($"total {clock.Elapsed.TotalSeconds:0} s; the guest's lines:");
+            output.WriteLine(vm.Run($"tr -d '\\r' < {Log} | grep guest:").Stdout);
             vm.Run($"pkill -9 -f '[q]emu-system-x86_64'; sleep 2; {P} guests; {P} restore");
         }
     }
