@@ -3,30 +3,59 @@ using Passthru.Export;
 
 namespace Passthru.Cli.Commands;
 
-/// <summary>`passthru export libvirt [run options | -f PROFILE] [-o FILE]`: the VM `run` starts, as a libvirt domain.</summary>
+/// <summary>
+/// `passthru export TARGET`: the VM `run` starts, for another tool: libvirt on one host; KubeVirt or OpenStack Nova for
+/// a fleet. Every target is written from run's own plan; what a target cannot express goes to stderr as a note.
+/// </summary>
 public static class ExportCommand
 {
     public static Command Create(GlobalOptions globals, TextWriter stdout, TextWriter stderr)
     {
         var vm = new RunCliOptions();
-        var output = new Option<string?>("--output", "-o") { Description = "Write the domain XML here (default: standard output)" };
+        var output = Output("Write the domain XML here (default: standard output)");
         var libvirt = new Command("libvirt", "Export the VM `passthru run` would start as a libvirt domain definition") { output };
         vm.AddTo(libvirt);
         libvirt.SetAction(p =>
         {
-            if (p.GetValue(output) is string target && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
-                throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
+            CheckOutput(p.GetValue(output));
             var (definition, notes) = DomainExport.Define(globals.Host(p), vm.Read(p));
             foreach (var n in notes) stderr.WriteLine(n);
-            var xml = LibvirtDomain.ToXml(LibvirtDomain.Build(definition));
-            if (p.GetValue(output) is string file)
-            {
-                DomainExport.WriteFile(file, xml);
-                stderr.WriteLine($"wrote {file}: `virsh define {file}` to add it to libvirt");
-            }
-            else stdout.Write(xml);
+            Emit(LibvirtDomain.ToXml(LibvirtDomain.Build(definition)), p.GetValue(output), stdout, stderr, file => $"`virsh define {file}` to add it to libvirt");
             return ExitCodes.Ok;
         });
-        return new Command("export", "Hand the VM over to other tools") { libvirt };
+
+        var kvm = new RunCliOptions();
+        var kvOutput = Output("Write the YAML documents here (default: standard output)");
+        var image = new Option<string?>("--image") { Description = $"Container image holding the kernel (and initrd) under {KubeVirtExport.ImageDir}, for KubeVirt's kernelBoot" };
+        var kubevirt = new Command("kubevirt", "Export the VM `passthru run` would start as a KubeVirt VirtualMachine, with the KubeVirt CR settings that permit its devices")
+        {
+            image, kvOutput,
+        };
+        kvm.AddTo(kubevirt);
+        kubevirt.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(kvOutput));
+            var result = KubeVirtExport.Build(globals.Host(p), kvm.Read(p), p.GetValue(image));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(kvOutput), stdout, stderr, file => $"`kubectl apply -f {file}` after merging the KubeVirt part into the cluster's CR");
+            return ExitCodes.Ok;
+        });
+
+        return new Command("export", "Hand the VM over to other tools: libvirt on one host, KubeVirt or OpenStack Nova for a fleet") { libvirt, kubevirt };
+    }
+
+    private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };
+
+    private static void CheckOutput(string? target)
+    {
+        if (target is not null && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
+            throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
+    }
+
+    private static void Emit(string text, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
+    {
+        if (file is null) { stdout.Write(text); return; }
+        DomainExport.WriteFile(file, text);
+        stderr.WriteLine($"wrote {file}: {next(file)}");
     }
 }

@@ -26,6 +26,7 @@ public sealed class BadValueSweepTests : IDisposable
         "run" => ["run", "--dry-run", "--kernel", Kernel],
         "setup" => ["setup", "--boot-loader", "kernel-install"],
         "export libvirt" => ["export", "libvirt", "--kernel", Kernel],
+        "export kubevirt" => ["export", "kubevirt", "--kernel", Kernel, "--image", "registry.example.com/guests/probe:1"],
         "completion" => ["completion", "bash"],
         _ => command.Split(' '),
     };
@@ -62,6 +63,7 @@ public sealed class BadValueSweepTests : IDisposable
         ["--name"] = "a/b",
         ["--output"] = "/nonexistent-dir/domain.xml",
         ["--boot-loader"] = "lilo",
+        ["--image"] = "Not An Image",
     };
 
     public static IEnumerable<object[]> EveryOption()
@@ -84,7 +86,7 @@ public sealed class BadValueSweepTests : IDisposable
             Assert.True(BadValues.ContainsKey(option), $"{command} {option}: add a bad value for it to this test's table");
             if (BadValues[option] is not string value) return;
             if (option == "--name" && command == "run") return; // QEMU's -name takes any text (commas are escaped)
-            if (option == "--qemu" && command == "export libvirt") return; // the emulator's path on the host that runs the domain
+            if (option == "--qemu" && command.StartsWith("export ", StringComparison.Ordinal)) return; // the emulator's path on the host that runs the VM
             bad = [option, value];
         }
         var args = Base(command).Concat(bad).ToList();
