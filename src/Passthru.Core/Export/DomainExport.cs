@@ -30,20 +30,7 @@ public static class DomainExport
     public static (VmDefinition Vm, RunPlan Plan) Describe(HostRoot host, RunOptions options, string name)
     {
         var plan = RunSession.Plan(host, options, exporting: true);
-        var devices = new List<HostDevice>();
-        var inventory = plan.Devices.Count > 0 ? PciInventory.Load(host) : null;
-        foreach (var (address, opts) in plan.Devices)
-        {
-            devices.Add(new HostDevice(address, opts.RomBar, opts.RomFile is null ? null : Path.GetFullPath(opts.RomFile))
-            {
-                XVga = opts.XVga,
-                Facts = inventory!.Find(address),
-            });
-            // With --group, the rest of the group goes to the guest too: libvirt's managed='yes' only detaches what it lists.
-            if (options.WholeGroup && inventory!.Find(address) is PciDevice d && inventory.GroupOf(d) is IommuGroup g)
-                foreach (var mate in g.Endpoints.Where(m => m.Address != address && plan.Devices.All(p => p.Address != m.Address)))
-                    if (devices.All(x => x.Address != mate.Address)) devices.Add(new HostDevice(mate.Address) { Facts = mate });
-        }
+        var devices = Functions(host, plan.Devices, options.WholeGroup);
         var vm = new VmDefinition
         {
             Name = name,
@@ -62,6 +49,30 @@ public static class DomainExport
             ExtraQemuArgs = options.ExtraArgs,
         };
         return (vm, plan);
+    }
+
+    /// <summary>
+    /// The functions a VM is given: the planned devices with their options and this host's facts about them, and with
+    /// --group the other endpoints of their IOMMU groups (libvirt's managed='yes' only detaches what it lists; a fleet
+    /// node needs them on vfio-pci too).
+    /// </summary>
+    public static IReadOnlyList<HostDevice> Functions(HostRoot host, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> planned, bool wholeGroup)
+    {
+        var devices = new List<HostDevice>();
+        if (planned.Count == 0) return devices;
+        var inventory = PciInventory.Load(host);
+        foreach (var (address, opts) in planned)
+        {
+            devices.Add(new HostDevice(address, opts.RomBar, opts.RomFile is null ? null : Path.GetFullPath(opts.RomFile))
+            {
+                XVga = opts.XVga,
+                Facts = inventory.Find(address),
+            });
+            if (wholeGroup && inventory.Find(address) is PciDevice d && inventory.GroupOf(d) is IommuGroup g)
+                foreach (var mate in g.Endpoints.Where(m => m.Address != address && planned.All(p => p.Address != m.Address)))
+                    if (devices.All(x => x.Address != mate.Address)) devices.Add(new HostDevice(mate.Address) { Facts = mate });
+        }
+        return devices;
     }
 
     /// <summary>--name, or one made from the guest's file: libvirt names may hold anything but '/'.</summary>

@@ -41,7 +41,25 @@ public static class ExportCommand
             return ExitCodes.Ok;
         });
 
-        return new Command("export", "Hand the VM over to other tools: libvirt on one host, KubeVirt or OpenStack Nova for a fleet") { libvirt, kubevirt };
+        var novaDevices = new Option<string[]>("--device") { Description = "A function the compute node offers (repeatable): 0000:83:00.0, 83:00.0 or vendor:device naming one" };
+        var novaGroup = new Option<bool>("--group") { Description = "Also offer the other endpoints of each device's IOMMU group" };
+        var flavor = new Option<string?>("--flavor") { Description = "The flavor that asks for the devices, in the printed openstack command (default: FLAVOR)" };
+        var novaOutput = Output("Write the nova.conf section here (default: standard output)");
+        var nova = new Command("nova", "Export the nova.conf [pci] section (device_spec, alias) and the flavor property that offer and request the devices in OpenStack Nova")
+        {
+            novaDevices, novaGroup, flavor, novaOutput,
+        };
+        nova.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(novaOutput));
+            var devices = (p.GetValue(novaDevices) ?? []).Select(Passthru.Launch.PassthroughDevice.Parse).ToList();
+            var result = NovaExport.Build(globals.Host(p), devices, p.GetValue(novaGroup), p.GetValue(flavor) ?? "FLAVOR");
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(novaOutput), stdout, stderr, file => "add its [pci] lines to nova.conf on the compute node");
+            return ExitCodes.Ok;
+        });
+
+        return new Command("export", "Hand the VM over to other tools: libvirt on one host, KubeVirt or OpenStack Nova for a fleet") { libvirt, kubevirt, nova };
     }
 
     private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };

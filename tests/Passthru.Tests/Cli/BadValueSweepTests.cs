@@ -26,6 +26,7 @@ public sealed class BadValueSweepTests : IDisposable
         "run" => ["run", "--dry-run", "--kernel", Kernel],
         "setup" => ["setup", "--boot-loader", "kernel-install"],
         "export libvirt" => ["export", "libvirt", "--kernel", Kernel],
+        "export nova" => ["export", "nova", "--device", "00:02.0"],
         "export kubevirt" => ["export", "kubevirt", "--kernel", Kernel, "--image", "registry.example.com/guests/probe:1"],
         "completion" => ["completion", "bash"],
         _ => command.Split(' '),
@@ -64,6 +65,7 @@ public sealed class BadValueSweepTests : IDisposable
         ["--output"] = "/nonexistent-dir/domain.xml",
         ["--boot-loader"] = "lilo",
         ["--image"] = "Not An Image",
+        ["--flavor"] = "",
     };
 
     public static IEnumerable<object[]> EveryOption()
