@@ -59,7 +59,37 @@ public static class ExportCommand
             return ExitCodes.Ok;
         });
 
-        return new Command("export", "Hand the VM over to other tools: libvirt on one host, KubeVirt or OpenStack Nova for a fleet") { libvirt, kubevirt, nova };
+        var chv = new RunCliOptions();
+        var chvOutput = Output("Write the command line here (default: standard output)");
+        var cloudHypervisor = new Command("cloud-hypervisor", "Export the VM `passthru run` would start as a cloud-hypervisor command line") { chvOutput };
+        chv.AddTo(cloudHypervisor);
+        cloudHypervisor.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(chvOutput));
+            var result = CloudHypervisorExport.Build(globals.Host(p), chv.Read(p));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(chvOutput), stdout, stderr, file => $"run it with `sh {file}` once the devices are on vfio-pci");
+            return ExitCodes.Ok;
+        });
+
+        var pve = new RunCliOptions();
+        var pveOutput = Output("Write the qm commands here (default: standard output)");
+        var vmid = new Option<string?>("--vmid") { Description = "The Proxmox VM ID the commands create (default: the word VMID, to fill in)" };
+        var proxmox = new Command("proxmox", "Export the VM `passthru run` would start as Proxmox VE qm commands (qm create, qm set --hostpciN)") { vmid, pveOutput };
+        pve.AddTo(proxmox);
+        proxmox.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(pveOutput));
+            var result = ProxmoxExport.Build(globals.Host(p), pve.Read(p), p.GetValue(vmid));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(pveOutput), stdout, stderr, file => $"run it on the Proxmox host with `sh {file}`");
+            return ExitCodes.Ok;
+        });
+
+        return new Command("export", "Hand the VM over to other tools: libvirt or cloud-hypervisor on one host, Proxmox VE, KubeVirt or OpenStack Nova for a fleet")
+        {
+            libvirt, kubevirt, nova, cloudHypervisor, proxmox,
+        };
     }
 
     private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };
