@@ -38,6 +38,13 @@ public static class FleetNames
     /// <summary>"8086:10d3", as KubeVirt's pciVendorSelector and lspci -n write it.</summary>
     public static string VendorDevice(PciDevice d) => $"{d.VendorId:x4}:{d.DeviceId:x4}";
 
+    /// <summary>"A", "A and B", "A, B and C".</summary>
+    public static string Join(IReadOnlyList<PciAddress> a) =>
+        a.Count == 1 ? a[0].ToString() : string.Join(", ", a.Take(a.Count - 1)) + " and " + a[^1];
+
+    /// <summary>"both" or "all": how the twins of a kind are counted in a note.</summary>
+    public static string BothOrAll(int count) => count == 2 ? "both" : "all";
+
     /// <summary>A word for the class code: the subclass where people name devices by it, else the base class.</summary>
     public static string ClassWord(int classCode) => (classCode >> 8) switch
     {

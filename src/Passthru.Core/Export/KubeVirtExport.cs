@@ -158,16 +158,13 @@ public static partial class KubeVirtExport
             var sample = kind.First().Facts!;
             var ids = FleetNames.VendorDevice(sample);
             if (chosen.Count > 1)
-                yield return $"note: {Join(chosen)} are all {ids}: KubeVirt selects devices by vendor:device, not by address, so they are interchangeable (the VM gets any {chosen.Count} functions of {kind.Key} on its node)";
+                yield return $"note: {FleetNames.Join(chosen)} are {FleetNames.BothOrAll(chosen.Count)} {ids}: KubeVirt selects devices by vendor:device, not by address, so they are interchangeable (the VM gets any {chosen.Count} functions of {kind.Key} on its node)";
             var others = inventory.Devices.Where(o => o.VendorId == sample.VendorId && o.DeviceId == sample.DeviceId && !chosen.Contains(o.Address)
                 && FleetNames.ResourceName(o) == kind.Key).Select(o => o.Address).ToList();
             if (others.Count > 0)
-                yield return $"note: {Join(others)} {(others.Count == 1 ? "is" : "are")} also {ids}: KubeVirt would hand {(others.Count == 1 ? "it" : "them")} out as {kind.Key} too if on vfio-pci on a node (the setup line leaves {(others.Count == 1 ? "it" : "them")} on the host's driver)";
+                yield return $"note: {FleetNames.Join(others)} {(others.Count == 1 ? "is" : "are")} also {ids}: KubeVirt would hand {(others.Count == 1 ? "it" : "them")} out as {kind.Key} too if on vfio-pci on a node (the setup line leaves {(others.Count == 1 ? "it" : "them")} on the host's driver)";
         }
     }
-
-    private static string Join(IReadOnlyList<PciAddress> a) =>
-        a.Count == 1 ? a[0].ToString() : string.Join(", ", a.Take(a.Count - 1)) + " and " + a[^1];
 
     /// <summary>
     /// A VM's name is a Kubernetes object name (a DNS label here, so the pod and its hostname can carry it): --name as

@@ -58,7 +58,7 @@ public static class NovaExport
 
         var notes = new List<string>();
         foreach (var kind in kinds.Where(k => k.Count() > 1))
-            notes.Add($"note: {string.Join(", ", kind.Select(d => d.Address))} are all {FleetNames.VendorDevice(kind.First().Facts!)}: the flavor asks for {kind.Count()} of alias {kind.Key}, and Nova picks any {kind.Count()} functions device_spec offers, not particular addresses");
+            notes.Add($"note: {FleetNames.Join(kind.Select(d => d.Address).ToList())} are {FleetNames.BothOrAll(kind.Count())} {FleetNames.VendorDevice(kind.First().Facts!)}: the flavor asks for {kind.Count()} of alias {kind.Key}, and Nova picks any {kind.Count()} functions device_spec offers, not particular addresses");
         notes.Add("note: the alias lines go in nova.conf on the API nodes too (see the comment at the end)");
         return new ExportResult(text.ToString(), notes);
     }

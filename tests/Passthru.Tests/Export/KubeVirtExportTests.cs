@@ -104,7 +104,7 @@ public sealed class KubeVirtExportTests : IDisposable
             permitted["permittedHostDevices"]!["pciHostDevices"]!.AsArray().Select(p => $"{p!["pciVendorSelector"]}={p["resourceName"]}"));
         Assert.Equal(["HostDevices"], permitted["developerConfiguration"]!["featureGates"]!.AsArray().Select(g => (string?)g));
 
-        Assert.Contains("note: 0000:00:02.0 and 0000:00:03.0 are all 8086:10d3: KubeVirt selects devices by vendor:device, not by address, so they are interchangeable", r.Stderr);
+        Assert.Contains("note: 0000:00:02.0 and 0000:00:03.0 are both 8086:10d3: KubeVirt selects devices by vendor:device, not by address, so they are interchangeable", r.Stderr);
         Assert.Contains("note: rombar=0 for 0000:00:03.0 cannot be expressed", r.Stderr);
         Assert.Contains("note: x-vga=on for 0000:00:04.0 cannot be expressed", r.Stderr);
         Assert.Contains("on each node that runs it (devices on vfio-pci at boot): passthru setup --device 0000:00:02.0 --device 0000:00:03.0 --device 0000:00:04.0 --apply\n", r.Stderr);

@@ -63,7 +63,7 @@ public sealed class NovaExportTests : IDisposable
         Assert.Contains("#   openstack flavor set bf.passthru --property \"pci_passthrough:alias\"=\"ethernet-8086-10d3:1,nvme-1b36-0010:1,ethernet-8086-100e:2\"\n", r.Stdout);
         Assert.Contains("# The alias lines go in nova.conf on the API nodes (nova-api) too", r.Stdout);
         Assert.Contains("passthru setup --device 0000:00:02.0 --device 0000:00:04.0 --device 0000:02:01.0 --device 0000:02:02.0 --apply", r.Stdout);
-        Assert.Contains("note: 0000:02:01.0, 0000:02:02.0 are all 8086:100e: the flavor asks for 2 of alias ethernet-8086-100e", r.Stderr);
+        Assert.Contains("note: 0000:02:01.0 and 0000:02:02.0 are both 8086:100e: the flavor asks for 2 of alias ethernet-8086-100e", r.Stderr);
     }
 
     [Fact]
