@@ -109,6 +109,28 @@ public sealed class KubeVirtExportTests : IDisposable
         Assert.Contains("note: x-vga=on for 0000:00:04.0 cannot be expressed", r.Stderr);
         Assert.Contains("on each node that runs it (devices on vfio-pci at boot): passthru setup --device 0000:00:02.0 --device 0000:00:03.0 --device 0000:00:04.0 --apply\n", r.Stderr);
         Assert.Contains($"note: {Image} must hold {kernel} at /boot/vmlinuz and {initrd} at /boot/initrd.img", r.Stderr);
+
+        // The nodes' setup line is one `passthru setup` takes: its plan claims exactly these functions (the twin 00:03.0 by address).
+        var setupLine = r.Stderr.Split('\n').Single(l => l.StartsWith("on each node", StringComparison.Ordinal)).Split(": ", 2)[1].Split(' ');
+        Assert.Equal(["passthru", "setup"], setupLine[..2]);
+        Assert.Equal("--apply", setupLine[^1]);
+        var setup = CliRunner.OnCapture("vhost", [.. setupLine[1..^1], "--boot-loader", "kernel-install"]);
+        Assert.True(setup.ExitCode == 0, setup.Stderr);
+        Assert.Contains("vfio-pci.ids=1b36:0010", setup.Stdout);
+        Assert.Contains("KERNEL==\"0000:00:02.0\", ATTR{driver_override}=\"vfio-pci\"", setup.Stdout);
+        Assert.Contains("KERNEL==\"0000:00:03.0\", ATTR{driver_override}=\"vfio-pci\"", setup.Stdout);
+    }
+
+    [Fact]
+    public void With_group_the_whole_group_is_passed_and_permitted()
+    {
+        var (r, documents) = Export("--kernel", File("vmlinuz"), "--device", "02:01.0", "--group", "--image", Image);
+        AssertAccepted(documents);
+        var hostDevices = documents.Single(d => d.Kind == "VirtualMachine").Object["spec"]!["template"]!["spec"]!["domain"]!["devices"]!["hostDevices"]!.AsArray();
+        Assert.Equal(["ethernet0=pci.passthru/ethernet-8086-100e", "ethernet1=pci.passthru/ethernet-8086-100e"], hostDevices.Select(d => $"{d!["name"]}={d["deviceName"]}"));
+        Assert.Single(documents.Single(d => d.Kind == "KubeVirt").Object["spec"]!["configuration"]!["permittedHostDevices"]!["pciHostDevices"]!.AsArray());
+        Assert.Contains("note: 0000:02:01.0 and 0000:02:02.0 are both 8086:100e", r.Stderr);
+        Assert.Contains("passthru setup --device 0000:02:01.0 --device 0000:02:02.0 --apply", r.Stderr);
     }
 
     [Fact]
