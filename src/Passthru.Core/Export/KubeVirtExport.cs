@@ -5,9 +5,6 @@ using Passthru.Pci;
 
 namespace Passthru.Export;
 
-/// <summary>An export's text and what the target could not express (one line each, for stderr).</summary>
-public sealed record ExportResult(string Text, IReadOnlyList<string> Notes);
-
 /// <summary>
 /// `passthru export kubevirt`: the VM run would start, as a KubeVirt VirtualMachine (kubevirt.io/v1), and the part of
 /// the cluster's KubeVirt CR that permits its devices. Written from the same plan as run and export libvirt
@@ -48,7 +45,11 @@ public static partial class KubeVirtExport
         else if (initrdFiles.Count > 1 || (initrdFiles.Count == 1 && vm.Initrd != initrdFiles[0]))
             notes.Add($"note: --initrd '{options.Initrd}' is a multiboot module list; kernelBoot.initrdPath carries one initrd file, so it is left out: put the modules in a disk image with a boot loader instead");
         else if (initrdFiles.Count == 1)
+        {
+            if (Path.GetFileName(initrdFiles[0]) == Path.GetFileName(vm.Kernel))
+                throw new UserError($"--kernel and --initrd are both named {Path.GetFileName(vm.Kernel)}: in --image they would be the same file, {ImageDir}{Path.GetFileName(vm.Kernel)}; rename one", ExitCodes.Usage);
             container["initrdPath"] = ImageDir + Path.GetFileName(initrdFiles[0]);
+        }
         kernelBoot["container"] = container;
         kernelBoot["kernelArgs"] = vm.Cmdline;
         var files = new[] { vm.Kernel! }.Concat(container["initrdPath"] is null ? [] : initrdFiles);

@@ -198,6 +198,15 @@ public sealed class KubeVirtExportTests : IDisposable
     }
 
     [Fact]
+    public void A_kernel_and_initrd_of_the_same_name_would_be_one_file_in_the_image()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "initrd"));
+        var r = CliRunner.OnCapture("vhost", "export", "kubevirt", "--kernel", File("vmlinuz"), "--initrd", File("initrd/vmlinuz"), "--image", Image);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("passthru: --kernel and --initrd are both named vmlinuz: in --image they would be the same file, /boot/vmlinuz; rename one\n", r.Stderr);
+    }
+
+    [Fact]
     public void Without_an_image_or_with_an_unknown_device_nothing_is_written()
     {
         var kernel = File("vmlinuz");
