@@ -67,17 +67,7 @@ public static class NovaExport
     public static string FlavorCommand(string flavor, string request) =>
         $"openstack flavor set {QemuArgs.ShellQuote(flavor)} --property \"pci_passthrough:alias\"=\"{request}\"";
 
-    /// <summary>One JSON object on one line, as nova.conf's multi-valued options hold them.</summary>
-    private static string Json(params (string Key, string Value)[] fields)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            foreach (var (key, value) in fields) writer.WriteString(key, value);
-            writer.WriteEndObject();
-        }
-        // Utf8JsonWriter writes no spaces; nova.conf's documentation spaces its examples, which reads better.
-        return Encoding.UTF8.GetString(buffer.ToArray()).Replace("\",\"", "\", \"").Replace("\":\"", "\": \"");
-    }
+    /// <summary>One JSON object on one line, as nova.conf's multi-valued options hold them (spaced as Nova's documentation writes them).</summary>
+    private static string Json(params (string Key, string Value)[] fields) =>
+        "{" + string.Join(", ", fields.Select(f => $"\"{JsonEncodedText.Encode(f.Key)}\": \"{JsonEncodedText.Encode(f.Value)}\"")) + "}";
 }
