@@ -11,6 +11,8 @@ packages=(
   hyperfine                   # benchmarks
   libvirt-clients libxml2-utils                 # export: virt-xml-validate, virsh
   libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
+  python3-yaml python3-jsonschema               # export kubevirt: KubeVirt's CRD schemas applied by /usr/bin/python3
+  python3-nova                                  # export nova: Nova's own device_spec and alias parsers
   patch                       # setup tests: the printed plan must apply with patch(1)
   lintian man-db groff-base   # packaging: the .deb is checked by lintian, the man page rendered by man -l
   bash-completion zsh fish    # packaging: each generated completion script is loaded by its own shell

@@ -1,4 +1,5 @@
 using System.Text;
+using Passthru.Binding;
 using Passthru.Host;
 using Passthru.Launch;
 using Passthru.Pci;
@@ -13,22 +14,26 @@ public static class DomainExport
 {
     public static (VmDefinition Vm, IReadOnlyList<string> Notes) Define(HostRoot host, RunOptions options)
     {
-        var plan = RunSession.Plan(host, options, exporting: true);
+        var (vm, plan) = Describe(host, options, DomainName(options));
         var notes = new List<string>(plan.Warnings);
-        var devices = new List<HostDevice>();
-        var inventory = plan.Devices.Count > 0 ? PciInventory.Load(host) : null;
-        foreach (var (address, opts) in plan.Devices)
-        {
-            devices.Add(new HostDevice(address, opts.RomBar, opts.RomFile is null ? null : Path.GetFullPath(opts.RomFile)));
-            if (opts.XVga) notes.Add($"note: x-vga=on for {address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
-            // With --group, the rest of the group goes to the guest too: libvirt's managed='yes' only detaches what it lists.
-            if (options.WholeGroup && inventory!.Find(address) is PciDevice d && inventory.GroupOf(d) is IommuGroup g)
-                foreach (var mate in g.Endpoints.Where(m => m.Address != address && plan.Devices.All(p => p.Address != m.Address)))
-                    if (devices.All(x => x.Address != mate.Address)) devices.Add(new HostDevice(mate.Address));
-        }
+        if (plan.Binding.Steps.OfType<SetModuleParameter>().Any())
+            notes.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
+        foreach (var d in vm.Devices.Where(d => d.XVga))
+            notes.Add($"note: x-vga=on for {d.Address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
+        return (vm, notes);
+    }
+
+    /// <summary>
+    /// The VM run would start, planned by run's own planner (<see cref="RunSession.Plan"/>): the one description every
+    /// export target (libvirt, KubeVirt, cloud-hypervisor, Proxmox) is written from. Each target adds its own notes.
+    /// </summary>
+    public static (VmDefinition Vm, RunPlan Plan) Describe(HostRoot host, RunOptions options, string name)
+    {
+        var plan = RunSession.Plan(host, options, exporting: true);
+        var devices = Functions(host, plan.Devices, options.WholeGroup);
         var vm = new VmDefinition
         {
-            Name = DomainName(options),
+            Name = name,
             MemoryMiB = options.MemoryMiB,
             Cpus = options.Cpus,
             Machine = options.Machine,
@@ -43,17 +48,45 @@ public static class DomainExport
             Net = options.Net,
             ExtraQemuArgs = options.ExtraArgs,
         };
-        return (vm, notes);
+        return (vm, plan);
+    }
+
+    /// <summary>
+    /// The functions a VM is given: the planned devices with their options and this host's facts about them, and with
+    /// --group the other endpoints of their IOMMU groups (libvirt's managed='yes' only detaches what it lists; a fleet
+    /// node needs them on vfio-pci too).
+    /// </summary>
+    public static IReadOnlyList<HostDevice> Functions(HostRoot host, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> planned, bool wholeGroup)
+    {
+        var devices = new List<HostDevice>();
+        if (planned.Count == 0) return devices;
+        var inventory = PciInventory.Load(host);
+        foreach (var (address, opts) in planned)
+        {
+            devices.Add(new HostDevice(address, opts.RomBar, opts.RomFile is null ? null : Path.GetFullPath(opts.RomFile))
+            {
+                XVga = opts.XVga,
+                Facts = inventory.Find(address),
+            });
+            if (wholeGroup && inventory.Find(address) is PciDevice d && inventory.GroupOf(d) is IommuGroup g)
+                foreach (var mate in g.Endpoints.Where(m => m.Address != address && planned.All(p => p.Address != m.Address)))
+                    if (devices.All(x => x.Address != mate.Address)) devices.Add(new HostDevice(mate.Address) { Facts = mate });
+        }
+        return devices;
     }
 
     /// <summary>--name, or one made from the guest's file: libvirt names may hold anything but '/'.</summary>
     public static string DomainName(RunOptions o)
     {
-        var name = o.Name ?? "passthru-" + Path.GetFileNameWithoutExtension(o.Menu ?? o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
+        var name = o.Name ?? DefaultName(o);
         if (name.Length == 0 || name.Contains('/') || name.Any(char.IsControl))
             throw new UserError($"--name '{name}' cannot name a libvirt domain: use letters, digits, '-', '_' or '.', no '/'", ExitCodes.Usage);
         return name;
     }
+
+    /// <summary>"passthru-" and the guest file's name without its extension.</summary>
+    public static string DefaultName(RunOptions o) =>
+        "passthru-" + Path.GetFileNameWithoutExtension(o.Menu ?? o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
 
     /// <summary>Writes the document to a file without ever leaving a half-written one (temp file, then rename).</summary>
     public static void WriteFile(string path, string xml) =>

@@ -29,4 +29,12 @@ public sealed record VmDefinition
 }
 
 /// <summary>A passed-through function and its per-device options.</summary>
-public sealed record HostDevice(PciAddress Address, bool RomBar = true, string? RomFile = null);
+public sealed record HostDevice(PciAddress Address, bool RomBar = true, string? RomFile = null)
+{
+    public bool XVga { get; init; }
+    /// <summary>
+    /// What this host's sysfs says about the function (IDs, class, SR-IOV role): what the fleet targets select devices
+    /// by, since their nodes are other machines. Null only for definitions built by hand.
+    /// </summary>
+    public PciDevice? Facts { get; init; }
+}

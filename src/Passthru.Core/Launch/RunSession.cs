@@ -40,22 +40,29 @@ public static class RunSession
         if (o.Menu is not null && o.MemoryMiB < 1024)
             warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
-        var devices = new List<(PciAddress, PassthroughDevice)>();
-        var binding = new BindPlan(PlanKind.Bind, [], [], []);
-        if (o.Devices.Count > 0)
-        {
-            var inventory = PciInventory.Load(host);
-            foreach (var d in o.Devices)
-                devices.Add((d.Selector.ResolveOne(inventory).Address, d));
-            if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
-                throw new UserError("a device is named twice in --device", ExitCodes.Usage);
-            // An export binds nothing here; where this host's IOMMU cannot remap interrupts, it says what libvirt will need.
-            binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
-            if (exporting && binding.Steps.OfType<SetModuleParameter>().Any())
-                warnings.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
-        }
+        var (devices, binding) = PlanDevices(host, o, exporting);
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script);
+    }
+
+    /// <summary>
+    /// The devices named by --device, resolved on this host, with the binding that would put them (and with --group
+    /// their group mates) on vfio-pci: every check bind makes (one device named once, whole groups, no host-critical
+    /// device). Shared by run and every export, so a device one refuses, all refuse.
+    /// </summary>
+    /// <param name="exporting">For another host: the binding is only checked, and a missing interrupt remapping here is not an error.</param>
+    public static (IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices, BindPlan Binding) PlanDevices(HostRoot host, RunOptions o, bool exporting)
+    {
+        var devices = new List<(PciAddress, PassthroughDevice)>();
+        var binding = new BindPlan(PlanKind.Bind, [], [], []);
+        if (o.Devices.Count == 0) return (devices, binding);
+        var inventory = PciInventory.Load(host);
+        foreach (var d in o.Devices)
+            devices.Add((d.Selector.ResolveOne(inventory).Address, d));
+        if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
+            throw new UserError("a device is named twice in --device", ExitCodes.Usage);
+        binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
+        return (devices, binding);
     }
 
     private static string NoLocalQemu(List<string> warnings)

@@ -3,30 +3,107 @@ using Passthru.Export;
 
 namespace Passthru.Cli.Commands;
 
-/// <summary>`passthru export libvirt [run options | -f PROFILE] [-o FILE]`: the VM `run` starts, as a libvirt domain.</summary>
+/// <summary>
+/// `passthru export TARGET`: the VM `run` starts, for another tool: libvirt on one host; KubeVirt or OpenStack Nova for
+/// a fleet. Every target is written from run's own plan; what a target cannot express goes to stderr as a note.
+/// </summary>
 public static class ExportCommand
 {
     public static Command Create(GlobalOptions globals, TextWriter stdout, TextWriter stderr)
     {
         var vm = new RunCliOptions();
-        var output = new Option<string?>("--output", "-o") { Description = "Write the domain XML here (default: standard output)" };
+        var output = Output("Write the domain XML here (default: standard output)");
         var libvirt = new Command("libvirt", "Export the VM `passthru run` would start as a libvirt domain definition") { output };
         vm.AddTo(libvirt);
         libvirt.SetAction(p =>
         {
-            if (p.GetValue(output) is string target && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
-                throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
+            CheckOutput(p.GetValue(output));
             var (definition, notes) = DomainExport.Define(globals.Host(p), vm.Read(p));
             foreach (var n in notes) stderr.WriteLine(n);
-            var xml = LibvirtDomain.ToXml(LibvirtDomain.Build(definition));
-            if (p.GetValue(output) is string file)
-            {
-                DomainExport.WriteFile(file, xml);
-                stderr.WriteLine($"wrote {file}: `virsh define {file}` to add it to libvirt");
-            }
-            else stdout.Write(xml);
+            Emit(LibvirtDomain.ToXml(LibvirtDomain.Build(definition)), p.GetValue(output), stdout, stderr, file => $"`virsh define {file}` to add it to libvirt");
             return ExitCodes.Ok;
         });
-        return new Command("export", "Hand the VM over to other tools") { libvirt };
+
+        var kvm = new RunCliOptions();
+        var kvOutput = Output("Write the YAML documents here (default: standard output)");
+        var image = new Option<string?>("--image") { Description = $"Container image holding the kernel (and initrd) under {KubeVirtExport.ImageDir}, for KubeVirt's kernelBoot" };
+        var kubevirt = new Command("kubevirt", "Export the VM `passthru run` would start as a KubeVirt VirtualMachine, with the KubeVirt CR settings that permit its devices")
+        {
+            image, kvOutput,
+        };
+        kvm.AddTo(kubevirt);
+        kubevirt.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(kvOutput));
+            var result = KubeVirtExport.Build(globals.Host(p), kvm.Read(p), p.GetValue(image));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(kvOutput), stdout, stderr, file => $"`kubectl apply -f {file}` after merging the KubeVirt part into the cluster's CR");
+            return ExitCodes.Ok;
+        });
+
+        var novaDevices = new Option<string[]>("--device") { Description = "A function the compute node offers (repeatable): 0000:83:00.0, 83:00.0 or vendor:device naming one" };
+        var novaGroup = new Option<bool>("--group") { Description = "Also offer the other endpoints of each device's IOMMU group" };
+        var flavor = new Option<string?>("--flavor") { Description = "The flavor that asks for the devices, in the printed openstack command (default: FLAVOR)" };
+        var novaOutput = Output("Write the nova.conf section here (default: standard output)");
+        var nova = new Command("nova", "Export the nova.conf [pci] section (device_spec, alias) and the flavor property that offer and request the devices in OpenStack Nova")
+        {
+            novaDevices, novaGroup, flavor, novaOutput,
+        };
+        nova.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(novaOutput));
+            var devices = (p.GetValue(novaDevices) ?? []).Select(Passthru.Launch.PassthroughDevice.Parse).ToList();
+            var result = NovaExport.Build(globals.Host(p), devices, p.GetValue(novaGroup), p.GetValue(flavor) ?? "FLAVOR");
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(novaOutput), stdout, stderr, file => "add its [pci] lines to nova.conf on the compute node");
+            return ExitCodes.Ok;
+        });
+
+        var chv = new RunCliOptions();
+        var chvOutput = Output("Write the command line here (default: standard output)");
+        var cloudHypervisor = new Command("cloud-hypervisor", "Export the VM `passthru run` would start as a cloud-hypervisor command line") { chvOutput };
+        chv.AddTo(cloudHypervisor);
+        cloudHypervisor.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(chvOutput));
+            var result = CloudHypervisorExport.Build(globals.Host(p), chv.Read(p));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(chvOutput), stdout, stderr, file => $"run it with `sh {file}` once the devices are on vfio-pci");
+            return ExitCodes.Ok;
+        });
+
+        var pve = new RunCliOptions();
+        var pveOutput = Output("Write the qm commands here (default: standard output)");
+        var vmid = new Option<string?>("--vmid") { Description = "The Proxmox VM ID the commands create (default: the word VMID, to fill in)" };
+        var proxmox = new Command("proxmox", "Export the VM `passthru run` would start as Proxmox VE qm commands (qm create, qm set --hostpciN)") { vmid, pveOutput };
+        pve.AddTo(proxmox);
+        proxmox.SetAction(p =>
+        {
+            CheckOutput(p.GetValue(pveOutput));
+            var result = ProxmoxExport.Build(globals.Host(p), pve.Read(p), p.GetValue(vmid));
+            foreach (var n in result.Notes) stderr.WriteLine(n);
+            Emit(result.Text, p.GetValue(pveOutput), stdout, stderr, file => $"run it on the Proxmox host with `sh {file}`");
+            return ExitCodes.Ok;
+        });
+
+        return new Command("export", "Hand the VM over to other tools: libvirt or cloud-hypervisor on one host, Proxmox VE, KubeVirt or OpenStack Nova for a fleet")
+        {
+            libvirt, kubevirt, nova, cloudHypervisor, proxmox,
+        };
+    }
+
+    private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };
+
+    private static void CheckOutput(string? target)
+    {
+        if (target is not null && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
+            throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
+    }
+
+    private static void Emit(string text, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
+    {
+        if (file is null) { stdout.Write(text); return; }
+        DomainExport.WriteFile(file, text);
+        stderr.WriteLine($"wrote {file}: {next(file)}");
     }
 }

@@ -26,6 +26,10 @@ public sealed class BadValueSweepTests : IDisposable
         "run" => ["run", "--dry-run", "--kernel", Kernel],
         "setup" => ["setup", "--boot-loader", "kernel-install"],
         "export libvirt" => ["export", "libvirt", "--kernel", Kernel],
+        "export cloud-hypervisor" => ["export", "cloud-hypervisor", "--kernel", Kernel],
+        "export proxmox" => ["export", "proxmox", "--kernel", Kernel],
+        "export nova" => ["export", "nova", "--device", "00:02.0"],
+        "export kubevirt" => ["export", "kubevirt", "--kernel", Kernel, "--image", "registry.example.com/guests/probe:1"],
         "completion" => ["completion", "bash"],
         _ => command.Split(' '),
     };
@@ -63,6 +67,9 @@ public sealed class BadValueSweepTests : IDisposable
         ["--name"] = "a/b",
         ["--output"] = "/nonexistent-dir/domain.xml",
         ["--boot-loader"] = "lilo",
+        ["--image"] = "Not An Image",
+        ["--flavor"] = "",
+        ["--vmid"] = "abc",
     };
 
     public static IEnumerable<object[]> EveryOption()
@@ -84,8 +91,8 @@ public sealed class BadValueSweepTests : IDisposable
         {
             Assert.True(BadValues.ContainsKey(option), $"{command} {option}: add a bad value for it to this test's table");
             if (BadValues[option] is not string value) return;
-            if (option == "--name" && command == "run") return; // QEMU's -name takes any text (commas are escaped)
-            if (option == "--qemu" && command == "export libvirt") return; // the emulator's path on the host that runs the domain
+            if (option == "--name" && command is "run" or "export cloud-hypervisor") return; // QEMU's -name takes any text (commas are escaped); cloud-hypervisor has no names
+            if (option == "--qemu" && command.StartsWith("export ", StringComparison.Ordinal)) return; // the emulator's path on the host that runs the VM
             bad = [option, value];
         }
         var args = Base(command).Concat(bad).ToList();

@@ -41,7 +41,7 @@ public class PackagingCliTests
         Assert.Equal(0, r.ExitCode);
         foreach (var command in AllCommands(Tree).Skip(1))
         {
-            Assert.Contains($".SS {command.Name.Replace("-", "\\-")}", r.Stdout.Replace(".SS export libvirt", ".SS libvirt"));
+            Assert.Contains($".SS {command.Name.Replace("-", "\\-")}", System.Text.RegularExpressions.Regex.Replace(r.Stdout, @"\.SS export (\w)", ".SS $1"));
             foreach (var name in command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name)))
                 Assert.Contains($"\\fB{name.Replace("-", "\\-")}\\fR", r.Stdout);
         }

@@ -4,7 +4,7 @@ namespace Passthru.Tests.Packaging;
 [Collection("Packaging")]
 public class PackagingManPageTests(PackagingFixture package)
 {
-    private static readonly string[] Commands = ["check", "list", "show", "bind", "unbind", "restore", "run", "setup", "export libvirt", "completion"];
+    private static readonly string[] Commands = ["check", "list", "show", "bind", "unbind", "restore", "run", "setup", "export libvirt", "export kubevirt", "export nova", "export cloud-hypervisor", "export proxmox", "completion"];
 
     private (int ExitCode, string Stdout, string Stderr) Man(params string[] options) =>
         PackagingFixture.Run("man", [.. options, "-l", package.File("usr/share/man/man1/passthru.1.gz")],

@@ -40,7 +40,7 @@ public class PackagingShellTests(PackagingFixture package)
     {
         Assert.Equal(["bind"], BashCompletes("passthru", "bi"));
         Assert.Equal(["restore", "run"], BashCompletes("passthru", "r").Order());
-        Assert.Equal(["libvirt"], BashCompletes("passthru", "--root", "/", "export", ""));   // a global option's value is skipped
+        Assert.Equal(["cloud-hypervisor", "kubevirt", "libvirt", "nova", "proxmox"], BashCompletes("passthru", "--root", "/", "export", "").Order());   // a global option's value is skipped
     }
 
     [Fact]
@@ -53,6 +53,8 @@ public class PackagingShellTests(PackagingFixture package)
         Assert.Equal(["grub", "grubby"], BashCompletes("passthru", "setup", "--boot-loader", "grub").Order());
         Assert.Equal(["bash", "fish", "zsh"], BashCompletes("passthru", "completion", "").Order());
         Assert.Equal(["--output"], BashCompletes("passthru", "export", "libvirt", "--ou"));
+        Assert.Equal(["--image"], BashCompletes("passthru", "export", "kubevirt", "--ima"));
+        Assert.Equal(["--flavor"], BashCompletes("passthru", "export", "nova", "--fl"));
     }
 
     [Fact]
