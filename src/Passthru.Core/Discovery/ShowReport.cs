@@ -6,7 +6,7 @@ namespace Passthru.Discovery;
 /// <summary>Everything about one device, for `passthru show`.</summary>
 public static class ShowReport
 {
-    public static void WriteText(TextWriter o, PciDevice d, PciInventory inventory, PciIds ids)
+    public static void WriteText(TextWriter o, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host)
     {
         var a = PassthroughAssessment.Of(d, inventory);
         o.WriteLine(ListReport.LspciLine(d, ids));
@@ -27,8 +27,19 @@ public static class ShowReport
                 Row(o, m == a.Group.Members[0] ? "Group members" : "",
                     $"{m.Address} {ids.FormatVendorDevice(m.VendorId, m.DeviceId)} driver={m.Driver ?? "none"}"
                     + (m.Address == d.Address ? " (this device)" : m.IsBridge ? " (bridge)" : ""));
+            if (DeviceSafety.ExplainGroup(host, inventory, d) is { } why)
+            {
+                Row(o, "Why this group", why.Cause);
+                Row(o, "", "what to do: " + why.Advice);
+            }
         }
+        var reset = DeviceSafety.Reset(host, inventory, d);
         Row(o, "Reset methods", d.ResetMethods is null ? "not reported by the kernel" : d.ResetMethods.Count == 0 ? "none" : string.Join(", ", d.ResetMethods));
+        if (reset.NoReset) Row(o, "", "no reset at all: state can carry over from the host into a guest, and between guests");
+        else if (reset.BusResetOnly)
+            Row(o, "", reset.BlastRadius.Count == 0 ? $"only a bus reset (on {reset.ResetBridge}), which hits nothing else"
+                : $"only a bus reset (on {reset.ResetBridge}), which also resets {string.Join(", ", reset.BlastRadius)}");
+        Row(o, "Power", $"{reset.PowerState ?? "state not reported"}{reset.D3coldAllowed switch { true => ", D3cold allowed", false => ", D3cold not allowed", null => "" }}");
         Row(o, "Boot VGA", d.BootVga switch { true => "yes", false => "no", null => "n/a" });
         Row(o, "NUMA node", d.NumaNode is null or < 0 ? "none" : d.NumaNode.Value.ToString());
         if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
@@ -46,7 +57,7 @@ public static class ShowReport
     private static void Row(TextWriter o, string label, string value) =>
         o.WriteLine(label.Length == 0 ? $"  {"",-16} {value}" : $"  {label + ":",-16} {value}");
 
-    public static void WriteJson(Stream stream, PciDevice d, PciInventory inventory, PciIds ids)
+    public static void WriteJson(Stream stream, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host)
     {
         var a = PassthroughAssessment.Of(d, inventory);
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
@@ -58,6 +69,21 @@ public static class ShowReport
         json.WriteStartArray("reset_methods");
         foreach (var r in d.ResetMethods ?? []) json.WriteStringValue(r);
         json.WriteEndArray();
+        var reset = DeviceSafety.Reset(host, inventory, d);
+        if (reset.ResetBridge is { } rb) json.WriteString("reset_bridge", rb.ToString()); else json.WriteNull("reset_bridge");
+        json.WriteStartArray("reset_also_hits");
+        foreach (var x in reset.BlastRadius) json.WriteStringValue(x.ToString());
+        json.WriteEndArray();
+        if (reset.PowerState is { } ps) json.WriteString("power_state", ps); else json.WriteNull("power_state");
+        if (reset.D3coldAllowed is bool d3) json.WriteBoolean("d3cold_allowed", d3); else json.WriteNull("d3cold_allowed");
+        if (DeviceSafety.ExplainGroup(host, inventory, d) is { } why)
+        {
+            json.WriteStartObject("group_explanation");
+            json.WriteString("cause", why.Cause);
+            json.WriteString("advice", why.Advice);
+            json.WriteEndObject();
+        }
+        else json.WriteNull("group_explanation");
         if (d.BootVga is bool b) json.WriteBoolean("boot_vga", b); else json.WriteNull("boot_vga");
         if (d.NumaNode is >= 0) json.WriteNumber("numa_node", d.NumaNode.Value); else json.WriteNull("numa_node");
         json.WriteString("physfn", d.PhysicalFunction?.ToString());

@@ -248,19 +248,19 @@ public static class HotplugSession
         GuestRecords.Save(stateDir, guest);
         // A function still held by the guest (another of its devices) stays on vfio-pci.
         var functions = leaving.SelectMany(FunctionsToReturn).Where(f => guest.Devices.All(d => d.Address != f)).Distinct().ToList();
-        return GiveBack(host, stateDir, functions, messages);
+        return GiveBack(host, stateDir, functions, messages).Select(f => f.Address.ToString()).ToList();
     }
 
     /// <summary>
     /// Gives back those of the functions the journal still holds (others were given back already, or never bound by
     /// Passthru), then puts back module parameters no held function needs any more. Call under the state lock.
     /// </summary>
-    public static List<string> GiveBack(HostRoot host, string stateDir, IEnumerable<string> functions, TextWriter messages, string prefix = "")
+    public static List<FunctionState> GiveBack(HostRoot host, string stateDir, IEnumerable<string> functions, TextWriter messages, string prefix = "")
     {
         var journal = Journal.Load(stateDir);
         var addresses = functions.Select(PciAddress.Parse).Distinct().Where(a => journal.Find(a) is not null).ToList();
         var applier = new BindApplier(host, journal, TextWriter.Null);
-        var given = new List<string>();
+        var given = new List<FunctionState>();
         if (addresses.Count > 0)
         {
             var plan = BindPlanner.PlanReturn(PciInventory.Load(host), journal, addresses);
@@ -268,7 +268,7 @@ public static class HotplugSession
             foreach (var f in plan.Functions)
             {
                 messages.WriteLine($"{prefix}gave {f.Address} back to {f.Driver ?? "no driver"}");
-                given.Add(f.Address.ToString());
+                given.Add(f);
             }
         }
         foreach (var p in applier.PutBackParameters(p => p.For.All(a => journal.Find(a) is null)))

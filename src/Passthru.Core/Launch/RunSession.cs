@@ -91,10 +91,20 @@ public static class RunSession
     {
         var o = plan.Options;
         foreach (var w in plan.Warnings) messages.WriteLine(w);
-        IReadOnlyList<FunctionState> moved = [];
-        IReadOnlyList<PciAddress> unsafeFor = [];
         // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
         var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
+        var notBack = new List<string>();
+        int code = Session(host, plan, stateDir, guest, console, messages, progress, notBack);
+        // A device that did not come back after the guest fails a run that otherwise succeeded.
+        return notBack.Count > 0 && code == ExitCodes.Ok ? ExitCodes.Failure : code;
+    }
+
+    /// <summary>Binds, starts and watches the guest; gives everything back however it ends, and checks it came back (into <paramref name="notBack"/>).</summary>
+    private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress, List<string> notBack)
+    {
+        var o = plan.Options;
+        IReadOnlyList<FunctionState> moved = [];
+        IReadOnlyList<PciAddress> unsafeFor = [];
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
         using var interrupt = new CancellationTokenSource();
@@ -115,6 +125,7 @@ public static class RunSession
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind, interrupt.Token);
                     moved = bind.Functions;
+                    foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
                     if (guest is not null)
                     {
                         guest.Bound = moved.Select(f => f.Address.ToString()).ToList();
@@ -136,7 +147,12 @@ public static class RunSession
         {
             // Devices attached while it ran go back with the guest, whichever way it ended.
             var attached = guest is null ? [] : Unregister(stateDir, guest.Name);
-            if ((moved.Count > 0 || unsafeFor.Count > 0 || attached.Count > 0) && !o.KeepBound) GiveBack(host, stateDir, moved, unsafeFor, attached, messages);
+            if ((moved.Count > 0 || unsafeFor.Count > 0 || attached.Count > 0) && !o.KeepBound)
+            {
+                // Did they come back? Each device that did not gets its line.
+                notBack.AddRange(DeviceHealth.Check(host, GiveBack(host, stateDir, moved, unsafeFor, attached, messages)));
+                foreach (var p in notBack) messages.WriteLine($"passthru: after the guest: {p}");
+            }
             else if (moved.Count > 0 || attached.Count > 0)
                 messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address.ToString()).Concat(attached).Distinct())} stay on vfio-pci (passthru restore gives them back)");
         }
@@ -323,13 +339,14 @@ public static class RunSession
     /// Gives back the functions this run bound, and puts back the parameters it changed (allow_unsafe_interrupts) once
     /// no function they were set for is held: the run's own devices, or ones an earlier bind left on vfio-pci for it.
     /// </summary>
-    private static void GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor,
+    private static List<FunctionState> GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor,
         IReadOnlyList<string> attached, TextWriter messages)
     {
+        var given = new List<FunctionState>();
         try
         {
             using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
-            if (attached.Count > 0) HotplugSession.GiveBack(host, stateDir, attached.Where(a => moved.All(m => m.Address.ToString() != a)), messages, "[passthru] ");
+            if (attached.Count > 0) given.AddRange(HotplugSession.GiveBack(host, stateDir, attached.Where(a => moved.All(m => m.Address.ToString() != a)), messages, "[passthru] "));
             var journal = Journal.Load(stateDir);
             var before = journal.Parameters.ToList();
             var applier = new BindApplier(host, journal, TextWriter.Null);
@@ -339,6 +356,7 @@ public static class RunSession
             {
                 applier.Apply(BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList()));
                 foreach (var f in moved) messages.WriteLine($"[passthru] gave {f.Address} back to {f.Driver ?? "no driver"}");
+                given.AddRange(moved);
             }
             if (unsafeFor.Count > 0) applier.PutBackParameters(p => p.For.All(unsafeFor.Contains));
             foreach (var p in before.Where(b => journal.FindParameter(b.Path) is null))
@@ -348,5 +366,6 @@ public static class RunSession
         {
             messages.WriteLine($"[passthru] could not give the devices back: {e.Message}; run `passthru restore`");
         }
+        return given;
     }
 }

@@ -19,8 +19,8 @@ public static class ShowCommand
             var inventory = PciInventory.Load(host);
             var target = selector.ResolveOne(inventory);
             var ids = globals.Ids(p, host);
-            if (p.GetValue(json)) JsonOutput.Write(stdout, s => ShowReport.WriteJson(s, target, inventory, ids));
-            else ShowReport.WriteText(stdout, target, inventory, ids);
+            if (p.GetValue(json)) JsonOutput.Write(stdout, s => ShowReport.WriteJson(s, target, inventory, ids, host));
+            else ShowReport.WriteText(stdout, target, inventory, ids, host);
             return ExitCodes.Ok;
         });
         return command;

@@ -43,6 +43,7 @@ public class BindPlanTests
         Assert.Equal(0, r.ExitCode);
         Assert.Equal("""
             IOMMU group 8: binding the whole group (0000:02:01.0, 0000:02:02.0)
+            warning: 0000:02:01.0 can only be reset by a bus reset on 0000:01:00.0, which also resets 0000:02:02.0: vfio needs them all free to reset it (pass them together)
             plan:
                1. modprobe vfio-pci
                2. modprobe vfio_iommu_type1
@@ -57,7 +58,8 @@ public class BindPlanTests
               11. check /dev/vfio/8 exists
 
             """, r.Stdout);
-        Assert.DoesNotContain("0000:01:00.0", r.Stdout);
+        // The bridge is named only as the one a reset of 02:01.0 goes through: no step touches it.
+        Assert.DoesNotContain("0000:01:00.0", r.Stdout[r.Stdout.IndexOf("plan:", StringComparison.Ordinal)..]);
     }
 
     [Fact]

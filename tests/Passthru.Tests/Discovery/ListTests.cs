@@ -8,7 +8,8 @@ public class ListTests
     /// <summary>lspci itself, reading the same captured tree with the same pci.ids, is the reference.</summary>
     public static string[] LspciOnCapture(string capture, params string[] extra)
     {
-        var r = Repo.Exec("lspci", ["-D", "-nn", ..extra, "-i", Repo.SystemPciIds, "-A", "linux-sysfs", "-O", $"sysfs.path={Repo.Capture(capture)}/sys/bus/pci"]);
+        // Names from pci.ids alone, as Passthru reads them: libpci would also look in udev's hwdb where one is installed.
+        var r = Repo.Exec("lspci", ["-D", "-nn", ..extra, "-i", Repo.SystemPciIds, "-O", "hwdb.disable=1", "-A", "linux-sysfs", "-O", $"sysfs.path={Repo.Capture(capture)}/sys/bus/pci"]);
         Assert.True(r.ExitCode == 0, "lspci failed: " + r.Stderr);
         return r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
@@ -113,7 +114,7 @@ public class ListTests
         {
             File.WriteAllText(empty, "# no entries\n");
             var r = CliRunner.Run("list", "--root", Repo.Capture("devvm"), "--pci-ids", empty);
-            var lspci = Repo.Exec("lspci", "-D", "-nn", "-i", empty, "-A", "linux-sysfs", "-O", $"sysfs.path={Repo.Capture("devvm")}/sys/bus/pci");
+            var lspci = Repo.Exec("lspci", "-D", "-nn", "-i", empty, "-O", "hwdb.disable=1", "-A", "linux-sysfs", "-O", $"sysfs.path={Repo.Capture("devvm")}/sys/bus/pci");
             Assert.Equal(lspci.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), r.Lines.Select(l => l[..l.IndexOf("  driver=", StringComparison.Ordinal)]));
             Assert.Contains("0000:00:03.0 Class [0200]: Device [1af4:1041] (rev 01)  driver=virtio-pci", r.Lines);
         }

@@ -24,6 +24,7 @@ public class ShowTests
               Driver override: none
               IOMMU group:     none: the IOMMU is off or absent
               Reset methods:   not reported by the kernel
+              Power:           state not reported, D3cold not allowed
               Boot VGA:        n/a
               NUMA node:       none
               Passthrough:     not possible

@@ -123,7 +123,11 @@ public class VirtualHostCaptureTests
               Group members:   0000:01:00.0 Red Hat, Inc. Device [1b36:000e] driver=none (bridge)
                                0000:02:01.0 Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] driver=e1000 (this device)
                                0000:02:02.0 Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] driver=e1000
+              Why this group:  0000:01:00.0 is a PCIe-to-PCI bridge: every function behind it reaches the IOMMU with the bridge's requester ID, so the IOMMU cannot tell 0000:02:01.0 from 0000:02:02.0 and they form one group
+                               what to do: put the device in another slot (one whose root port isolates it), use a platform whose root ports have ACS, or pass the whole group (--group); the pcie_acs_override kernel patch only makes Linux pretend the devices are isolated (they can still reach each other behind the IOMMU's back), so Passthru never applies it
               Reset methods:   bus
+                               only a bus reset (on 0000:01:00.0), which also resets 0000:02:02.0
+              Power:           state not reported, D3cold not allowed
               Boot VGA:        n/a
               NUMA node:       none
               Passthrough:     possible: `passthru bind --group 0000:02:01.0` would
