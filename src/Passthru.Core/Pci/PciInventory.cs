@@ -134,16 +134,9 @@ public sealed class PciInventory
         };
         if (!full) return basic;
 
-        var virtfns = new List<PciAddress>();
         int? totalVfs = sysfs.OptionalInt("sriov_totalvfs");
-        if (totalVfs is > 0)
-        {
-            foreach (var entry in host.List(DevicesDir + "/" + name))
-                if (entry.StartsWith("virtfn", StringComparison.Ordinal) &&
-                    host.ReadLinkName(dir + entry) is string vf && PciAddress.TryParse(vf, out var vfAddress))
-                    virtfns.Add(vfAddress);
-            virtfns.Sort();
-        }
+        var virtfns = totalVfs is > 0 ? VirtualFunctionsOf(host, address) : [];
+        int? numVfs = totalVfs is > 0 ? sysfs.OptionalInt("sriov_numvfs") : null;
 
         PciAddress? physfn = null;
         if (host.ReadLinkName(dir + "physfn") is string pf)
@@ -164,7 +157,21 @@ public sealed class PciInventory
             PhysicalFunction = physfn,
             VirtualFunctions = virtfns,
             SriovTotalVfs = totalVfs,
+            SriovNumVfs = numVfs,
         };
+    }
+
+    /// <summary>A physical function's enabled VFs (its virtfnN links), sorted.</summary>
+    public static List<PciAddress> VirtualFunctionsOf(HostRoot host, PciAddress pf)
+    {
+        var dir = DevicesDir + "/" + pf + "/";
+        var virtfns = new List<PciAddress>();
+        foreach (var entry in host.List(dir))
+            if (entry.StartsWith("virtfn", StringComparison.Ordinal) &&
+                host.ReadLinkName(dir + entry) is string vf && PciAddress.TryParse(vf, out var vfAddress))
+                virtfns.Add(vfAddress);
+        virtfns.Sort();
+        return virtfns;
     }
 
     private static int? Group(HostRoot host, string dir, AttributeReader sysfs) =>
