@@ -199,4 +199,28 @@ public sealed class VfPlanTests : IDisposable
         Assert.Equal("1", again.OriginalAutoprobe);
         Assert.Equal(["0000:03:00.1", "0000:03:00.2"], again.Created.Select(a => a.ToString()));
     }
+
+    [Fact]
+    public void List_names_each_VFs_physical_function_and_show_the_PFs_counts()
+    {
+        var list = CliRunner.OnCapture("vhost-sriov", "list");
+        Assert.Contains("0000:03:00.0 Non-Volatile memory controller [0108]: Red Hat, Inc. QEMU NVM Express Controller [1b36:0010] (rev 02)  driver=nvme group=10\n", list.Stdout);
+        Assert.Contains("0000:03:00.1 Non-Volatile memory controller [0108]: Red Hat, Inc. QEMU NVM Express Controller [1b36:0010] (rev 02)  driver=none group=11 physfn=0000:03:00.0\n", list.Stdout);
+        Assert.Contains("0000:03:00.2 Non-Volatile memory controller [0108]: Red Hat, Inc. QEMU NVM Express Controller [1b36:0010] (rev 02)  driver=none group=12 physfn=0000:03:00.0\n", list.Stdout);
+        Assert.Contains("  SR-IOV:          physical function: 2 of 2 VFs enabled (0000:03:00.1, 0000:03:00.2); set with `passthru vfs 0000:03:00.0 --count N`\n",
+            CliRunner.OnCapture("vhost-sriov", "show", "03:00.0").Stdout);
+        Assert.Contains("  SR-IOV:          virtual function of 0000:03:00.0\n", CliRunner.OnCapture("vhost-sriov", "show", "03:00.2").Stdout);
+
+        using var pf = System.Text.Json.JsonDocument.Parse(CliRunner.OnCapture("vhost-sriov", "show", "03:00.0", "--json").Stdout);
+        Assert.Equal(2, pf.RootElement.GetProperty("sriov_totalvfs").GetInt32());
+        Assert.Equal(2, pf.RootElement.GetProperty("sriov_numvfs").GetInt32());
+        Assert.Equal(["0000:03:00.1", "0000:03:00.2"], pf.RootElement.GetProperty("virtfns").EnumerateArray().Select(e => e.GetString()));
+        using var vf = System.Text.Json.JsonDocument.Parse(CliRunner.OnCapture("vhost-sriov", "show", "03:00.1", "--json").Stdout);
+        Assert.Equal("0000:03:00.0", vf.RootElement.GetProperty("physfn").GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, vf.RootElement.GetProperty("sriov_totalvfs").ValueKind);
+        using var listed = System.Text.Json.JsonDocument.Parse(CliRunner.OnCapture("vhost-sriov", "list", "--json").Stdout);
+        var devices = listed.RootElement.GetProperty("devices").EnumerateArray().ToDictionary(d => d.GetProperty("address").GetString()!, d => d.GetProperty("physfn"));
+        Assert.Equal("0000:03:00.0", devices["0000:03:00.2"].GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, devices["0000:03:00.0"].ValueKind);
+    }
 }
