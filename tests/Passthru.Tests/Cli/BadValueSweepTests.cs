@@ -64,6 +64,7 @@ public sealed class BadValueSweepTests : IDisposable
         ["--output"] = "/nonexistent-dir/domain.xml",
         ["--boot-loader"] = "lilo",
         ["--count"] = "two",
+        ["--vfs"] = "03:00.0=two",
     };
 
     public static IEnumerable<object[]> EveryOption()
