@@ -166,7 +166,8 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             if (failures.Any(f => f.StartsWith(x.Pf + ":", StringComparison.Ordinal))) continue;
             journal.Remove(x);
             if (_sriovBefore.GetValueOrDefault(x.Pf) is { } earlier) journal.Record(earlier);
-            foreach (var vf in x.Created) if (!touched.Any(t => t.Address == vf) || journal.Find(vf) is null) journal.Remove(vf);
+            // VFs journaled before they existed and never touched: nothing to give back (touched ones were, above).
+            foreach (var vf in x.Created) if (!touched.Any(t => t.Address == vf)) journal.Remove(vf);
         }
         journal.Save();
         if (touched.Count == 0 && _changedParameters.Count == 0 && counts.Count == 0) return "nothing had been changed";
