@@ -171,6 +171,7 @@ public sealed class VfPlanTests : IDisposable
                7. check 0000:03:00.0 has no VFs
 
             """, r.Stdout);
+        Assert.Equal(r.Stdout, CliRunner.Run("restore", "03:00.0", "--dry-run", "--root", _tree).Stdout); // the PF named: the same
         // Only the count changed (no --bind): restore is the count alone.
         File.WriteAllText(JournalFile, """
             {"version": 1, "functions": [],

@@ -146,6 +146,27 @@ public class VirtualHostVfsTests(SriovFixture vm)
     }
 
     [Fact]
+    public void Run_binds_a_VF_itself_like_any_function_and_restore_of_the_PF_removes_it()
+    {
+        try
+        {
+            vm.RunOk($"{P} vfs 03:00.0 --count 1");   // without --bind: the host's nvme tries the VF (and gives up on it)
+            vm.RunOk($"sleep 2");
+            Assert.Equal("numvfs=1 autoprobe=1 0000:03:00.1=none journal", State());
+            var r = vm.Run($"{P} run --kernel {vm.Probe} --memory 128 --device 03:00.1 --expect 'pci 01:00.0 1b36:0010' --timeout 120",
+                TimeSpan.FromMinutes(4));
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("probe: pci 01:00.0 1b36:0010 class 0108", r.Stdout);
+            Assert.Contains("[passthru] bound 0000:03:00.1 to vfio-pci (was no driver)", r.Stderr);
+            Assert.Contains("[passthru] gave 0000:03:00.1 back to no driver", r.Stderr);
+            Assert.Equal("numvfs=1 autoprobe=1 0000:03:00.1=none journal", State());
+            Assert.Equal("put 0000:03:00.0 back to 0 VFs (removed 0000:03:00.1)\n", vm.RunOk($"{P} restore 03:00.0"));
+            Assert.Equal("numvfs=0 autoprobe=1", State());
+        }
+        finally { CleanUp(); }
+    }
+
+    [Fact]
     public void Kill_9_at_any_moment_of_a_vfs_bind_then_restore_removes_the_VFs()
     {
         // As for bind: moments are states of the host, polled while `vfs --count 2 --bind` runs; a kill that misses
