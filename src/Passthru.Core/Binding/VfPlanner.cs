@@ -44,7 +44,16 @@ public static class VfPlanner
         bool changes = request.Count != current;
         string? autoprobeBefore = null;
 
-        if (!changes) notes.Add($"{a} already has {current} VF{(current == 1 ? "" : "s")}");
+        if (!changes)
+        {
+            var already = $"{a} already has {current} VF{(current == 1 ? "" : "s")}";
+            if (!request.Bind || current == 0) return new BindPlan(PlanKind.Bind, [], [], [already]);
+            // VFs that exist already are functions like any other: bind them as bind does, with all its checks
+            // (their host drivers, what the host uses them for, their groups).
+            var selectors = existing.Select(vf => (DeviceSelector)new DeviceSelector.ByAddress(vf.ToString(), vf)).ToList();
+            var bind = BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), new BindRequest(selectors, Verb: "vfs"));
+            return bind with { Notes = [already, .. bind.Notes] };
+        }
         else
         {
             // Removing VFs under a guest would pull devices out from under it: the kernel would wait for vfio to let go.
@@ -80,12 +89,9 @@ public static class VfPlanner
             var bindSteps = new List<BindStep>();
             foreach (var vf in vfs)
             {
-                // New VFs appear with no driver (autoprobe is off) and no override; existing ones are as they are now.
-                var d = changes ? null : vfInventory.Find(vf);
-                if (d is { IsBoundToVfio: true }) { notes.Add($"{vf} is already bound to vfio-pci"); continue; }
-                functions.Add(new FunctionState(vf, d?.Driver, d?.DriverOverride, d?.IommuGroup));
+                // New VFs appear with no driver (autoprobe is off), no override and a group not known yet.
+                functions.Add(new FunctionState(vf, null, null, null));
                 bindSteps.Add(new WriteAttribute(vf, SysfsPaths.DriverOverride(vf), BindPlanner.Vfio));
-                if (d?.Driver is string driver) bindSteps.Add(new WriteAttribute(vf, SysfsPaths.Unbind(driver), vf.ToString()));
                 bindSteps.Add(new WriteAttribute(vf, SysfsPaths.DriversProbe, vf.ToString()));
                 bindSteps.Add(new VerifyDriver(vf, BindPlanner.Vfio));
                 bindSteps.Add(new VerifyVfioGroupOf(vf));

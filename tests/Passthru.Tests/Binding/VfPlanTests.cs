@@ -72,6 +72,34 @@ public sealed class VfPlanTests : IDisposable
         Assert.Equal("0000:03:00.0 already has 2 VFs\nnothing to do\n", Vfs(Pf, "--count", "2", "--dry-run").Stdout);
     }
 
+    [Fact]
+    public void VFs_that_exist_already_are_bound_as_bind_binds_them()
+    {
+        // The count is what was asked: --bind hands the existing VFs to bind's own planner, with its checks.
+        var r = Vfs(Pf, "--count", "2", "--bind", "--dry-run");
+        Assert.Equal("""
+            0000:03:00.0 already has 2 VFs
+            plan:
+               1. modprobe vfio-pci
+               2. modprobe vfio_iommu_type1
+               3. write vfio-pci > /sys/bus/pci/devices/0000:03:00.1/driver_override
+               4. write 0000:03:00.1 > /sys/bus/pci/drivers_probe
+               5. check 0000:03:00.1 is bound to vfio-pci
+               6. write vfio-pci > /sys/bus/pci/devices/0000:03:00.2/driver_override
+               7. write 0000:03:00.2 > /sys/bus/pci/drivers_probe
+               8. check 0000:03:00.2 is bound to vfio-pci
+               9. check /dev/vfio/11 exists
+              10. check /dev/vfio/12 exists
+
+            """, r.Stdout);
+        // A VF carrying the host's default route is refused as bind refuses it.
+        SysfsShaper.Rebind(_tree, "0000:03:00.2", "nvme");
+        SysfsShaper.NetInterface(_tree, "eth9", "0000:03:00.2", defaultRoute: true);
+        var refused = Vfs(Pf, "--count", "2", "--bind", "--dry-run");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Equal("passthru: refusing: 0000:03:00.2 carries the default route (eth9) (add --force to take it anyway)\n", refused.Stderr);
+    }
+
     [Theory]
     [InlineData("00:02.0", "1", "passthru: 0000:00:02.0 is not an SR-IOV physical function (it has no SR-IOV capability: no sriov_totalvfs): it cannot have VFs")]
     [InlineData("03:00.1", "1", "passthru: 0000:03:00.1 is a virtual function (of 0000:03:00.0), not a physical function: give its PF, `passthru vfs 0000:03:00.0 --count N`")]
