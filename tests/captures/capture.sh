@@ -11,7 +11,7 @@ src=${src%/}; out=$(mkdir -p "$out" && cd "$out" && pwd)
 
 # Attributes Passthru and lspci read; resourceN/rom (BAR windows) are never copied.
 attrs="config vendor device class revision subsystem_vendor subsystem_device driver_override boot_vga reset_method
-numa_node irq resource modalias enable local_cpulist sriov_totalvfs sriov_numvfs sriov_offset sriov_stride label
+numa_node irq resource modalias enable local_cpulist sriov_totalvfs sriov_numvfs sriov_offset sriov_stride sriov_drivers_autoprobe label
 d3cold_allowed current_link_speed current_link_width max_link_speed max_link_width"
 
 # link DEST TARGET: a relative symlink at OUT/DEST pointing where TARGET (a path under SRC) points inside OUT.

@@ -7,6 +7,7 @@
 #   vhost.sh stop DIR       halt it; QEMU is killed if it does not stop
 # QEMU runs under `timeout` (VHOST_MAX_SECONDS, default 3600) so a forgotten virtual host cannot outlive its tests.
 # VHOST_INTREMAP=off starts it with an IOMMU that does not remap interrupts (vfio then needs allow_unsafe_interrupts).
+# VHOST_SRIOV=on adds an SR-IOV physical function: an emulated NVMe controller (2 VFs) behind a root port at 00:07.0.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$here/.cache
@@ -17,6 +18,12 @@ verb=$1; dir=$2; shift 2
 
 start() {
   case ${VHOST_INTREMAP:-on} in on|off) ;; *) echo "vhost: VHOST_INTREMAP is on or off, not '$VHOST_INTREMAP'" >&2; exit 2;; esac
+  case ${VHOST_SRIOV:-off} in on|off) ;; *) echo "vhost: VHOST_SRIOV is on or off, not '$VHOST_SRIOV'" >&2; exit 2;; esac
+  # QEMU 7.2's NVMe can be an SR-IOV PF (it needs a subsystem; max_ioqpairs - sriov_vq_flexible >= 2). On bus 0 it
+  # would renumber the IOMMU groups after it (00:1f.x, the bridge), which other tests name: so only when asked.
+  local sriov=()
+  [ "${VHOST_SRIOV:-off}" = on ] && sriov=(-device pcie-root-port,id=rp9,chassis=9,slot=9,addr=07.0 -device nvme-subsys,id=ss0
+    -device nvme,serial=pf0,subsys=ss0,bus=rp9,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2,max_ioqpairs=6,msix_qsize=4)
   bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
   rm -rf "$dir/share"/* "$dir/console.log"
@@ -35,6 +42,7 @@ start() {
     -device pcie-root-port,id=rp1,chassis=1,addr=05.0 -device pcie-pci-bridge,id=pbr,bus=rp1 \
     -netdev user,id=n2,restrict=on -device e1000,netdev=n2,bus=pbr,addr=01.0 \
     -netdev user,id=n3,restrict=on -device e1000,netdev=n3,bus=pbr,addr=02.0 \
+    "${sriov[@]}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$dir/share,mount_tag=share,security_model=none,multidevs=remap" \
     > "$dir/qemu.log" 2>&1 < /dev/null &

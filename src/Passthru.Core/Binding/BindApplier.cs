@@ -17,13 +17,20 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     public void Apply(BindPlan plan, CancellationToken cancel = default)
     {
         if (plan.IsEmpty && plan.Kind == PlanKind.Bind) return;
+        _sriovBefore.Clear();
         if (plan.Kind == PlanKind.Bind)
         {
             foreach (var f in plan.Functions) journal.Record(f);
+            foreach (var x in plan.Sriov)
+            {
+                _sriovBefore[x.Pf] = journal.FindSriov(x.Pf);
+                journal.Record(x);
+            }
             journal.Save(); // before the first write: a crash from here on can be restored
         }
         var touched = new List<FunctionState>();
         _changedParameters.Clear();
+        _changedSriov.Clear();
         BindStep? current = null;
         try
         {
@@ -33,7 +40,9 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 current = step;
                 if (step is WriteAttribute w && plan.Kind == PlanKind.Bind && touched.All(t => t.Address != w.Function))
                     touched.Add(plan.Functions.First(f => f.Address == w.Function));
+                if (step is SriovWrite sw && plan.Kind == PlanKind.Bind && !_changedSriov.Contains(sw.Pf)) _changedSriov.Add(sw.Pf);
                 Execute(step);
+                if (plan.Kind == PlanKind.Bind) AfterSriovStep(step, plan);
                 progress.WriteLine($"done: {step.Describe()}");
             }
         }
@@ -41,16 +50,54 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         {
             var what = e is OperationCanceledException ? "interrupted" : $"{current!.Describe()} failed: {Reason(e)}";
             if (plan.Kind != PlanKind.Bind) throw new UserError($"{what}; the journal still records what to give back: run `passthru restore` again");
-            throw new UserError($"{what}; {RollBack(touched)}");
+            throw new UserError($"{what}; {RollBack(touched, plan)}");
         }
         if (plan.Kind == PlanKind.Return)
         {
             foreach (var f in plan.Functions) journal.Remove(f.Address);
+            foreach (var x in plan.Sriov) journal.Remove(x);
             journal.Save();
             // A parameter goes back once no function it was set for is held any more.
             PutBackParameters(p => p.For.All(a => journal.Find(a) is null));
         }
+        else if (plan.Sriov.Count > 0)
+        {
+            // Back at the count it had before Passthru first changed it, with autoprobe put back: nothing is left to undo.
+            foreach (var x in plan.Sriov)
+                if (journal.FindSriov(x.Pf) is { OriginalAutoprobe: null } j && j.OriginalCount == x.Created.Count) journal.Remove(j);
+            journal.Save();
+        }
     }
+
+    /// <summary>
+    /// Keeps the journal true as a VF count change goes: VFs the change removed are forgotten, the groups of the VFs
+    /// it created are recorded once they exist, and autoprobe put back needs no restore any more.
+    /// </summary>
+    private void AfterSriovStep(BindStep step, BindPlan plan)
+    {
+        switch (step)
+        {
+            case SriovWrite { Attribute: SriovWrite.NumVfs } when plan.Vanishing.Count > 0:
+                foreach (var a in plan.Vanishing) journal.Remove(a);
+                journal.Save();
+                break;
+            case VerifyVfs { Expected: { Count: > 0 } created }:
+                foreach (var vf in created)
+                    if (journal.Find(vf) is { Group: null } f && ReadGroup(vf) is int g) journal.Replace(f with { Group = g });
+                journal.Save();
+                break;
+            case SriovWrite { Attribute: SriovWrite.Autoprobe } sw when journal.FindSriov(sw.Pf) is { } j && j.OriginalAutoprobe == sw.Value:
+                journal.Replace(j with { OriginalAutoprobe = null });
+                journal.Save();
+                break;
+        }
+    }
+
+    private readonly List<PciAddress> _changedSriov = [];
+    private readonly Dictionary<PciAddress, SriovState?> _sriovBefore = [];
+
+    private int? ReadGroup(PciAddress function) =>
+        int.TryParse(host.ReadLinkName(SysfsPaths.IommuGroup(function)), out var g) ? g : null;
 
     private readonly List<ParameterState> _changedParameters = [];
 
@@ -80,7 +127,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     }
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
-    private string RollBack(List<FunctionState> touched)
+    private string RollBack(List<FunctionState> touched, BindPlan plan)
     {
         var failures = new List<string>();
         for (int i = touched.Count - 1; i >= 0; i--)
@@ -103,13 +150,48 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             try { host.WriteAttribute(p.Path, p.Original); journal.Remove(p); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{p.Path}: {Reason(e)}"); }
         }
+        var counts = new List<string>();
+        foreach (var before in plan.SriovRollback.Where(b => _changedSriov.Contains(b.Pf)))
+        {
+            try
+            {
+                PutBackVfCount(before.Pf, before.OriginalCount, before.OriginalAutoprobe);
+                counts.Add($"{before.Pf} its {before.OriginalCount} VF{(before.OriginalCount == 1 ? "" : "s")}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or StepFailed) { failures.Add($"{before.Pf}: {Reason(e)}"); continue; }
+        }
+        // The journal as it was before this plan, for the PFs whose count is back (or was never changed).
+        foreach (var x in plan.Sriov)
+        {
+            if (failures.Any(f => f.StartsWith(x.Pf + ":", StringComparison.Ordinal))) continue;
+            journal.Remove(x);
+            if (_sriovBefore.GetValueOrDefault(x.Pf) is { } earlier) journal.Record(earlier);
+            // VFs journaled before they existed and never touched: nothing to give back (touched ones were, above).
+            foreach (var vf in x.Created) if (!touched.Any(t => t.Address == vf)) journal.Remove(vf);
+        }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
-            .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")));
+            .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")).Concat(counts));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
             : $"rollback incomplete ({string.Join("; ", failures)}): the journal keeps them, run `passthru restore`";
+    }
+
+    /// <summary>
+    /// Sets a PF's VF count back (through 0: the kernel refuses to change one non-zero count into another) and its
+    /// autoprobe, when known.
+    /// </summary>
+    public void PutBackVfCount(PciAddress pf, int count, string? autoprobe)
+    {
+        if (!host.Exists(SysfsPaths.Sriov(pf, SriovWrite.NumVfs))) return; // the PF is gone, and its VFs with it
+        int now = int.TryParse(host.ReadAttribute(SysfsPaths.Sriov(pf, SriovWrite.NumVfs)), out var n) ? n : -1;
+        if (now != count)
+        {
+            if (now != 0 && count != 0) Execute(new SriovWrite(pf, SriovWrite.NumVfs, "0"));
+            Execute(new SriovWrite(pf, SriovWrite.NumVfs, count.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+        if (autoprobe is not null) Execute(new SriovWrite(pf, SriovWrite.Autoprobe, autoprobe));
     }
 
     private void Execute(BindStep step)
@@ -128,6 +210,20 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             case VerifyDriver v:
                 if (!WaitFor(() => host.ReadLinkName(SysfsPaths.Driver(v.Function)) == v.Driver))
                     throw new StepFailed($"{v.Function} is bound to {host.ReadLinkName(SysfsPaths.Driver(v.Function)) ?? "no driver"}, not {v.Driver ?? "no driver"}");
+                break;
+            case SriovWrite sw:
+                host.WriteAttribute(sw.Path, sw.Value);
+                break;
+            case VerifyVfs v:
+                if (!WaitFor(() => PciInventory.VirtualFunctionsOf(host, v.Pf).Count == v.Count))
+                    throw new StepFailed($"{v.Pf} has {PciInventory.VirtualFunctionsOf(host, v.Pf).Count} VFs, not {v.Count}");
+                if (v.Expected is not null && !PciInventory.VirtualFunctionsOf(host, v.Pf).SequenceEqual(v.Expected))
+                    throw new StepFailed($"{v.Pf}'s VFs are {string.Join(", ", PciInventory.VirtualFunctionsOf(host, v.Pf))}, not {string.Join(", ", v.Expected)} as its offset and stride said");
+                break;
+            case VerifyVfioGroupOf vg:
+                var group = ReadGroup(vg.Function) ?? throw new StepFailed($"{vg.Function} is in no IOMMU group");
+                if (!WaitFor(() => host.Exists(SysfsPaths.VfioGroup(group))))
+                    throw new StepFailed($"/dev/vfio/{group} did not appear");
                 break;
             case VerifyVfioGroup g:
                 if (!WaitFor(() => host.Exists(SysfsPaths.VfioGroup(g.Group))))

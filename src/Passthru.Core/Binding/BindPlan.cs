@@ -41,6 +41,34 @@ public sealed record SetModuleParameter(string Path, string Value, IReadOnlyList
     public override string Describe() => $"write {Value} > /{Path} (put back when {string.Join(", ", For)} {(For.Count == 1 ? "is" : "are")} given back)";
 }
 
+/// <summary>
+/// A write to one of a physical function's SR-IOV attributes: sriov_numvfs (the kernel creates or removes the VFs
+/// during the write) or sriov_drivers_autoprobe (whether host drivers probe VFs as they appear).
+/// </summary>
+public sealed record SriovWrite(PciAddress Pf, string Attribute, string Value) : BindStep
+{
+    public const string NumVfs = "sriov_numvfs";
+    public const string Autoprobe = "sriov_drivers_autoprobe";
+    public string Path => SysfsPaths.Sriov(Pf, Attribute);
+    public override string Describe() => $"write {Value} > /{Path}";
+}
+
+/// <summary>
+/// Checks that the PF has <see cref="Count"/> VFs, at the <see cref="Expected"/> addresses when given (the plan named
+/// them from the PF's offset and stride before they existed).
+/// </summary>
+public sealed record VerifyVfs(PciAddress Pf, int Count, IReadOnlyList<PciAddress>? Expected) : BindStep
+{
+    public override string Describe() => Count == 0 ? $"check {Pf} has no VFs"
+        : $"check {Pf} has {Count} VF{(Count == 1 ? "" : "s")}{(Expected is null ? "" : ": " + string.Join(", ", Expected))}";
+}
+
+/// <summary>Checks that the vfio device node of the function's group exists; a VF's group is known only once it exists.</summary>
+public sealed record VerifyVfioGroupOf(PciAddress Function) : BindStep
+{
+    public override string Describe() => $"check /dev/vfio/<IOMMU group of {Function}> exists";
+}
+
 /// <summary>A function a plan moves, with what it had before: what the journal records and restore gives back.</summary>
 public sealed record FunctionState(PciAddress Address, string? Driver, string? DriverOverride, int? Group);
 
@@ -50,6 +78,18 @@ public enum PlanKind { Bind, Return }
 public sealed record BindPlan(PlanKind Kind, IReadOnlyList<FunctionState> Functions, IReadOnlyList<BindStep> Steps, IReadOnlyList<string> Notes)
 {
     public bool IsEmpty => Steps.Count == 0;
+
+    /// <summary>
+    /// VF count changes: for a bind, journaled (with <see cref="Functions"/>) before the first write; for a give-back,
+    /// dropped from the journal once the count is back.
+    /// </summary>
+    public IReadOnlyList<SriovState> Sriov { get; init; } = [];
+
+    /// <summary>Journaled functions (VFs) that a VF count change removes from the bus: dropped from the journal with them.</summary>
+    public IReadOnlyList<PciAddress> Vanishing { get; init; } = [];
+
+    /// <summary>For a bind that changes VF counts: each PF's count and autoprobe before it, which a rollback puts back.</summary>
+    public IReadOnlyList<SriovState> SriovRollback { get; init; } = [];
 
     public IEnumerable<string> Describe()
     {

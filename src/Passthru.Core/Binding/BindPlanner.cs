@@ -102,8 +102,13 @@ public static class BindPlanner
     }
 
     /// <summary>Gives functions back to what the journal recorded for them.</summary>
-    public static BindPlan PlanReturn(PciInventory inventory, Journal journal, IReadOnlyList<PciAddress> functions)
+    /// <summary>
+    /// Gives functions back to what the journal recorded for them; then puts back the VF counts in
+    /// <paramref name="sriov"/>, which removes the VFs Passthru created once their functions are given back.
+    /// </summary>
+    public static BindPlan PlanReturn(PciInventory inventory, Journal journal, IReadOnlyList<PciAddress> functions, IReadOnlyList<SriovState>? sriov = null)
     {
+        sriov ??= [];
         var steps = new List<BindStep>();
         var states = new List<FunctionState>();
         var notes = new List<string>();
@@ -118,10 +123,26 @@ public static class BindPlanner
                     : $"{address} was not bound by Passthru: nothing to give back", ExitCodes.Usage);
             }
             states.Add(original);
-            if (device is null) { notes.Add($"{address} no longer exists: dropped from the journal"); continue; }
+            if (device is null)
+            {
+                // A VF Passthru created and a crash left uncreated (or already removed) is no news.
+                if (!sriov.Any(x => x.Created.Contains(address))) notes.Add($"{address} no longer exists: dropped from the journal");
+                continue;
+            }
             steps.AddRange(ReturnSteps(original, device.Driver, device.DriverOverride));
         }
-        return new BindPlan(PlanKind.Return, states, steps, notes);
+        foreach (var x in sriov)
+        {
+            if (inventory.Find(x.Pf) is not { } pf) { notes.Add($"{x.Pf} no longer exists: dropped from the journal with its VFs"); continue; }
+            // Autoprobe first: VFs that come back (to a non-zero count) are then probed by their host driver again.
+            if (x.OriginalAutoprobe is string probe) steps.Add(new SriovWrite(x.Pf, SriovWrite.Autoprobe, probe));
+            int now = pf.SriovNumVfs ?? pf.VirtualFunctions.Count;
+            if (now == x.OriginalCount) continue;
+            if (now > 0 && x.OriginalCount > 0) steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, "0"));
+            steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));
+        }
+        return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
     }
 
     /// <summary>

@@ -24,7 +24,9 @@ public static class ListReport
     public static string Line(PciDevice d, PciIds ids, bool showGroups)
     {
         var line = $"{LspciLine(d, ids)}  driver={d.Driver ?? "none"}";
-        return showGroups ? $"{line} group={(d.IommuGroup?.ToString() ?? "none")}" : line;
+        if (showGroups) line += $" group={(d.IommuGroup?.ToString() ?? "none")}";
+        // An SR-IOV VF: which PF it belongs to (whose VF count `passthru vfs` sets).
+        return d.PhysicalFunction is PciAddress pf ? $"{line} physfn={pf}" : line;
     }
 
     public static void WriteText(TextWriter output, PciInventory inventory, IEnumerable<PciDevice> devices, PciIds ids)
@@ -87,6 +89,7 @@ public static class ListReport
         json.WriteString("driver_override", d.DriverOverride);
         if (d.IommuGroup is int g) json.WriteNumber("iommu_group", g); else json.WriteNull("iommu_group");
         json.WriteBoolean("is_bridge", d.IsBridge);
+        json.WriteString("physfn", d.PhysicalFunction?.ToString());
         json.WriteEndObject();
     }
 

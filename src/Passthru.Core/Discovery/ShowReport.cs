@@ -43,8 +43,8 @@ public static class ShowReport
         Row(o, "Boot VGA", d.BootVga switch { true => "yes", false => "no", null => "n/a" });
         Row(o, "NUMA node", d.NumaNode is null or < 0 ? "none" : d.NumaNode.Value.ToString());
         if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
-        else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"
-            + (d.VirtualFunctions.Count > 0 ? $" ({string.Join(", ", d.VirtualFunctions)})" : ""));
+        else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.SriovNumVfs ?? d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"
+            + (d.VirtualFunctions.Count > 0 ? $" ({string.Join(", ", d.VirtualFunctions)})" : "") + $"; set with `passthru vfs {d.Address} --count N`");
         Row(o, "Passthrough", Verdict(a));
         foreach (var m in a.ToMove) Row(o, "", $"move {m.Address} from {m.Driver ?? "no driver"} to vfio-pci");
         foreach (var x in a.Obstacles) Row(o, "", $"cannot: {x}");
@@ -90,6 +90,8 @@ public static class ShowReport
         json.WriteStartArray("virtfns");
         foreach (var vf in d.VirtualFunctions) json.WriteStringValue(vf.ToString());
         json.WriteEndArray();
+        if (d.SriovTotalVfs is int total) json.WriteNumber("sriov_totalvfs", total); else json.WriteNull("sriov_totalvfs");
+        if (d.SriovNumVfs is int now) json.WriteNumber("sriov_numvfs", now); else json.WriteNull("sriov_numvfs");
         json.WriteStartObject("passthrough");
         json.WriteBoolean("possible", a.Possible);
         json.WriteBoolean("ready", a.Ready);

@@ -26,6 +26,8 @@ public sealed record PciDevice
     /// <summary>For an SR-IOV physical function, its enabled virtual functions.</summary>
     public IReadOnlyList<PciAddress> VirtualFunctions { get; init; } = [];
     public int? SriovTotalVfs { get; init; }
+    /// <summary>For an SR-IOV physical function, its sriov_numvfs: how many VFs are enabled now.</summary>
+    public int? SriovNumVfs { get; init; }
 
     public int BaseClass => ClassCode >> 16;
     public int SubClass => (ClassCode >> 8) & 0xff;

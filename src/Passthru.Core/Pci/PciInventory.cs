@@ -131,23 +131,13 @@ public sealed class PciInventory
             Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
             Driver = host.ReadLinkName(dir + "driver"),
             IommuGroup = Group(host, dir, sysfs),
+            PhysicalFunction = PhysicalFunctionOf(host, dir, sysfs),
         };
         if (!full) return basic;
 
-        var virtfns = new List<PciAddress>();
         int? totalVfs = sysfs.OptionalInt("sriov_totalvfs");
-        if (totalVfs is > 0)
-        {
-            foreach (var entry in host.List(DevicesDir + "/" + name))
-                if (entry.StartsWith("virtfn", StringComparison.Ordinal) &&
-                    host.ReadLinkName(dir + entry) is string vf && PciAddress.TryParse(vf, out var vfAddress))
-                    virtfns.Add(vfAddress);
-            virtfns.Sort();
-        }
-
-        PciAddress? physfn = null;
-        if (host.ReadLinkName(dir + "physfn") is string pf)
-            physfn = PciAddress.TryParse(pf, out var pfAddress) ? pfAddress : throw sysfs.Garbage("physfn", pf, "a link to a PCI address");
+        var virtfns = totalVfs is > 0 ? VirtualFunctionsOf(host, address) : [];
+        int? numVfs = totalVfs is > 0 ? sysfs.OptionalInt("sriov_numvfs") : null;
 
         var overrideValue = host.ReadAttribute(dir + "driver_override");
         var reset = host.ReadAttribute(dir + "reset_method");
@@ -161,11 +151,30 @@ public sealed class PciInventory
             BootVga = bootVga is null ? null : bootVga == 1,
             ResetMethods = reset is null ? null : reset.Split(' ', StringSplitOptions.RemoveEmptyEntries),
             NumaNode = sysfs.OptionalInt("numa_node"),
-            PhysicalFunction = physfn,
             VirtualFunctions = virtfns,
             SriovTotalVfs = totalVfs,
+            SriovNumVfs = numVfs,
         };
     }
+
+    /// <summary>A physical function's enabled VFs (its virtfnN links), sorted.</summary>
+    public static List<PciAddress> VirtualFunctionsOf(HostRoot host, PciAddress pf)
+    {
+        var dir = DevicesDir + "/" + pf + "/";
+        var virtfns = new List<PciAddress>();
+        foreach (var entry in host.List(dir))
+            if (entry.StartsWith("virtfn", StringComparison.Ordinal) &&
+                host.ReadLinkName(dir + entry) is string vf && PciAddress.TryParse(vf, out var vfAddress))
+                virtfns.Add(vfAddress);
+        virtfns.Sort();
+        return virtfns;
+    }
+
+    /// <summary>A VF's physical function (its physfn link), which `list` shows too.</summary>
+    private static PciAddress? PhysicalFunctionOf(HostRoot host, string dir, AttributeReader sysfs) =>
+        host.ReadLinkName(dir + "physfn") is string pf
+            ? (PciAddress.TryParse(pf, out var a) ? a : throw sysfs.Garbage("physfn", pf, "a link to a PCI address"))
+            : null;
 
     private static int? Group(HostRoot host, string dir, AttributeReader sysfs) =>
         host.ReadLinkName(dir + "iommu_group") is string g

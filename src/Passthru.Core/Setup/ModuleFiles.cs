@@ -13,6 +13,7 @@ public static class ModuleFiles
     public const string ModulesLoad = "etc/modules-load.d/passthru.conf";
     public const string Modprobe = "etc/modprobe.d/passthru.conf";
     public const string UdevRules = "etc/udev/rules.d/40-passthru-vfio-pci.rules";
+    public const string SriovRules = "etc/udev/rules.d/39-passthru-sriov.rules";
 
     public static string ModulesLoadText =>
         "# Written by passthru setup (undo: passthru setup --undo): load vfio at boot.\nvfio\nvfio_iommu_type1\nvfio-pci\n";
@@ -26,6 +27,17 @@ public static class ModuleFiles
             if (BootLoader.Changed(path, before, after) is { } c) changes.Add(c);
         }
         Want(ModulesLoad, ModulesLoadText);
+        var vfs = ReadSriov(host);
+        foreach (var v in d.BootVfs) vfs[v.Pf] = v.Count;
+        if (vfs.Count > 0)
+        {
+            // On "bind", not "add": the kernel lets only the PF's driver create VFs, and at the PF's add event that
+            // driver may not even be loaded yet. Not when vfio-pci takes the PF (it makes no VFs unless told to).
+            var rules = "# Written by passthru setup (undo: passthru setup --undo): these physical functions get their VFs at boot.\n";
+            foreach (var (pf, count) in vfs.OrderBy(v => v.Key))
+                rules += $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ATTR{{sriov_numvfs}}=\"{count}\"\n";
+            Want(SriovRules, rules);
+        }
         if (!d.BindsDevices) return changes;
 
         var (ids, drivers) = ReadModprobe(host);
@@ -111,6 +123,24 @@ public static class ModuleFiles
             if (end < 0 || !PciAddress.TryParse(lines[i].AsSpan(k + key.Length, end - k - key.Length), out var a))
                 throw Foreign(host, UdevRules, i + 1, lines[i]);
             found.Add(a);
+        }
+        return found;
+    }
+
+    /// <summary>The VF counts an earlier `setup --vfs` wrote, by PF.</summary>
+    private static Dictionary<PciAddress, int> ReadSriov(HostRoot host)
+    {
+        var found = new Dictionary<PciAddress, int>();
+        var text = SetupFiles.ReadText(host, SriovRules);
+        if (text is null) return found;
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0 || lines[i].StartsWith('#')) continue;
+            var m = System.Text.RegularExpressions.Regex.Match(lines[i], "KERNEL==\"([^\"]+)\".*ATTR\\{sriov_numvfs\\}=\"([0-9]+)\"");
+            if (!m.Success || !PciAddress.TryParse(m.Groups[1].Value, out var pf) || !int.TryParse(m.Groups[2].Value, out var count))
+                throw Foreign(host, SriovRules, i + 1, lines[i]);
+            found[pf] = count;
         }
         return found;
     }

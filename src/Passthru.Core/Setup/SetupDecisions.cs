@@ -8,7 +8,27 @@ public enum IommuVendor { Intel, Amd }
 
 /// <summary>What the user asked `setup` for.</summary>
 public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool IommuPassThrough, string? BootLoader = null, bool Force = false,
-    bool AllowUnsafeInterrupts = false);
+    bool AllowUnsafeInterrupts = false)
+{
+    /// <summary>SR-IOV physical functions and how many VFs each gets at boot (--vfs PF=N).</summary>
+    public IReadOnlyList<VfsAtBoot> Vfs { get; init; } = [];
+}
+
+/// <summary>A physical function (by address) whose driver creates <see cref="Count"/> VFs at boot.</summary>
+public sealed record VfsAtBoot(PciAddress Pf, int Count)
+{
+    /// <summary>Parses --vfs PF=N: the PF's address (VF counts are per function) and a count of 1 or more.</summary>
+    public static VfsAtBoot Parse(string text)
+    {
+        int eq = text.IndexOf('=');
+        if (eq < 0 || !PciAddress.TryParse(text.AsSpan(0, eq).Trim(), out var pf))
+            throw new UserError($"--vfs '{text}': give a physical function's address and a VF count, like --vfs 0000:03:00.0=4", ExitCodes.Usage);
+        var n = text[(eq + 1)..].Trim();
+        if (n.Length is 0 or > 5 || !n.All(char.IsAsciiDigit) || int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) == 0)
+            throw new UserError($"--vfs '{text}': '{n}' is not a VF count of 1 or more (setup --undo removes VFs made at boot)", ExitCodes.Usage);
+        return new VfsAtBoot(pf, int.Parse(n, System.Globalization.CultureInfo.InvariantCulture));
+    }
+}
 
 /// <summary>
 /// What this host needs, before looking at any file: the IOMMU switch for its CPU, the optional iommu=pt, whether
@@ -25,6 +45,8 @@ public sealed record SetupDecisions
     public IReadOnlyList<PciAddress> BootAddresses { get; init; } = [];
     /// <summary>The devices' usual drivers: each gets "softdep DRIVER pre: vfio-pci" so vfio-pci is there first.</summary>
     public IReadOnlyList<string> SoftdepDrivers { get; init; } = [];
+    /// <summary>Physical functions whose VFs a udev rule creates when the PF's driver binds at boot.</summary>
+    public IReadOnlyList<VfsAtBoot> BootVfs { get; init; } = [];
     public IReadOnlyList<string> Notes { get; init; } = [];
 
     public bool BindsDevices => BootIds.Count > 0 || BootAddresses.Count > 0;
@@ -59,8 +81,29 @@ public sealed record SetupDecisions
         var addresses = new List<PciAddress>();
         var drivers = new List<string>();
         var chosen = new List<PciDevice>();
+        // VFs made at boot: each PF checked as `vfs` does, and the addresses its VFs will have.
+        var bootVfs = new Dictionary<PciAddress, PciAddress>();
+        foreach (var v in request.Vfs)
+        {
+            var pf = inventory.Find(v.Pf) ?? throw new UserError($"--vfs: no PCI function at {v.Pf}: see `passthru list` for the devices of this host", ExitCodes.Usage);
+            if (pf.PhysicalFunction is PciAddress parent)
+                throw new UserError($"--vfs: {v.Pf} is a virtual function (of {parent}), not a physical function", ExitCodes.Usage);
+            if (pf.SriovTotalVfs is not int total || total == 0)
+                throw new UserError($"--vfs: {v.Pf} is not an SR-IOV physical function (it has no SR-IOV capability: no sriov_totalvfs): it cannot have VFs", ExitCodes.Usage);
+            if (v.Count > total) throw new UserError($"--vfs: {v.Pf} supports at most {total} VFs (sriov_totalvfs), not {v.Count}", ExitCodes.Usage);
+            foreach (var vf in Binding.VfPlanner.Predict(facts.Host, pf, v.Count)) bootVfs[vf] = v.Pf;
+            notes.Add($"{v.Pf} gets {v.Count} VF{(v.Count == 1 ? "" : "s")} at boot ({string.Join(", ", Binding.VfPlanner.Predict(facts.Host, pf, v.Count))}), "
+                + "from a udev rule run when its driver binds");
+        }
         foreach (var selector in request.Devices)
         {
+            // A VF that exists only once the boot creates it: claimed by address, as twins are.
+            if (selector is DeviceSelector.ByAddress vfSelector && bootVfs.TryGetValue(vfSelector.Address, out var ofPf))
+            {
+                addresses.Add(vfSelector.Address);
+                notes.Add($"{vfSelector.Address}, a VF of {ofPf} made at boot, is claimed by address (a udev rule sets its driver_override as it appears)");
+                continue;
+            }
             var devices = selector.Resolve(inventory);
             foreach (var d in devices)
             {
@@ -115,6 +158,7 @@ public sealed record SetupDecisions
             BootIds = ids.Distinct().ToList(),
             BootAddresses = addresses.Distinct().ToList(),
             SoftdepDrivers = drivers.Distinct().ToList(),
+            BootVfs = request.Vfs.GroupBy(v => v.Pf).Select(g => g.Last()).ToList(),
             Notes = notes,
         };
     }

@@ -13,6 +13,7 @@ public static class SetupCommand
     public static Command Create(GlobalOptions globals, TextWriter stdout)
     {
         var device = new Option<string[]>("--device") { Description = "A device vfio-pci claims at boot: 0000:83:00.0, 83:00.0 or vendor:device (repeatable)" };
+        var vfs = new Option<string[]>("--vfs") { Description = "Create VFs at boot: PF=N, e.g. 0000:03:00.0=4 (repeatable); with --device naming VFs, they go to vfio-pci" };
         var iommuPt = new Option<bool>("--iommu-pt") { Description = "Add iommu=pt: host devices skip IOMMU translation (host I/O performance)" };
         var unsafeInterrupts = new Option<bool>("--allow-unsafe-interrupts")
         {
@@ -26,7 +27,7 @@ public static class SetupCommand
         var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force,
+            device, vfs, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force,
         };
         command.SetAction(p =>
         {
@@ -36,13 +37,16 @@ public static class SetupCommand
             var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
             if (p.GetValue(undo))
             {
-                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts))
+                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(vfs) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts))
                     throw new UserError("--undo takes no other setup options: it puts back what was recorded", ExitCodes.Usage);
                 foreach (var line in applier.Undo().Lines) stdout.WriteLine(line);
                 stdout.WriteLine("A reboot is needed for the restored configuration to take effect.");
                 return ExitCodes.Ok;
             }
-            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force), p.GetValue(unsafeInterrupts));
+            var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force), p.GetValue(unsafeInterrupts))
+            {
+                Vfs = (p.GetValue(vfs) ?? []).Select(VfsAtBoot.Parse).ToList(),
+            };
             var plan = SetupPlan.Make(host, request);
             if (!p.GetValue(apply))
             {

@@ -35,8 +35,16 @@ public static class UnbindCommand
             using var _ = dryRun ? null : StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
             var journal = Journal.Load(dir);
             // The functions the journal holds and those named: nothing else of the host matters here.
-            var inventory = PciInventory.LoadFor(host, selectors, groupMates: false, journal.Functions.Select(f => f.Address));
+            var inventory = PciInventory.LoadFor(host, selectors, groupMates: false,
+                journal.Functions.Select(f => f.Address).Concat(journal.Sriov.Select(x => x.Pf)));
             var addresses = Select(selectors, journal, inventory, wholeGroup: !restore && p.GetValue(group));
+            // restore puts back the VF counts Passthru changed: all of them, or those of the PFs named (with their VFs).
+            var sriov = !restore ? [] : journal.Sriov.Where(x => selectors.Count == 0 || addresses.Contains(x.Pf)).ToList();
+            foreach (var x in sriov)
+            {
+                addresses.Remove(x.Pf);
+                foreach (var vf in x.Created) if (journal.Find(vf) is not null && !addresses.Contains(vf)) addresses.Add(vf);
+            }
             // A function a running guest holds cannot be given back under it (vfio-pci would wait for QEMU to let go):
             // named ones are refused, the rest of a restore goes ahead without them.
             var held = HeldByGuests(host, dir, cleanUp: !dryRun);
@@ -47,7 +55,7 @@ public static class UnbindCommand
                 stdout.WriteLine($"{a} stays on vfio-pci: the running guest '{held[a]}' holds it (it goes back when the guest ends)");
                 addresses.Remove(a);
             }
-            if (addresses.Count == 0 && restore && selectors.Count == 0 && journal.Parameters.Count > 0)
+            if (addresses.Count == 0 && sriov.Count == 0 && restore && selectors.Count == 0 && journal.Parameters.Count > 0)
             {
                 // Only module parameters are left (a run killed before its devices were journaled as its own).
                 if (dryRun)
@@ -60,12 +68,12 @@ public static class UnbindCommand
                     stdout.WriteLine($"put {prm.Original} back into /{prm.Path}");
                 return ExitCodes.Ok;
             }
-            if (addresses.Count == 0)
+            if (addresses.Count == 0 && sriov.Count == 0)
             {
                 stdout.WriteLine($"nothing to give back: Passthru has no devices bound (journal {Path.Combine(dir, Journal.FileName)})");
                 return ExitCodes.Ok;
             }
-            var plan = BindPlanner.PlanReturn(inventory, journal, addresses);
+            var plan = BindPlanner.PlanReturn(inventory, journal, addresses, sriov);
             if (dryRun)
             {
                 BindingOptions.PrintPlan(stdout, plan);
@@ -79,6 +87,9 @@ public static class UnbindCommand
             BindingOptions.Apply(host, journal, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             foreach (var f in plan.Functions.Where(f => inventory.Find(f.Address) is not null))
                 stdout.WriteLine($"gave {f.Address} back to {f.Driver ?? "no driver"}");
+            foreach (var x in sriov.Where(x => inventory.Find(x.Pf) is not null))
+                stdout.WriteLine($"put {x.Pf} back to {x.OriginalCount} VF{(x.OriginalCount == 1 ? "" : "s")}"
+                    + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
             foreach (var prm in parametersBefore.Where(b => journal.FindParameter(b.Path) is null))
                 stdout.WriteLine($"put {prm.Original} back into /{prm.Path}");
             return ExitCodes.Ok;

@@ -23,6 +23,7 @@ public sealed class BadValueSweepTests : IDisposable
         "bind" => ["bind", "00:02.0", "--dry-run"],
         "unbind" => ["unbind", "00:02.0", "--dry-run", "--state-dir", _dir],
         "restore" => ["restore", "--dry-run", "--state-dir", _dir],
+        "vfs" => ["vfs", "03:00.0", "--dry-run", "--state-dir", _dir],
         "run" => ["run", "--dry-run", "--kernel", Kernel],
         "setup" => ["setup", "--boot-loader", "kernel-install"],
         "export libvirt" => ["export", "libvirt", "--kernel", Kernel],
@@ -70,6 +71,8 @@ public sealed class BadValueSweepTests : IDisposable
         ["--image"] = "Not An Image",
         ["--flavor"] = "",
         ["--vmid"] = "abc",
+        ["--count"] = "two",
+        ["--vfs"] = "03:00.0=two",
     };
 
     public static IEnumerable<object[]> EveryOption()
@@ -96,7 +99,9 @@ public sealed class BadValueSweepTests : IDisposable
             bad = [option, value];
         }
         var args = Base(command).Concat(bad).ToList();
-        if (option != "--root") args.AddRange(["--root", Repo.Capture("vhost")]);
+        if (command == "vfs" && option != "--count") args.AddRange(["--count", "1"]); // required: the base line works
+        // vfs needs an SR-IOV physical function, which only the SR-IOV virtual host's capture has.
+        if (option != "--root") args.AddRange(["--root", Repo.Capture(command == "vfs" ? "vhost-sriov" : "vhost")]);
         if (option != "--pci-ids") args.AddRange(["--pci-ids", Repo.SystemPciIds]);
         var r = CliRunner.Run([.. args]);
         var text = $"passthru {string.Join(' ', args)}\n=> exit {r.ExitCode}\n{r.Stderr}";

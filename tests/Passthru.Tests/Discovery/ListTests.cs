@@ -16,6 +16,7 @@ public class ListTests
 
     [Theory]
     [InlineData("devvm")]
+    [InlineData("vhost-sriov")]
     public void Lines_begin_exactly_as_lspci_Dnn_on_the_same_tree(string capture)
     {
         var lspci = LspciOnCapture(capture);
@@ -94,7 +95,7 @@ public class ListTests
         Assert.False(root.GetProperty("iommu_groups_present").GetBoolean());
         var d = Assert.Single(root.GetProperty("devices").EnumerateArray());
         Assert.Equal("""
-            {"address":"0000:00:03.0","vendor_id":"1af4","device_id":"1041","vendor_name":"Red Hat, Inc.","device_name":"Virtio 1.0 network device","class":"0200","prog_if":"00","class_name":"Ethernet controller","revision":"01","subsystem_vendor_id":"1af4","subsystem_device_id":"1041","driver":"virtio-pci","driver_override":null,"iommu_group":null,"is_bridge":false}
+            {"address":"0000:00:03.0","vendor_id":"1af4","device_id":"1041","vendor_name":"Red Hat, Inc.","device_name":"Virtio 1.0 network device","class":"0200","prog_if":"00","class_name":"Ethernet controller","revision":"01","subsystem_vendor_id":"1af4","subsystem_device_id":"1041","driver":"virtio-pci","driver_override":null,"iommu_group":null,"is_bridge":false,"physfn":null}
             """, JsonSerializerCompact(d));
         Assert.Empty(root.GetProperty("groups").EnumerateArray());
     }

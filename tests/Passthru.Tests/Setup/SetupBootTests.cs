@@ -50,6 +50,20 @@ public class SetupBootTests
         Assert.True(booted.Contains("RESULT 0000:00:03.0 0x8086:0x10d3 driver=vfio-pci"), booted);
     }
 
+    [Fact]
+    public void VFs_are_made_at_boot_and_the_one_named_boots_on_vfio_pci()
+    {
+        // The SR-IOV virtual host's capture: the NVMe PF at 03:00.0 (behind the root port at 00:07.0), two VFs at most.
+        using var host = new ScratchHost("vhost-sriov").With("etc/kernel/cmdline", "");
+        var setup = host.Setup("--boot-loader", "kernel-install", "--vfs", "03:00.0=2", "--device", "03:00.2", "--apply");
+        Assert.True(setup.ExitCode == 0, setup.Stderr);
+        var booted = Results(Boot(host, preload: null, sriov: true));
+        Assert.True(booted.Contains("RESULT 0000:03:00.0 0x1b36:0x0010 driver=nvme"), booted);
+        Assert.True(booted.Contains("RESULT 0000:03:00.2 0x1b36:0x0010 driver=vfio-pci"), booted);
+        Assert.True(booted.Contains("RESULT 0000:03:00.1 0x1b36:0x0010 driver="), booted);        // made at boot too,
+        Assert.False(booted.Contains("RESULT 0000:03:00.1 0x1b36:0x0010 driver=vfio-pci"), booted); // and left to the host
+    }
+
     /// <summary>The init script's RESULT lines: what assertions look at, and what a failure shows.</summary>
     private static string Results(string log) =>
         string.Join('\n', log.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("RESULT ", StringComparison.Ordinal))) + "\n";
@@ -75,6 +89,8 @@ public class SetupBootTests
         /lib/systemd/systemd-udevd --daemon --resolve-names=never
         udevadm trigger --type=devices --action=add --subsystem-match=pci
         udevadm settle -t 60
+        # A PF's bind event makes its VFs, whose own add events come after: settle once more for them.
+        sleep 1; udevadm settle -t 60
         for d in /sys/bus/pci/devices/*; do echo "RESULT $(basename $d) $(cat $d/vendor):$(cat $d/device) driver=$(basename "$(readlink $d/driver)")"; done
         # devtmpfs creates /dev/vfio/N in its own thread: wait (5 s at most) for one node per vfio-pci function's group.
         want=$(for d in /sys/bus/pci/devices/*; do [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && echo; done | wc -l)
@@ -84,14 +100,19 @@ public class SetupBootTests
         """;
 
     /// <summary>Boots Debian's kernel with the command line and files setup wrote under the host; returns the serial log.</summary>
-    private static string Boot(ScratchHost host, string? preload)
+    /// <param name="sriov">Also the SR-IOV virtual host's NVMe PF at 03:00.0 (with the root ports that number its bus 3), and nvme.</param>
+    private static string Boot(ScratchHost host, string? preload, bool sriov = false)
     {
         var kernelPackage = DebianPackage.DependencyOf("linux-image-amd64", "linux-image-");
         var release = kernelPackage["linux-image-".Length..];
-        var kernel = DebianPackage.Extracted(kernelPackage, "vfio", [
+        string[] members = [
             $"./boot/vmlinuz-{release}", $"./lib/modules/{release}/modules.builtin*", $"./lib/modules/{release}/modules.order",
             $"./lib/modules/{release}/kernel/drivers/vfio/*", $"./lib/modules/{release}/kernel/virt/lib/irqbypass.ko",
-            $"./lib/modules/{release}/kernel/drivers/net/ethernet/intel/e1000e/*"]);
+            $"./lib/modules/{release}/kernel/drivers/net/ethernet/intel/e1000e/*"];
+        // nvme and what modules.dep says it needs (t10-pi and the CRCs), with the CRCs' generic crypto drivers.
+        string[] nvme = [$"./lib/modules/{release}/kernel/drivers/nvme/host/*", $"./lib/modules/{release}/kernel/block/t10-pi.ko",
+            $"./lib/modules/{release}/kernel/lib/crc*", $"./lib/modules/{release}/kernel/crypto/crc*"];
+        var kernel = sriov ? DebianPackage.Extracted(kernelPackage, "vfio-nvme", [.. members, .. nvme]) : DebianPackage.Extracted(kernelPackage, "vfio", members);
         var udev = DebianPackage.Unpacked("udev");
 
         var tree = Directory.CreateTempSubdirectory("passthru-initramfs-").FullName;
@@ -121,6 +142,10 @@ public class SetupBootTests
                 "-display", "none", "-serial", "stdio", "-no-reboot", "-nic", "none" };
             // The two e1000e of the virtual host, at the addresses its capture has them.
             args.AddRange(["-device", "e1000e,addr=02.0", "-device", "e1000e,addr=03.0"]);
+            if (sriov)
+                args.AddRange(["-device", "pcie-root-port,id=rp1,chassis=1,addr=05.0", "-device", "pcie-pci-bridge,id=pbr,bus=rp1",
+                    "-device", "pcie-root-port,id=rp9,chassis=9,slot=9,addr=07.0", "-device", "nvme-subsys,id=ss0",
+                    "-device", "nvme,serial=pf0,subsys=ss0,bus=rp9,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2,max_ioqpairs=6,msix_qsize=4"]);
             var log = RunWithTimeout("qemu-system-x86_64", args, TimeSpan.FromSeconds(180));
             Assert.True(log.Contains("RESULT vfio:"), "the virtual host did not finish its init script:\n" + log);
             Assert.True(Regex.IsMatch(log, @"RESULT tools: kmod version \d+ .*/ udevadm \d+"), "kmod or udevadm did not run:\n" + log[Math.Max(0, log.IndexOf("RESULT", StringComparison.Ordinal))..]);

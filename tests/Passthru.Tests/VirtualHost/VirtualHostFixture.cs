@@ -27,7 +27,8 @@ public class VirtualHostFixture : IDisposable
     public VirtualHostFixture() : this(interruptRemapping: true) { }
 
     /// <param name="interruptRemapping">false: an emulated IOMMU that does not remap interrupts (intremap=off).</param>
-    protected VirtualHostFixture(bool interruptRemapping)
+    /// <param name="sriov">true: with an SR-IOV physical function (VHOST_SRIOV=on), which renumbers the IOMMU groups after it.</param>
+    protected VirtualHostFixture(bool interruptRemapping, bool sriov = false)
     {
         Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
         System.IO.Directory.CreateDirectory(Directory);
@@ -36,7 +37,7 @@ public class VirtualHostFixture : IDisposable
             var publish = Exec(["bash", Path.Combine(Repo.Root, "scripts", "publish.sh")], TimeSpan.FromMinutes(10));
             if (publish.ExitCode != 0) throw new InvalidOperationException("publishing the NativeAOT binary failed:\n" + publish);
         }
-        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
+        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
         if (start.ExitCode != 0)
             throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
     }
@@ -110,3 +111,13 @@ public sealed class NoInterruptRemappingCollection : ICollectionFixture<NoInterr
 /// </summary>
 [CollectionDefinition("virtual host: real guests")]
 public sealed class RealGuestsCollection : ICollectionFixture<VirtualHostFixture>;
+
+/// <summary>
+/// A virtual host with an SR-IOV physical function: QEMU's NVMe at 0000:03:00.0 (behind a root port at 00:07.0),
+/// sriov_totalvfs 2, its VFs 03:00.1 and 03:00.2 each in an IOMMU group of its own. The extra root port renumbers
+/// the groups of 00:1f.x and the bridge, which other tests name: hence a virtual host of its own.
+/// </summary>
+public sealed class SriovFixture() : VirtualHostFixture(interruptRemapping: true, sriov: true);
+
+[CollectionDefinition("virtual host with SR-IOV")]
+public sealed class SriovCollection : ICollectionFixture<SriovFixture>;
