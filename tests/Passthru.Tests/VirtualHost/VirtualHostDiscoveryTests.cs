@@ -18,6 +18,19 @@ public class VirtualHostDiscoveryTests(VirtualHostFixture vm)
     }
 
     [Fact]
+    public void Show_explains_the_bridge_group_and_the_bus_reset_from_the_live_config_space()
+    {
+        // As root, config space is read in full: the bridge's PCIe capability says it is a PCIe-to-PCI bridge.
+        var r = vm.RunOk($"{vm.Passthru} show 02:01.0");
+        Assert.Contains("  Why this group:  0000:01:00.0 is a PCIe-to-PCI bridge: every function behind it reaches the IOMMU with the bridge's requester ID, "
+            + "so the IOMMU cannot tell 0000:02:01.0 from 0000:02:02.0 and they form one group\n", r);
+        Assert.Contains($"  Reset methods:   {vm.RunOk("cat /sys/bus/pci/devices/0000:02:01.0/reset_method").Trim()}\n                   only a bus reset (on 0000:01:00.0), which also resets 0000:02:02.0\n", r);
+        Assert.Contains($"  Power:           {vm.RunOk("cat /sys/bus/pci/devices/0000:02:01.0/power_state").Trim()}, D3cold not allowed\n", r);
+        // The e1000e at 00:02.0 is alone in its group: nothing to explain.
+        Assert.DoesNotContain("Why this group", vm.RunOk($"{vm.Passthru} show 00:02.0"));
+    }
+
+    [Fact]
     public void List_agrees_with_lspci_run_in_the_same_host()
     {
         var lspci = vm.RunOk("lspci -D -nn -O hwdb.disable=1").Split('\n', StringSplitOptions.RemoveEmptyEntries);
