@@ -25,7 +25,8 @@ public static class DeviceHealth
             }
             var config = ReadConfigHead(host, a);
             var power = host.ReadAttribute($"{dir}/power_state")?.Trim();
-            if (config is { Length: >= 4 } c && c[0] == 0xff && c[1] == 0xff && c[2] == 0xff && c[3] == 0xff)
+            // The whole header, not just the IDs: an SR-IOV VF's vendor and device ID registers read 0xffff by design.
+            if (config is { Length: 64 } c && c.All(b => b == 0xff))
                 problems.Add($"{a} does not answer after the guest (its config space reads all-ones{(power is null ? "" : $", power state {power}")}): "
                     + $"remove and rescan it (echo 1 > /sys/bus/pci/devices/{a}/remove; echo 1 > /sys/bus/pci/rescan); if it drops into D3cold again, "
                     + $"keep it out (echo 0 > /sys/bus/pci/devices/{a}/d3cold_allowed) or load vfio-pci with disable_idle_d3=1");
@@ -45,8 +46,8 @@ public static class DeviceHealth
         try
         {
             using var f = File.OpenRead(host.Path($"sys/bus/pci/devices/{a}/config"));
-            var buffer = new byte[4];
-            return f.Read(buffer, 0, 4) == 4 ? buffer : null;
+            var buffer = new byte[64];
+            return f.ReadAtLeast(buffer, 64, throwOnEndOfStream: false) == 64 ? buffer : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }

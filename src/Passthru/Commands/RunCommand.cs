@@ -94,14 +94,25 @@ public static class RunCommand
             throw new UserError($"the guest's control socket {socket} is longer than a Unix socket path may be (107 bytes): give a shorter --state-dir or --name", ExitCodes.Usage);
         if (!dryRun)
         {
-            try { Directory.CreateDirectory(GuestRecords.Directory(stateDir)); }
+            try
+            {
+                Directory.CreateDirectory(GuestRecords.Directory(stateDir));
+                // A chosen name is taken at once (runs started together must not pick the same one); run's own record
+                // replaces it. A given name is checked for a writable place the same way, and given back.
+                if (o.Name is null) name = FreeName(stateDir, Stem(o), reserve: true);
+                else
+                {
+                    var probe = GuestRecords.PathOf(stateDir, name) + $".probe-{Environment.ProcessId}";
+                    File.WriteAllText(probe, "");
+                    File.Delete(probe);
+                }
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                stderr.WriteLine($"[passthru] note: no control socket for attach/detach ({GuestRecords.Directory(stateDir)}: {e.Message.Split('\n')[0]}); run as root for hot-plug");
+                // (Not the exception's text: a static binary carries resource keys, not messages.)
+                stderr.WriteLine($"[passthru] note: no control socket for attach/detach: {GuestRecords.Directory(stateDir)} is not writable here (run as root for hot-plug)");
                 return o with { Name = name };
             }
-            // A chosen name is taken at once (runs started together must not pick the same one); run's own record replaces it.
-            if (o.Name is null) name = FreeName(stateDir, Stem(o), reserve: true);
             socket = GuestRecords.SocketOf(stateDir, name);
         }
         return o with { Name = name, ControlSocket = socket };

@@ -71,6 +71,8 @@ public class QemuFailureVirtualHostTests(VirtualHostFixture vm)
                 setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'ulimit -l 1024; {P} run --kernel {vm.Probe} --memory 128 --timeout 60 {Extra("0000:00:02.0")}; echo "exit $?"'
                 """, TimeSpan.FromMinutes(3));
             Assert.Contains("exit 1", r.Stdout);
+            // Not root: the guest runs without a control socket, and says so in words (not a resource key).
+            Assert.Contains("[passthru] note: no control socket for attach/detach: /run/passthru/guests is not writable here (run as root for hot-plug)\n", r.Stderr);
             Assert.Contains("passthru: why QEMU failed: QEMU could not pin the guest's memory for DMA: the locked-memory limit (1024 KiB) is below the 128 MiB the guest needs", r.Stderr);
             Assert.Contains("fix: raise it to at least 192 MiB (ulimit -l 196608, or unlimited; memlock in /etc/security/limits.conf), or run as root\n"
                 + "qemu-system-x86_64: -device vfio-pci,host=0000:00:02.0,bus=x9: VFIO_MAP_DMA failed: Cannot allocate memory\n", r.Stderr);
