@@ -51,10 +51,11 @@ public static class HotplugSession
         var inventory = PciInventory.Load(host);
         var addresses = selectors.Select(s => s.ResolveOne(inventory).Address).ToList();
         if (addresses.Distinct().Count() != addresses.Count) throw new UserError("a device is named twice", ExitCodes.Usage);
+        var others = GuestRecords.All(stateDir).Where(g => g.Name != name).ToList();
         foreach (var a in addresses)
         {
             if (guest.Devices.Any(d => d.Address == a.ToString())) throw new UserError($"guest '{name}' already has {a}");
-            if (GuestRecords.All(stateDir).FirstOrDefault(g => g.Name != name && g.Devices.Any(d => d.Address == a.ToString())) is { } other)
+            if (others.FirstOrDefault(g => g.Devices.Any(d => d.Address == a.ToString())) is { } other)
                 throw new UserError($"{a} belongs to guest '{other.Name}': `passthru detach {other.Name} {a}` first");
         }
         if (guest.Ports.Count == 0)

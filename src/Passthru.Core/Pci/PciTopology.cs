@@ -9,6 +9,10 @@ namespace Passthru.Pci;
 /// </summary>
 public sealed class PciTopology(HostRoot host)
 {
+    // One question about a group walks the same few functions several times: each is read once.
+    private readonly Dictionary<PciAddress, byte[]?> _config = [];
+    private readonly Dictionary<PciAddress, IReadOnlyList<PciAddress>> _ancestors = [];
+
     /// <summary>PCI Express capability ID and its device/port types (PCIe base spec 7.5.3.2).</summary>
     private const byte PcieCapability = 0x10;
     public const int RootPort = 4, DownstreamPort = 6, PcieToPciBridge = 7;
@@ -21,10 +25,10 @@ public sealed class PciTopology(HostRoot host)
     /// <summary>The bridges above a function, nearest first (its sysfs path: .../0000:00:05.0/0000:01:00.0/0000:02:01.0).</summary>
     public IReadOnlyList<PciAddress> Ancestors(PciAddress a)
     {
+        if (_ancestors.TryGetValue(a, out var known)) return known;
         var target = host.ReadLink($"sys/bus/pci/devices/{a}");
-        if (target is null) return [];
-        var path = target.Split('/').Select(p => PciAddress.TryParse(p, out var x) ? x : (PciAddress?)null).OfType<PciAddress>().ToList();
-        return path.Take(Math.Max(0, path.Count - 1)).Reverse().ToList();
+        var path = (target ?? "").Split('/').Select(p => PciAddress.TryParse(p, out var x) ? x : (PciAddress?)null).OfType<PciAddress>().ToList();
+        return _ancestors[a] = path.Take(Math.Max(0, path.Count - 1)).Reverse().ToList();
     }
 
     /// <summary>The functions below a bridge (on its secondary bus and further down).</summary>
@@ -33,8 +37,9 @@ public sealed class PciTopology(HostRoot host)
 
     public byte[]? Config(PciAddress a)
     {
-        try { return File.ReadAllBytes(host.Path($"sys/bus/pci/devices/{a}/config")); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        if (_config.TryGetValue(a, out var known)) return known;
+        try { return _config[a] = File.ReadAllBytes(host.Path($"sys/bus/pci/devices/{a}/config")); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return _config[a] = null; }
     }
 
     /// <summary>The PCI Express device/port type, null for a conventional PCI function (or config space not readable).</summary>

@@ -36,9 +36,7 @@ public static class ExportCommand
         {
             CheckOutput(p.GetValue(kvOutput));
             var result = KubeVirtExport.Build(globals.Host(p), kvm.Read(p), p.GetValue(image));
-            foreach (var n in result.Notes) stderr.WriteLine(n);
-            Emit(result.Text, p.GetValue(kvOutput), stdout, stderr, file => $"`kubectl apply -f {file}` after merging the KubeVirt part into the cluster's CR");
-            return ExitCodes.Ok;
+            return Finish(result, p.GetValue(kvOutput), stdout, stderr, file => $"`kubectl apply -f {file}` after merging the KubeVirt part into the cluster's CR");
         });
 
         var novaDevices = new Option<string[]>("--device") { Description = "A function the compute node offers (repeatable): 0000:83:00.0, 83:00.0 or vendor:device naming one" };
@@ -54,9 +52,7 @@ public static class ExportCommand
             CheckOutput(p.GetValue(novaOutput));
             var devices = (p.GetValue(novaDevices) ?? []).Select(Passthru.Launch.PassthroughDevice.Parse).ToList();
             var result = NovaExport.Build(globals.Host(p), devices, p.GetValue(novaGroup), p.GetValue(flavor) ?? "FLAVOR");
-            foreach (var n in result.Notes) stderr.WriteLine(n);
-            Emit(result.Text, p.GetValue(novaOutput), stdout, stderr, file => "add its [pci] lines to nova.conf on the compute node");
-            return ExitCodes.Ok;
+            return Finish(result, p.GetValue(novaOutput), stdout, stderr, file => "add its [pci] lines to nova.conf on the compute node");
         });
 
         var chv = new RunCliOptions();
@@ -67,9 +63,7 @@ public static class ExportCommand
         {
             CheckOutput(p.GetValue(chvOutput));
             var result = CloudHypervisorExport.Build(globals.Host(p), chv.Read(p));
-            foreach (var n in result.Notes) stderr.WriteLine(n);
-            Emit(result.Text, p.GetValue(chvOutput), stdout, stderr, file => $"run it with `sh {file}` once the devices are on vfio-pci");
-            return ExitCodes.Ok;
+            return Finish(result, p.GetValue(chvOutput), stdout, stderr, file => $"run it with `sh {file}` once the devices are on vfio-pci");
         });
 
         var pve = new RunCliOptions();
@@ -81,9 +75,7 @@ public static class ExportCommand
         {
             CheckOutput(p.GetValue(pveOutput));
             var result = ProxmoxExport.Build(globals.Host(p), pve.Read(p), p.GetValue(vmid));
-            foreach (var n in result.Notes) stderr.WriteLine(n);
-            Emit(result.Text, p.GetValue(pveOutput), stdout, stderr, file => $"run it on the Proxmox host with `sh {file}`");
-            return ExitCodes.Ok;
+            return Finish(result, p.GetValue(pveOutput), stdout, stderr, file => $"run it on the Proxmox host with `sh {file}`");
         });
 
         return new Command("export", "Hand the VM over to other tools: libvirt or cloud-hypervisor on one host, Proxmox VE, KubeVirt or OpenStack Nova for a fleet")
@@ -98,6 +90,14 @@ public static class ExportCommand
     {
         if (target is not null && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
             throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
+    }
+
+    /// <summary>A fleet export's end: what the target cannot express on stderr, then the text where it goes.</summary>
+    private static int Finish(ExportResult result, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
+    {
+        foreach (var n in result.Notes) stderr.WriteLine(n);
+        Emit(result.Text, file, stdout, stderr, next);
+        return ExitCodes.Ok;
     }
 
     private static void Emit(string text, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
