@@ -131,7 +131,14 @@ public static class HotplugSession
                     failure = $"QEMU refused to add {s.Address} to guest '{name}': \"{e.Description}\"{(why is null ? "" : $" ({why})")}";
                     break;
                 }
+                // query-pci walks the buses by the numbers the guest's firmware gave its bridges: a guest still in its
+                // firmware has not numbered the new port's bus yet, so look again for a while before calling it missing.
                 var seen = FindInGuest(qmp.Execute("query-pci", null, CommandWait), s.Id);
+                for (int i = 0; seen is null && i < 20; i++)
+                {
+                    Thread.Sleep(500);
+                    seen = FindInGuest(qmp.Execute("query-pci", null, CommandWait), s.Id);
+                }
                 if (seen is null)
                 {
                     failure = $"QEMU accepted {s.Address} but the guest's PCI bus does not show it (query-pci): removed it again";

@@ -25,7 +25,10 @@ public sealed class QmpClientTests : IDisposable
                      "-device", "pcie-root-port,id=hp0,chassis=1,bus=pcie.0,addr=0x10", "-qmp", $"unix:{Socket},server=on,wait=off" })
             start.ArgumentList.Add(a);
         _qemu = Process.Start(start)!;
-        for (int i = 0; i < 100 && !File.Exists(Socket); i++) Thread.Sleep(100);
+        // query-pci finds devices behind a root port by the bus number the firmware gave it: wait until the guest
+        // has booted past its firmware (the probe prints its scan), as a guest an attach reaches has.
+        var booted = Task.Run(() => { string? l; while ((l = _qemu.StandardOutput.ReadLine()) is not null) if (l.Contains("probe: done")) return true; return false; });
+        Assert.True(booted.Wait(TimeSpan.FromSeconds(60)) && booted.Result, "the probe guest did not boot");
     }
 
     [Fact]
