@@ -18,3 +18,29 @@ public static class ExitCodes
     /// <summary>Bad input: a malformed address, an unknown option value, an unknown device.</summary>
     public const int Usage = 2;
 }
+
+/// <summary>A user's value inside an error line, with control characters escaped so that the line stays one line and
+/// a terminal shows it as typed, not as commands (ESC sequences).</summary>
+public static class Shown
+{
+    public static string Value(string value)
+    {
+        if (!value.Any(NeedsEscape)) return value;
+        var b = new System.Text.StringBuilder(value.Length + 8);
+        foreach (var c in value)
+            b.Append(c switch
+            {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\0' => "\\0",
+                '\x1b' => "\\e",
+                _ when NeedsEscape(c) => c <= '\xff' ? $"\\x{(int)c:x2}" : $"\\u{(int)c:x4}",
+                _ => c.ToString(),
+            });
+        return b.ToString();
+    }
+
+    private static bool NeedsEscape(char c) =>
+        char.IsControl(c) || c is '\u2028' or '\u2029' or '\ufeff' or '\ufffe' or '\uffff';
+}

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Win32.SafeHandles;
 using Passthru.Host;
 using Passthru.Pci;
@@ -37,36 +38,59 @@ public sealed class Journal
     public static Journal Load(string directory)
     {
         var path = Path.Combine(directory, FileName);
-        if (!File.Exists(path)) return new Journal(directory, [], [], []);
+        var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
+        if (bytes is null) return new Journal(directory, [], [], []);
+        JournalFile file;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            var list = new List<FunctionState>();
-            foreach (var f in doc.RootElement.GetProperty("functions").EnumerateArray())
-            {
-                var address = PciAddress.Parse(f.GetProperty("address").GetString()!);
-                list.Add(new FunctionState(address, f.GetProperty("driver").GetString(), f.GetProperty("driver_override").GetString(),
-                    f.GetProperty("group").ValueKind == JsonValueKind.Number ? f.GetProperty("group").GetInt32() : null));
-            }
-            var parameters = new List<ParameterState>();
-            if (doc.RootElement.TryGetProperty("parameters", out var ps))
-                foreach (var p in ps.EnumerateArray())
-                    parameters.Add(new ParameterState(p.GetProperty("path").GetString()!, p.GetProperty("original").GetString()!,
-                        p.GetProperty("for").EnumerateArray().Select(a => PciAddress.Parse(a.GetString()!)).ToList()));
-            // Journals written before SR-IOV support have no "sriov" array.
-            var sriov = new List<SriovState>();
-            if (doc.RootElement.TryGetProperty("sriov", out var ss))
-                foreach (var x in ss.EnumerateArray())
-                    sriov.Add(new SriovState(PciAddress.Parse(x.GetProperty("pf").GetString()!), x.GetProperty("original_numvfs").GetInt32(),
-                        x.GetProperty("original_autoprobe").GetString(),
-                        x.GetProperty("created").EnumerateArray().Select(a => PciAddress.Parse(a.GetString()!)).ToList()));
-            return new Journal(directory, list, parameters, sriov);
+            file = JsonSerializer.Deserialize(bytes, JournalJson.Default.JournalFile) ?? throw new StateDamage("it holds null");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or UserError)
+        catch (JsonException e)
         {
-            throw new UserError($"the journal {path} is damaged ({e.Message.Split('\n')[0]}): fix or remove it; it records the drivers to give devices back to");
+            throw Damaged(path, StateFile.Where(e));
+        }
+        try
+        {
+            if (file.Version is not 1) throw new StateDamage($"version {file.Version}, which this passthru does not know (a newer one wrote it?)");
+            var functions = (file.Functions ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
+            {
+                var at = $"functions[{i}]";
+                var address = Address(f?.Address, $"{at}.address");
+                if (f!.Group is < 0) throw new StateDamage($"{at}.group is {f.Group}, not an IOMMU group number");
+                return new FunctionState(address, StateFile.DriverName(f.Driver, $"{at}.driver"), StateFile.OneLine(f.DriverOverride, $"{at}.driver_override"), f.Group);
+            }).ToList();
+            var parameters = (file.Parameters ?? []).Select((p, i) =>
+            {
+                var at = $"parameters[{i}]";
+                if (p is null) throw new StateDamage($"{at} is null");
+                // The journal names the file restore writes as root: only a module parameter, never a path elsewhere.
+                if (p.Path is null || !StateFile.IsModuleParameter(p.Path))
+                    throw new StateDamage($"{at}.path '{Shown.Value(p.Path ?? "null")}' is not a module parameter (sys/module/NAME/parameters/NAME)");
+                return new ParameterState(p.Path, StateFile.OneLine(p.Original, $"{at}.original") ?? throw new StateDamage($"{at}.original is missing"),
+                    (p.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+            }).ToList();
+            // Journals written before SR-IOV support have no "sriov" list.
+            var sriov = (file.Sriov ?? []).Select((x, i) =>
+            {
+                var at = $"sriov[{i}]";
+                if (x is null) throw new StateDamage($"{at} is null");
+                if (x.OriginalNumvfs is not int count || count < 0) throw new StateDamage($"{at}.original_numvfs is missing or negative");
+                return new SriovState(Address(x.Pf, $"{at}.pf"), count, StateFile.OneLine(x.OriginalAutoprobe, $"{at}.original_autoprobe"),
+                    (x.Created ?? []).Select((a, j) => Address(a, $"{at}.created[{j}]")).ToList());
+            }).ToList();
+            return new Journal(directory, functions, parameters, sriov);
+        }
+        catch (StateDamage e)
+        {
+            throw Damaged(path, e.Message);
         }
     }
+
+    private static PciAddress Address(string? text, string field) =>
+        text is not null && PciAddress.TryParse(text, out var a) ? a : throw new StateDamage($"{field} '{Shown.Value(text ?? "null")}' is not a PCI address");
+
+    private static UserError Damaged(string path, string what) =>
+        new($"the journal {path} is damaged ({what}): fix or remove it; it records the drivers to give devices back to");
 
     public FunctionState? Find(PciAddress address) => _functions.FirstOrDefault(f => f.Address == address);
 
@@ -123,61 +147,60 @@ public sealed class Journal
 
     public void Save()
     {
-        System.IO.Directory.CreateDirectory(Directory);
         var path = Path.Combine(Directory, FileName);
-        if (IsEmpty) { File.Delete(path); return; }
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        if (IsEmpty) { if (File.Exists(path)) File.Delete(path); return; }
+        var file = new JournalFile
         {
-            json.WriteStartObject();
-            json.WriteNumber("version", 1);
-            json.WriteStartArray("functions");
-            foreach (var f in _functions)
+            Version = 1,
+            Functions = _functions.Select(f => new JournalFunction { Address = f.Address.ToString(), Driver = f.Driver, DriverOverride = f.DriverOverride, Group = f.Group }).ToList<JournalFunction?>(),
+            Parameters = _parameters.Count == 0 ? null : _parameters.Select(p => new JournalParameter { Path = p.Path, Original = p.Original, For = p.For.Select(a => a.ToString()).ToList<string?>() }).ToList<JournalParameter?>(),
+            Sriov = _sriov.Count == 0 ? null : _sriov.Select(x => new JournalSriov
             {
-                json.WriteStartObject();
-                json.WriteString("address", f.Address.ToString());
-                json.WriteString("driver", f.Driver);
-                json.WriteString("driver_override", f.DriverOverride);
-                if (f.Group is int g) json.WriteNumber("group", g); else json.WriteNull("group");
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            if (_parameters.Count > 0)
-            {
-                json.WriteStartArray("parameters");
-                foreach (var p in _parameters)
-                {
-                    json.WriteStartObject();
-                    json.WriteString("path", p.Path);
-                    json.WriteString("original", p.Original);
-                    json.WriteStartArray("for");
-                    foreach (var a in p.For) json.WriteStringValue(a.ToString());
-                    json.WriteEndArray();
-                    json.WriteEndObject();
-                }
-                json.WriteEndArray();
-            }
-            if (_sriov.Count > 0)
-            {
-                json.WriteStartArray("sriov");
-                foreach (var x in _sriov)
-                {
-                    json.WriteStartObject();
-                    json.WriteString("pf", x.Pf.ToString());
-                    json.WriteNumber("original_numvfs", x.OriginalCount);
-                    json.WriteString("original_autoprobe", x.OriginalAutoprobe);
-                    json.WriteStartArray("created");
-                    foreach (var a in x.Created) json.WriteStringValue(a.ToString());
-                    json.WriteEndArray();
-                    json.WriteEndObject();
-                }
-                json.WriteEndArray();
-            }
-            json.WriteEndObject();
-        }
-        AtomicFile.Write(path, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                Pf = x.Pf.ToString(), OriginalNumvfs = x.OriginalCount, OriginalAutoprobe = x.OriginalAutoprobe, Created = x.Created.Select(a => a.ToString()).ToList<string?>(),
+            }).ToList<JournalSriov?>(),
+        };
+        AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 }
+
+// The journal's file format (version 1), written and read by System.Text.Json's source generator (no reflection in
+// the static binary). Field names are those of the first release, which wrote them by hand: its journals still load.
+internal sealed class JournalFile
+{
+    public int? Version { get; set; }
+    public List<JournalFunction?>? Functions { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalParameter?>? Parameters { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalSriov?>? Sriov { get; set; }
+}
+
+internal sealed class JournalFunction
+{
+    public string? Address { get; set; }
+    public string? Driver { get; set; }
+    public string? DriverOverride { get; set; }
+    public int? Group { get; set; }
+}
+
+internal sealed class JournalParameter
+{
+    public string? Path { get; set; }
+    public string? Original { get; set; }
+    public List<string?>? For { get; set; }
+}
+
+internal sealed class JournalSriov
+{
+    public string? Pf { get; set; }
+    public int? OriginalNumvfs { get; set; }
+    public string? OriginalAutoprobe { get; set; }
+    public List<string?>? Created { get; set; }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(JournalFile))]
+internal sealed partial class JournalJson : JsonSerializerContext;
 
 /// <summary>A module parameter as it was before Passthru changed it, and the functions it was changed for.</summary>
 public sealed record ParameterState(string Path, string Original, IReadOnlyList<PciAddress> For);

@@ -87,8 +87,4 @@ public static class DomainExport
     /// <summary>"passthru-" and the guest file's name without its extension.</summary>
     public static string DefaultName(RunOptions o) =>
         "passthru-" + Path.GetFileNameWithoutExtension(o.Menu ?? o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
-
-    /// <summary>Writes the document to a file without ever leaving a half-written one (temp file, then rename).</summary>
-    public static void WriteFile(string path, string xml) =>
-        AtomicFile.Write(Path.GetFullPath(path), Encoding.UTF8.GetBytes(xml), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 }

@@ -14,6 +14,8 @@ namespace Passthru.Host;
 internal static unsafe partial class NativeFiles
 {
     private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
+    // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
+    private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
     private const int EINTR = 4, EWOULDBLOCK = 11;
 
@@ -42,6 +44,13 @@ internal static unsafe partial class NativeFiles
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint readlink(byte* path, byte* buffer, nint size);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unlink(byte* path);
+
+    // glibc 2.33+ exports stat(2) itself (earlier ones only __xstat); Debian 12 has 2.36.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int stat(byte* path, byte* buffer);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint opendir(byte* path);
@@ -152,7 +161,8 @@ internal static unsafe partial class NativeFiles
 
     /// <summary>
     /// Replaces a file atomically: a temporary file beside it created with <paramref name="mode"/> (so it is never
-    /// readable by others with the content), written, fsynced, then renamed over it.
+    /// readable by others with the content), written, fsynced, then renamed over it, and the directory fsynced so the
+    /// rename itself survives a power cut. On any failure the temporary file is removed again.
     /// </summary>
     public static void ReplaceFile(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
     {
@@ -161,24 +171,90 @@ internal static unsafe partial class NativeFiles
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         fixed (byte* t = CString(temp, ctemp))
         fixed (byte* p = CString(path, cpath))
-        fixed (byte* c = content)
         {
             int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (int)mode);
             if (fd < 0) throw Error($"cannot create {temp}");
+            bool renamed = false;
             try
             {
-                for (int done = 0; done < content.Length;)
+                try
                 {
-                    nint n = write(fd, c + done, content.Length - done);
-                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
-                    if (n < 0) throw Error($"cannot write {temp}");
-                    done += (int)n;
+                    WriteAll(fd, content, temp);
+                    // The data must be on disk before the rename makes it the file: otherwise a crash can leave an
+                    // empty or partial file under the real name.
+                    if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
                 }
-                if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
+                finally { close(fd); }
+                if (rename(t, p) != 0) throw Error($"cannot rename {temp} to {path}");
+                renamed = true;
             }
-            finally { close(fd); }
-            if (rename(t, p) != 0) throw Error($"cannot rename {temp} to {path}");
+            finally
+            {
+                if (!renamed) unlink(t);
+            }
         }
+        SyncDirectory(Path.GetDirectoryName(path) ?? "/");
+    }
+
+    /// <summary>Writes into an existing file in place (a character device or a FIFO): no create, no truncate, no rename.</summary>
+    public static void WriteInPlace(string path, ReadOnlySpan<byte> content)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_WRONLY | O_CLOEXEC, 0);
+        if (fd < 0) throw Error($"cannot open {path}");
+        try { WriteAll(fd, content, path); }
+        finally { close(fd); }
+    }
+
+    /// <summary>fsync of a directory, so a rename or a new entry in it is durable.</summary>
+    public static void SyncDirectory(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);
+        if (fd < 0) return; // nothing to sync that could be lost: the rename already happened or the directory is gone
+        try { fsync(fd); }
+        finally { close(fd); }
+    }
+
+    private static void WriteAll(int fd, ReadOnlySpan<byte> content, string what)
+    {
+        fixed (byte* c = content)
+            for (int done = 0; done < content.Length;)
+            {
+                nint n = write(fd, c + done, content.Length - done);
+                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                if (n < 0) throw Error($"cannot write {what}");
+                done += (int)n;
+            }
+    }
+
+    /// <summary>What a path is, following symlinks (stat(2)'s S_IFMT bits).</summary>
+    public enum FileKind { Missing, Regular, Directory, CharacterDevice, BlockDevice, Fifo, Socket, Other }
+
+    /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
+    public static FileKind KindOf(string path)
+    {
+        // st_mode's offset in struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each) before it; the generic
+        // layout of arm64 and others has st_dev, st_ino (8 each) then st_mode.
+        int modeOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        byte* buffer = stackalloc byte[256];
+        int rc;
+        fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
+        if (rc != 0) return FileKind.Missing;
+        uint mode = *(uint*)(buffer + modeOffset) & 0xF000;
+        return mode switch
+        {
+            0x8000 => FileKind.Regular,
+            0x4000 => FileKind.Directory,
+            0x2000 => FileKind.CharacterDevice,
+            0x6000 => FileKind.BlockDevice,
+            0x1000 => FileKind.Fifo,
+            0xC000 => FileKind.Socket,
+            _ => FileKind.Other,
+        };
     }
 
     private static IOException Error(string what) => new($"{what}: {Marshal.GetLastPInvokeErrorMessage()}");

@@ -58,23 +58,54 @@ public static class GuestRecords
     /// <summary>Names a user can type and QEMU accepts as -name: letters, digits, '-', '_', '.', starting with a letter or digit.</summary>
     public static void ValidateName(string name)
     {
-        if (name.Length is 0 or > 64 || !char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
-            throw new UserError($"--name '{name}': use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", ExitCodes.Usage);
+        if (!IsValidName(name))
+            throw new UserError($"--name '{Shown.Value(name)}': use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", ExitCodes.Usage);
     }
+
+    private static bool IsValidName(string? name) =>
+        name is { Length: > 0 and <= 64 } && char.IsAsciiLetterOrDigit(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     public static GuestRecord? Load(string stateDir, string name)
     {
         var path = PathOf(stateDir, name);
-        if (!File.Exists(path)) return null;
+        const string why = "passthru restore gives its devices back";
+        var bytes = StateFile.Read(path, "the guest record", why);
+        if (bytes is null) return null;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), GuestRecordJson.Default.GuestRecord)
-                ?? throw new JsonException("empty");
+            var record = JsonSerializer.Deserialize(bytes, GuestRecordJson.Default.GuestRecord) ?? throw new StateDamage("it holds null");
+            Check(record, name);
+            return record;
         }
         catch (JsonException e)
         {
-            throw new UserError($"the guest record {path} is damaged ({e.Message.Split('\n')[0]}): remove it (passthru restore gives its devices back)");
+            throw new UserError($"the guest record {path} is damaged ({StateFile.Where(e)}): remove it ({why})");
         }
+        catch (StateDamage e)
+        {
+            throw new UserError($"the guest record {path} is damaged ({e.Message}): remove it ({why})");
+        }
+    }
+
+    /// <summary>
+    /// A record's names become file names that `guests` deletes and addresses that restore acts on: its name must be
+    /// the file's own (a record naming "../../x" would delete files outside the state directory), and every list is
+    /// there and well formed.
+    /// </summary>
+    private static void Check(GuestRecord r, string fileName)
+    {
+        if (r.Name != fileName || !IsValidName(r.Name))
+            throw new StateDamage($"its name '{Shown.Value(r.Name ?? "null")}' is not its file's name '{Shown.Value(fileName)}'");
+        if (r.RunnerPid < 0 || r.QemuPid < 0) throw new StateDamage("a negative pid");
+        if (r.Qmp is null || (r.Qmp.Length > 0 && Path.GetFileName(r.Qmp) != r.Name + ".qmp"))
+            throw new StateDamage($"its control socket '{Shown.Value(r.Qmp ?? "null")}' is not {r.Name}.qmp");
+        r.Started ??= ""; r.Machine ??= "";
+        if (r.Ports is null || r.Devices is null || r.Bound is null || r.Ports.Any(p => p is null) || r.Devices.Any(d => d is null))
+            throw new StateDamage("a list (ports, devices or bound) is missing or holds null");
+        foreach (var a in r.Bound.Concat(r.Devices.SelectMany(d => d.Bound ?? throw new StateDamage("a device's bound list is missing")).Concat(r.Devices.Select(d => d.Address))))
+            if (a is null || !Passthru.Pci.PciAddress.TryParse(a, out _)) throw new StateDamage($"'{Shown.Value(a ?? "null")}' is not a PCI address");
+        foreach (var d in r.Devices)
+            if (d.Id is null || d.Port is null) throw new StateDamage($"device {d.Address} has no QEMU id or port");
     }
 
     public static IReadOnlyList<GuestRecord> All(string stateDir)
@@ -120,6 +151,7 @@ public static class GuestRecords
 
     public static void Remove(string stateDir, string name)
     {
+        if (!IsValidName(name)) throw new ArgumentException($"not a guest name: {name}", nameof(name));
         File.Delete(PathOf(stateDir, name));
         File.Delete(SocketOf(stateDir, name));
     }

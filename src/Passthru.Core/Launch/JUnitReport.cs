@@ -45,15 +45,10 @@ public static class JUnitReport
 
     public static void Write(string path, XDocument report)
     {
-        try
-        {
-            // UTF-8 without a byte-order mark: some CI report parsers choke on one before <?xml.
-            using var writer = System.Xml.XmlWriter.Create(path, new System.Xml.XmlWriterSettings { Encoding = new System.Text.UTF8Encoding(false), Indent = true });
+        // UTF-8 without a byte-order mark: some CI report parsers choke on one before <?xml.
+        using var buffer = new MemoryStream();
+        using (var writer = System.Xml.XmlWriter.Create(buffer, new System.Xml.XmlWriterSettings { Encoding = new System.Text.UTF8Encoding(false), Indent = true }))
             report.Save(writer);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"--junit {path}: {e.Message}");
-        }
+        Passthru.Host.OutputFile.Write("--junit", path, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
     }
 }

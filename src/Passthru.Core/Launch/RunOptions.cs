@@ -137,8 +137,7 @@ public sealed record RunOptions
             throw new UserError("give either --script or --expect, not both (a script's `expect` lines do what --expect does)", ExitCodes.Usage);
         if (Script is null && (Junit is not null || KeepRunning))
             throw new UserError($"{(Junit is not null ? "--junit" : "--keep-running")} goes with --script", ExitCodes.Usage);
-        if (Junit is not null && Path.GetDirectoryName(Path.GetFullPath(Junit)) is string junitDir && !Directory.Exists(junitDir))
-            throw new UserError($"--junit {Junit}: the directory {junitDir} does not exist", ExitCodes.Usage);
+        Passthru.Host.OutputFile.Check("--junit", Junit);
         foreach (var file in new[] { Menu, Kernel, Cdrom }.Concat(Disks).Concat(InitrdFiles(Initrd)))
             if (file is not null && !File.Exists(file)) throw new UserError($"{file}: no such file", ExitCodes.Usage);
     }

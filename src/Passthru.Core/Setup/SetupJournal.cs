@@ -62,15 +62,47 @@ public static class SetupJournal
     public static SetupRecord? Load(HostRoot host)
     {
         if (!host.Exists(RecordFile)) return null;
-        var text = host.ReadText(RecordFile) ?? throw new UserError($"cannot read {host.Path(RecordFile)}: run as root");
+        var bytes = StateFile.Read(host.Path(RecordFile), "the setup record", $"its backups are in {host.Path(BackupDir)}");
+        string what;
         try
         {
-            var record = JsonSerializer.Deserialize(text, SetupJournalJson.Default.SetupRecord);
-            if (record is { Schema: 1, Kind: "setup" }) return record;
+            var record = JsonSerializer.Deserialize(bytes, SetupJournalJson.Default.SetupRecord);
+            if (record is { Schema: 1, Kind: "setup" }) { Check(record); return record; }
+            what = "not a passthru setup record of a version this passthru knows";
         }
-        catch (JsonException) { }
-        throw new UserError($"{host.Path(RecordFile)} is not a passthru setup record: move it aside (its backups are in {host.Path(BackupDir)})");
+        catch (JsonException e) { what = StateFile.Where(e); }
+        catch (StateDamage e) { what = e.Message; }
+        throw new UserError($"{host.Path(RecordFile)} is damaged ({what}): move it aside (its backups are in {host.Path(BackupDir)})");
     }
+
+    /// <summary>Programs whose commands setup records to put a boot configuration back (undo runs them as root).</summary>
+    private static readonly HashSet<string> UndoPrograms =
+        ["update-grub", "grub-mkconfig", "grub2-mkconfig", "kernel-install", "grubby", "update-initramfs", "dracut", "mkinitcpio"];
+
+    /// <summary>
+    /// Undo deletes, overwrites and runs what the record names, as root: every path must stay inside the root it was
+    /// written for (relative, no "..", each backup where setup keeps backups), and every command be one setup plans.
+    /// </summary>
+    private static void Check(SetupRecord r)
+    {
+        if (r.Files is null || r.CreatedDirectories is null || r.UndoCommands is null || r.Commands is null)
+            throw new StateDamage("a list is missing");
+        foreach (var f in r.Files)
+        {
+            if (f is null || !IsConfined(f.Path)) throw new StateDamage($"a file path '{Shown.Value(f?.Path ?? "null")}' that leaves the root");
+            if (!f.Created && f.Backup != BackupPath(f.Path)) throw new StateDamage($"the backup of {f.Path} is not {BackupPath(f.Path)}");
+            if (f.WrittenSha256 is null) throw new StateDamage($"{f.Path} has no hash of what was written");
+        }
+        foreach (var d in r.CreatedDirectories)
+            if (!IsConfined(d)) throw new StateDamage($"a directory '{Shown.Value(d ?? "null")}' that leaves the root");
+        foreach (var argv in r.UndoCommands)
+            if (argv is not { Count: > 0 } || argv.Any(a => a is null) || !UndoPrograms.Contains(argv[0]))
+                throw new StateDamage($"an undo command '{Shown.Value(argv is null ? "null" : string.Join(' ', argv))}' that setup never plans");
+    }
+
+    private static bool IsConfined(string? path) =>
+        path is { Length: > 0 and < 4096 } && path[0] != '/' && !path.Any(char.IsControl)
+        && path.Split('/').All(part => part is { Length: > 0 } and not "." and not "..");
 
     public static void Save(HostRoot host, SetupRecord record)
     {

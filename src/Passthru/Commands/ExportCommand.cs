@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Passthru.Export;
+using Passthru.Host;
 
 namespace Passthru.Cli.Commands;
 
@@ -86,11 +87,8 @@ public static class ExportCommand
 
     private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };
 
-    private static void CheckOutput(string? target)
-    {
-        if (target is not null && Path.GetDirectoryName(Path.GetFullPath(target)) is string dir && !Directory.Exists(dir))
-            throw new UserError($"--output {target}: the directory {dir} does not exist", ExitCodes.Usage);
-    }
+    /// <summary>Refuses an output that cannot be written before anything is read or planned.</summary>
+    private static void CheckOutput(string? target) => OutputFile.Check("--output", target);
 
     /// <summary>A fleet export's end: what the target cannot express on stderr, then the text where it goes.</summary>
     private static int Finish(ExportResult result, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
@@ -103,7 +101,7 @@ public static class ExportCommand
     private static void Emit(string text, string? file, TextWriter stdout, TextWriter stderr, Func<string, string> next)
     {
         if (file is null) { stdout.Write(text); return; }
-        DomainExport.WriteFile(file, text);
+        OutputFile.Write("--output", file, System.Text.Encoding.UTF8.GetBytes(text));
         stderr.WriteLine($"wrote {file}: {next(file)}");
     }
 }

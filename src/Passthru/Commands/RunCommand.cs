@@ -46,7 +46,7 @@ public static class RunCommand
                 SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : options0.SerialLog,
                 Expect = p.GetValue(expect) ?? options0.Expect,
                 Script = p.GetValue(script) ?? options0.Script,
-                Junit = p.GetValue(junit) is string j ? Path.GetFullPath(j) : options0.Junit,
+                Junit = p.GetValue(junit) ?? options0.Junit,
                 Quiet = p.GetValue(quiet) || options0.Quiet,
                 KeepRunning = p.GetValue(keepRunning) || options0.KeepRunning,
                 TimeoutSeconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : options0.TimeoutSeconds,

@@ -1,0 +1,285 @@
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Cli;
+
+/// <summary>
+/// Issue #25's two data-loss findings, tried on the published binary as a user would: `export -o` onto what is not a
+/// plain file, and state files whose paths or names point outside where Passthru keeps its state. Each refusal is one
+/// line, a non-zero exit, and nothing outside the scratch directory changes.
+/// </summary>
+public sealed class HostileInputTests : IDisposable
+{
+    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-hostile-").FullName;
+    private readonly string _tree = Repo.CopyCapture("vhost");
+    private string Kernel => Path.Combine(_dir, "kernel.elf");
+
+    public HostileInputTests()
+    {
+        Assert.True(File.Exists(Binary), $"{Binary} is missing: the test command publishes it first (scripts/publish.sh)");
+        File.WriteAllText(Kernel, "");
+    }
+
+    public void Dispose()
+    {
+        Directory.Delete(_dir, true);
+        Directory.Delete(_tree, true);
+    }
+
+    public static TheoryData<string> Targets => new() { "libvirt", "cloud-hypervisor", "proxmox", "nova", "kubevirt" };
+
+    private string[] Export(string target, string output) =>
+    [
+        "export", target, "--root", _tree, "--pci-ids", Repo.SystemPciIds,
+        .. target switch
+        {
+            "nova" => new[] { "--device", "00:02.0" },
+            "kubevirt" => ["--kernel", Kernel, "--image", "registry.example.com/guests/probe:1"],
+            _ => ["--kernel", Kernel],
+        },
+        "-o", output,
+    ];
+
+    private static (int ExitCode, string Stdout, string Stderr) Passthru(params string[] args) => Repo.Exec(Binary, args);
+
+    private static string FileType(string path) => Repo.Exec("stat", "-c", "%F", path).Stdout.Trim();
+
+    /// <summary>One line on stderr, with no .NET resource key or exception name in it.</summary>
+    private static void AssertOneLine(string stderr, string mustName)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, "expected one line, got:\n" + stderr);
+        Assert.Contains(mustName, lines[0]);
+        Assert.DoesNotMatch(@"Exception|   at |_[A-Z][a-z]+_|\bIO_|Arg_", lines[0]);
+    }
+
+    private string[] Litter() => Directory.GetFileSystemEntries(_dir, "*.tmp-*", SearchOption.AllDirectories);
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void A_character_device_is_written_in_place_never_replaced(string target)
+    {
+        // A null device of our own (mknod as root), so a regression cannot replace the machine's /dev/null.
+        var device = Path.Combine(_dir, "null");
+        Assert.Equal(0, Repo.Exec("mknod", device, "c", "1", "3").ExitCode);
+        var r = Passthru(Export(target, device));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("character special file", FileType(device));
+        Assert.Empty(Litter());
+    }
+
+    [Fact]
+    public async Task A_fifo_is_written_in_place_and_its_reader_gets_the_text()
+    {
+        var fifo = Path.Combine(_dir, "pipe");
+        Assert.Equal(0, Repo.Exec("mkfifo", fifo).ExitCode);
+        var reader = Task.Run(() => File.ReadAllText(fifo));
+        var r = Passthru(Export("libvirt", fifo));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var text = await reader.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.StartsWith("<domain", text);
+        Assert.Equal("fifo", FileType(fifo));
+    }
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void A_symlink_is_written_through_to_its_target(string target)
+    {
+        var elsewhere = Directory.CreateDirectory(Path.Combine(_dir, "elsewhere")).FullName;
+        var real = Path.Combine(elsewhere, "vm.out");
+        File.WriteAllText(real, "old");
+        var link = Path.Combine(_dir, "link");
+        File.CreateSymbolicLink(link, "elsewhere/vm.out");
+        var r = Passthru(Export(target, link));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("symbolic link", FileType(link));
+        Assert.Equal("elsewhere/vm.out", new FileInfo(link).LinkTarget);
+        Assert.NotEqual("old", File.ReadAllText(real));
+        Assert.True(File.ReadAllText(real).Length > 20);
+        Assert.Empty(Litter());
+    }
+
+    [Fact]
+    public void A_dangling_symlink_creates_its_target()
+    {
+        var link = Path.Combine(_dir, "link");
+        File.CreateSymbolicLink(link, "made.xml");
+        var r = Passthru(Export("libvirt", link));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("symbolic link", FileType(link));
+        Assert.StartsWith("<domain", File.ReadAllText(Path.Combine(_dir, "made.xml")));
+    }
+
+    [Fact]
+    public void A_regular_file_is_replaced_whole_and_keeps_its_mode()
+    {
+        var file = Path.Combine(_dir, "vm.xml");
+        File.WriteAllText(file, "old");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        var r = Passthru(Export("libvirt", file));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith("<domain", File.ReadAllText(file));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(file));
+        Assert.Empty(Litter());
+    }
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void A_directory_is_refused_and_nothing_is_left_behind(string target)
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(_dir, "out")).FullName;
+        var r = Passthru(Export(target, dir));
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, dir);
+        Assert.Contains("is a directory", r.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir));
+        Assert.Equal([dir], Directory.GetFileSystemEntries(_dir).Where(e => !e.EndsWith("kernel.elf")));
+    }
+
+    [Fact]
+    public void The_root_directory_and_an_empty_name_are_refused_in_one_line()
+    {
+        var root = Passthru(Export("libvirt", "/"));
+        Assert.Equal(2, root.ExitCode);
+        AssertOneLine(root.Stderr, "is a directory");
+        var empty = Passthru(Export("proxmox", ""));
+        Assert.Equal(2, empty.ExitCode);
+        AssertOneLine(empty.Stderr, "--output is empty");
+    }
+
+    [Fact]
+    public void A_block_device_is_refused_and_stays_a_block_device()
+    {
+        var device = Path.Combine(_dir, "disk");
+        Assert.Equal(0, Repo.Exec("mknod", device, "b", "7", "200").ExitCode);
+        var r = Passthru(Export("nova", device));
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, "block device");
+        Assert.Equal("block special file", FileType(device));
+    }
+
+    [Fact]
+    public void A_junit_report_onto_a_directory_is_refused_before_anything_runs()
+    {
+        var script = Path.Combine(_dir, "console.script");
+        File.WriteAllText(script, "expect hello\n");
+        var r = Passthru("run", "--root", _tree, "--dry-run", "--kernel", Kernel, "--script", script, "--junit", _dir);
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, "--junit");
+    }
+
+    // ---- state files that point outside the state directory ----
+
+    private string StateDir => Directory.CreateDirectory(Path.Combine(_dir, "state")).FullName;
+
+    /// <summary>A file outside both the tree and the state directory that a hostile state file aims at.</summary>
+    private string Victim(string name)
+    {
+        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName, name);
+        File.WriteAllText(victim, "precious");
+        return victim;
+    }
+
+    private string FromTreeRoot(string path) => Path.GetRelativePath(_tree, path);
+
+    [Fact]
+    public void A_journal_parameter_path_outside_the_module_tree_is_refused_and_the_file_left_alone()
+    {
+        var victim = Victim("x");
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), $$"""
+            { "version": 1, "functions": [],
+              "parameters": [ { "path": "{{FromTreeRoot(victim)}}", "original": "Y", "for": [ "0000:00:02.0" ] } ] }
+            """);
+        var r = Passthru("restore", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "is not a module parameter");
+        Assert.Equal("precious", File.ReadAllText(victim));
+    }
+
+    [Fact]
+    public void A_journal_driver_name_that_is_a_path_is_refused_and_nothing_is_written()
+    {
+        // restore would write the address into sys/bus/pci/drivers/DRIVER/bind: a driver "../../../../x" escapes sysfs.
+        var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside", "bind-dir")).FullName;
+        var driver = Path.GetRelativePath(Path.Combine(_tree, "sys/bus/pci/drivers"), Path.GetDirectoryName(outside)!) + "/bind-dir";
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), $$"""
+            { "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "{{driver}}", "driver_override": null, "group": 2 } ] }
+            """);
+        var r = Passthru("restore", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "is not a driver name");
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public void A_guest_record_whose_name_leaves_the_state_directory_deletes_nothing_outside()
+    {
+        var victim = Victim("important.json");
+        var victimSocket = Victim("important.qmp");
+        var guests = Directory.CreateDirectory(Path.Combine(StateDir, "guests")).FullName;
+        var name = Path.GetRelativePath(guests, Path.Combine(_dir, "outside", "important"));
+        // A gone guest (no runner, no QEMU): `guests` cleans such records up, by the name inside the record.
+        File.WriteAllText(Path.Combine(guests, "evil.json"), $$"""
+            { "name": "{{name}}", "runner_pid": 0, "qemu_pid": 0, "qmp": "", "started": "", "machine": "q35",
+              "ports": [], "devices": [], "bound": [] }
+            """);
+        var r = Passthru("guests", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "is not its file's name");
+        Assert.Equal("precious", File.ReadAllText(victim));
+        Assert.Equal("precious", File.ReadAllText(victimSocket));
+    }
+
+    [Theory]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2.5 } ] }""", "functions[0].group")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2 """, "line 1")]
+    [InlineData("""{ "version": 7, "functions": [] }""", "version 7")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "nowhere", "driver": "e1000e" } ] }""", "is not a PCI address")]
+    [InlineData("""[]""", "line 1")]
+    public void A_damaged_journal_is_one_line_naming_the_place(string json, string place)
+    {
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), json);
+        var r = Passthru("restore", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, place);
+        Assert.Contains("state.json is damaged", r.Stderr);
+    }
+
+    [Fact]
+    public void A_guest_record_with_null_devices_is_one_line()
+    {
+        var guests = Directory.CreateDirectory(Path.Combine(StateDir, "guests")).FullName;
+        File.WriteAllText(Path.Combine(guests, "probe-1.json"), """
+            { "name": "probe-1", "runner_pid": 0, "qemu_pid": 0, "qmp": "", "ports": [], "devices": null, "bound": [] }
+            """);
+        var r = Passthru("guests", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "probe-1.json is damaged");
+    }
+
+    [Fact]
+    public void A_directory_in_place_of_the_journal_is_not_taken_for_nothing_to_give_back()
+    {
+        Directory.CreateDirectory(Path.Combine(StateDir, "state.json"));
+        var r = Passthru("restore", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "is a directory");
+    }
+
+    [Fact]
+    public void A_setup_record_naming_a_file_outside_the_root_is_refused_by_undo()
+    {
+        var victim = Victim("passwd");
+        // The hash of what is there, so undo's own "changed since" guard does not stop it before the path check would.
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(victim)));
+        Directory.CreateDirectory(Path.Combine(_tree, "var/lib/passthru"));
+        File.WriteAllText(Path.Combine(_tree, "var/lib/passthru/setup.json"), $$"""
+            { "schema": 1, "kind": "setup", "files": [ { "path": "{{FromTreeRoot(victim)}}", "created": true, "writtenSha256": "{{sha}}" } ],
+              "createdDirectories": [], "commands": [], "undoCommands": [] }
+            """);
+        var r = Passthru("setup", "--root", _tree, "--undo");
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "leaves the root");
+        Assert.Equal("precious", File.ReadAllText(victim));
+    }
+}
