@@ -67,7 +67,7 @@ public static class BindPlanner
 
         // Before anything changes: on an IOMMU without interrupt remapping vfio would refuse the devices when QEMU
         // opens them, after the host lost them; stop here instead, unless the user allowed unsafe interrupts.
-        var safety = InterruptSafety.Of(new Check.HostFacts(host));
+        var safety = InterruptSafety.Of(new HostFacts(host));
         bool setUnsafe = false;
         if (safety.Blocks)
         {

@@ -84,7 +84,7 @@ public static class VfPlanner
         var functions = new List<FunctionState>();
         if (request.Bind && request.Count > 0)
         {
-            var safety = InterruptSafety.Of(new Check.HostFacts(host));
+            var safety = InterruptSafety.Of(new HostFacts(host));
             if (safety.Blocks) throw new UserError(InterruptSafety.Refusal("bind"));
             var bindSteps = new List<BindStep>();
             foreach (var vf in vfs)

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Passthru.Binding;
 using Passthru.Host;
 using Passthru.Pci;
 
