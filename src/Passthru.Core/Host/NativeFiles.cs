@@ -13,7 +13,7 @@ namespace Passthru.Host;
 /// </summary>
 internal static unsafe partial class NativeFiles
 {
-    private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
+    private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_DIRECTORY = 0x10000, O_CLOEXEC = 0x80000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
     private const int EINTR = 4, EWOULDBLOCK = 11;
 
@@ -38,7 +38,13 @@ internal static unsafe partial class NativeFiles
     private static partial int flock(int fd, int operation);
 
     [LibraryImport("libc", SetLastError = true)]
+    private static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
     private static partial int rename(byte* from, byte* to);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unlink(byte* path);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint readlink(byte* path, byte* buffer, nint size);
@@ -151,22 +157,38 @@ internal static unsafe partial class NativeFiles
     }
 
     /// <summary>
-    /// Replaces a file atomically: a temporary file beside it created with <paramref name="mode"/> (so it is never
-    /// readable by others with the content), written, fsynced, then renamed over it.
+    /// Replaces a file atomically and durably: <see cref="WriteTemporary"/> beside it, renamed over it, the directory
+    /// fsynced. On any failure the temporary file is removed and the file is as it was.
     /// </summary>
     public static void ReplaceFile(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
     {
-        var temp = $"{path}.tmp-{Environment.ProcessId}";
+        var temp = WriteTemporary(path, content, mode);
+        try { Rename(temp, path); }
+        catch (IOException)
+        {
+            Unlink(temp);
+            throw;
+        }
+        SyncDirectory(Path.GetDirectoryName(path)!);
+    }
+
+    /// <summary>
+    /// Writes a hidden temporary file beside <paramref name="path"/> with exactly <paramref name="mode"/> (created so,
+    /// so it is never readable by others with the content, then set again, as the umask may have narrowed it), and
+    /// fsyncs it; returns its path. Nothing at <paramref name="path"/> changes. On failure nothing is left behind.
+    /// </summary>
+    public static string WriteTemporary(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.passthru-{Environment.ProcessId}.tmp");
         Span<byte> ctemp = stackalloc byte[Encoding.UTF8.GetMaxByteCount(temp.Length) + 1];
-        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         fixed (byte* t = CString(temp, ctemp))
-        fixed (byte* p = CString(path, cpath))
         fixed (byte* c = content)
         {
             int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (int)mode);
             if (fd < 0) throw Error($"cannot create {temp}");
             try
             {
+                if (fchmod(fd, (uint)mode) != 0) throw Error($"cannot set the mode of {temp}");
                 for (int done = 0; done < content.Length;)
                 {
                     nint n = write(fd, c + done, content.Length - done);
@@ -176,9 +198,46 @@ internal static unsafe partial class NativeFiles
                 }
                 if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
             }
-            finally { close(fd); }
-            if (rename(t, p) != 0) throw Error($"cannot rename {temp} to {path}");
+            catch (IOException)
+            {
+                close(fd);
+                unlink(t);
+                throw;
+            }
+            close(fd);
         }
+        return temp;
+    }
+
+    /// <summary>rename(2): atomic, and replaces <paramref name="to"/> if it exists.</summary>
+    public static void Rename(string from, string to)
+    {
+        Span<byte> cfrom = stackalloc byte[Encoding.UTF8.GetMaxByteCount(from.Length) + 1];
+        Span<byte> cto = stackalloc byte[Encoding.UTF8.GetMaxByteCount(to.Length) + 1];
+        fixed (byte* f = CString(from, cfrom))
+        fixed (byte* t = CString(to, cto))
+            if (rename(f, t) != 0) throw Error($"cannot rename {from} to {to}");
+    }
+
+    /// <summary>Removes a file; false when it could not be removed (already gone, say).</summary>
+    public static bool Unlink(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        fixed (byte* p = CString(path, cpath)) return unlink(p) == 0;
+    }
+
+    /// <summary>
+    /// fsyncs a directory, so that a rename or removal in it survives a crash. Best effort: some file systems refuse
+    /// to fsync a directory, and the rename itself is atomic either way.
+    /// </summary>
+    public static void SyncDirectory(string directory)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(directory.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(directory, cpath)) fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0) return;
+        fsync(fd);
+        close(fd);
     }
 
     private static IOException Error(string what) => new($"{what}: {Marshal.GetLastPInvokeErrorMessage()}");

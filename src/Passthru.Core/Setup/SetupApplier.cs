@@ -231,7 +231,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
 
     private void Discard(IEnumerable<(FileChange File, string Temp)> staged, List<string> madeDirs)
     {
-        foreach (var (_, temp) in staged) File.Delete(temp);
+        foreach (var (_, temp) in staged) SetupFiles.Discard(temp);
         foreach (var dir in Enumerable.Reverse(madeDirs))
             if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0) Directory.Delete(host.Path(dir));
     }
