@@ -57,7 +57,7 @@ public static class BindPlanner
             var routed = interfaces.Where(routes.Contains).ToList();
             if (routed.Count > 0) refusals.Add($"{d.Address} carries the default route ({string.Join(", ", routed)})");
             if (interfaces.Count > 0 && !d.IsBoundToVfio) notes.Add($"{d.Address}: network interface {string.Join(", ", interfaces)} goes away while it is bound");
-            if (Discovery.DeviceSafety.Reset(host, inventory, d).Warning(d.Address) is { } resetWarning) notes.Add("warning: " + resetWarning);
+            if (ResetFacts.Of(host, inventory, d).Warning(d.Address) is { } resetWarning) notes.Add("warning: " + resetWarning);
         }
         if (refusals.Count > 0)
         {
@@ -67,7 +67,7 @@ public static class BindPlanner
 
         // Before anything changes: on an IOMMU without interrupt remapping vfio would refuse the devices when QEMU
         // opens them, after the host lost them; stop here instead, unless the user allowed unsafe interrupts.
-        var safety = InterruptSafety.Of(new Check.HostFacts(host));
+        var safety = InterruptSafety.Of(new HostFacts(host));
         bool setUnsafe = false;
         if (safety.Blocks)
         {

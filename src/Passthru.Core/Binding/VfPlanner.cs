@@ -61,7 +61,7 @@ public static class VfPlanner
             {
                 var d = vfInventory.Find(vf);
                 if (d is not { IsBoundToVfio: true, IommuGroup: int g }) continue;
-                var holders = Launch.QemuFailure.Holders(host, "/" + SysfsPaths.VfioGroup(g));
+                var holders = ProcessScan.Holders(host, "/" + SysfsPaths.VfioGroup(g));
                 if (holders.Count > 0)
                     throw new UserError($"{vf}, a VF of {a}, is in use by a guest ({string.Join(", ", holders)} has /dev/vfio/{g} open): changing the VF count would remove it; stop the guest first; nothing was changed");
             }
@@ -84,7 +84,7 @@ public static class VfPlanner
         var functions = new List<FunctionState>();
         if (request.Bind && request.Count > 0)
         {
-            var safety = InterruptSafety.Of(new Check.HostFacts(host));
+            var safety = InterruptSafety.Of(new HostFacts(host));
             if (safety.Blocks) throw new UserError(InterruptSafety.Refusal("bind"));
             var bindSteps = new List<BindStep>();
             foreach (var vf in vfs)

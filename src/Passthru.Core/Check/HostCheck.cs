@@ -124,7 +124,7 @@ public static partial class HostCheck
     {
         const string t = "Interrupt remapping";
         const string risk = "without it vfio refuses devices unless vfio_iommu_type1.allow_unsafe_interrupts=1, which lets a guest's device forge interrupts (MSI) against the host: use that only with trusted guests";
-        var safety = Binding.InterruptSafety.Of(f);
+        var safety = InterruptSafety.Of(f);
         bool offOnCmdline = f.InterruptRemappingOffOnCmdline;
         if (safety.Remapping == false && safety.Allowed)
             return new("intremap", t, Status.Warn,

@@ -3,42 +3,12 @@ using Passthru.Pci;
 
 namespace Passthru.Discovery;
 
-/// <summary>How a function can be reset, and which others a reset would hit with it.</summary>
-/// <param name="Methods">The kernel's reset_method, in the order it tries them (null: the kernel does not say; empty: none).</param>
-/// <param name="BlastRadius">When the first method is a bus reset (a secondary bus reset on the parent bridge): every other function below that bridge, which the reset hits too.</param>
-public sealed record ResetFacts(IReadOnlyList<string>? Methods, PciAddress? ResetBridge, IReadOnlyList<PciAddress> BlastRadius, string? PowerState, bool? D3coldAllowed)
-{
-    public bool NoReset => Methods is { Count: 0 };
-    public bool BusResetOnly => Methods is { Count: > 0 } m && m[0] is "bus" or "cxl_bus";
-
-    /// <summary>The warning bind and run give, or null.</summary>
-    public string? Warning(PciAddress a) =>
-        NoReset ? $"{a} has no reset method: it may carry state from the host into the guest, and from one guest into the next"
-        : BusResetOnly && BlastRadius.Count > 0 ? $"{a} can only be reset by a bus reset on {ResetBridge}, which also resets {string.Join(", ", BlastRadius)}: vfio needs them all free to reset it (pass them together)"
-        : null;
-}
-
 /// <summary>Why an IOMMU group holds more than one function: the cause found in the topology, and what a user can do.</summary>
 public sealed record GroupExplanation(string Cause, string Advice);
 
-/// <summary>Reset, power and isolation facts for `show`, and the warnings of bind and run.</summary>
+/// <summary>Isolation facts for `show`: why a group holds more than one function (reset facts: <see cref="ResetFacts"/>, in Pci, since bind warns by them too).</summary>
 public static class DeviceSafety
 {
-    public static ResetFacts Reset(HostRoot host, PciInventory inventory, PciDevice d)
-    {
-        var topology = new PciTopology(host);
-        PciAddress? bridge = null;
-        IReadOnlyList<PciAddress> radius = [];
-        if (d.ResetMethods is { Count: > 0 } m && m[0] is "bus" or "cxl_bus" && topology.Ancestors(d.Address) is { Count: > 0 } up)
-        {
-            bridge = up[0];
-            radius = topology.Below(inventory, up[0]).Where(x => x != d.Address).ToList();
-        }
-        var power = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/power_state")?.Trim();
-        var d3 = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/d3cold_allowed")?.Trim();
-        return new ResetFacts(d.ResetMethods, bridge, radius, power, d3 switch { "1" => true, "0" => false, _ => null });
-    }
-
     public const string Advice = "put the device in another slot (one whose root port isolates it), use a platform whose root ports have ACS, "
         + "or pass the whole group (--group); the pcie_acs_override kernel patch only makes Linux pretend the devices are isolated "
         + "(they can still reach each other behind the IOMMU's back), so Passthru never applies it";

@@ -33,7 +33,7 @@ public static class ShowReport
                 Row(o, "", "what to do: " + why.Advice);
             }
         }
-        var reset = DeviceSafety.Reset(host, inventory, d);
+        var reset = ResetFacts.Of(host, inventory, d);
         Row(o, "Reset methods", d.ResetMethods is null ? "not reported by the kernel" : d.ResetMethods.Count == 0 ? "none" : string.Join(", ", d.ResetMethods));
         if (reset.NoReset) Row(o, "", "no reset at all: state can carry over from the host into a guest, and between guests");
         else if (reset.BusResetOnly)
@@ -69,7 +69,7 @@ public static class ShowReport
         json.WriteStartArray("reset_methods");
         foreach (var r in d.ResetMethods ?? []) json.WriteStringValue(r);
         json.WriteEndArray();
-        var reset = DeviceSafety.Reset(host, inventory, d);
+        var reset = ResetFacts.Of(host, inventory, d);
         if (reset.ResetBridge is { } rb) json.WriteString("reset_bridge", rb.ToString()); else json.WriteNull("reset_bridge");
         json.WriteStartArray("reset_also_hits");
         foreach (var x in reset.BlastRadius) json.WriteStringValue(x.ToString());

@@ -1,5 +1,6 @@
 using System.Xml;
 using System.Xml.Linq;
+using Passthru.Launch;
 
 namespace Passthru.Export;
 
@@ -60,24 +61,10 @@ public static class LibvirtDomain
 
     private static XElement Disk(string path, string device, int index) =>
         new("disk", new XAttribute("type", "file"), new XAttribute("device", device),
-            new XElement("driver", new XAttribute("name", "qemu"), new XAttribute("type", device == "cdrom" ? "raw" : DiskFormat(path))),
+            new XElement("driver", new XAttribute("name", "qemu"), new XAttribute("type", device == "cdrom" ? "raw" : DiskImage.Format(path))),
             new XElement("source", new XAttribute("file", path)),
             new XElement("target", new XAttribute("dev", "sd" + (char)('a' + index)), new XAttribute("bus", "sata")),
             device == "cdrom" ? new XElement("readonly") : null);
-
-    private static readonly byte[] QcowMagic = [(byte)'Q', (byte)'F', (byte)'I', 0xfb];
-
-    /// <summary>qcow2 images start with "QFI\xfb"; anything else is taken as raw, as QEMU's probing would.</summary>
-    public static string DiskFormat(string path)
-    {
-        try
-        {
-            using var f = File.OpenRead(path);
-            Span<byte> magic = stackalloc byte[4];
-            return f.Read(magic) == 4 && magic.SequenceEqual(QcowMagic) ? "qcow2" : "raw";
-        }
-        catch (IOException) { return "raw"; }
-    }
 
     private static XElement HostDev(HostDevice d)
     {

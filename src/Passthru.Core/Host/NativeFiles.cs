@@ -40,13 +40,16 @@ internal static unsafe partial class NativeFiles
     private static partial int flock(int fd, int operation);
 
     [LibraryImport("libc", SetLastError = true)]
+    private static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
     private static partial int rename(byte* from, byte* to);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial nint readlink(byte* path, byte* buffer, nint size);
+    private static partial int unlink(byte* path);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial int unlink(byte* path);
+    private static partial nint readlink(byte* path, byte* buffer, nint size);
 
     // glibc 2.33+ exports stat(2) itself (earlier ones only __xstat); Debian 12 has 2.36.
     [LibraryImport("libc", SetLastError = true)]
@@ -160,40 +163,87 @@ internal static unsafe partial class NativeFiles
     }
 
     /// <summary>
-    /// Replaces a file atomically: a temporary file beside it created with <paramref name="mode"/> (so it is never
-    /// readable by others with the content), written, fsynced, then renamed over it, and the directory fsynced so the
-    /// rename itself survives a power cut. On any failure the temporary file is removed again.
+    /// Replaces a file atomically and durably: <see cref="WriteTemporary"/> beside it, renamed over it, the directory
+    /// fsynced. On any failure the temporary file is removed and the file is as it was.
     /// </summary>
     public static void ReplaceFile(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
     {
-        var temp = $"{path}.tmp-{Environment.ProcessId}";
+        var temp = WriteTemporary(path, content, mode);
+        try { Rename(temp, path); }
+        catch (IOException)
+        {
+            Unlink(temp);
+            throw;
+        }
+        SyncDirectory(Path.GetDirectoryName(path)!);
+    }
+
+    /// <summary>
+    /// Writes a hidden temporary file beside <paramref name="path"/> with exactly <paramref name="mode"/> (created so,
+    /// so it is never readable by others with the content, then set again, as the umask may have narrowed it), and
+    /// fsyncs it; returns its path. Nothing at <paramref name="path"/> changes. On failure nothing is left behind.
+    /// </summary>
+    public static string WriteTemporary(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.passthru-{Environment.ProcessId}.tmp");
         Span<byte> ctemp = stackalloc byte[Encoding.UTF8.GetMaxByteCount(temp.Length) + 1];
-        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         fixed (byte* t = CString(temp, ctemp))
-        fixed (byte* p = CString(path, cpath))
+        fixed (byte* c = content)
         {
             int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (int)mode);
             if (fd < 0) throw Error($"cannot create {temp}");
-            bool renamed = false;
             try
             {
-                try
+                if (fchmod(fd, (uint)mode) != 0) throw Error($"cannot set the mode of {temp}");
+                for (int done = 0; done < content.Length;)
                 {
-                    WriteAll(fd, content, temp);
-                    // The data must be on disk before the rename makes it the file: otherwise a crash can leave an
-                    // empty or partial file under the real name.
-                    if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
+                    nint n = write(fd, c + done, content.Length - done);
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (n < 0) throw Error($"cannot write {temp}");
+                    done += (int)n;
                 }
-                finally { close(fd); }
-                if (rename(t, p) != 0) throw Error($"cannot rename {temp} to {path}");
-                renamed = true;
+                if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
             }
-            finally
+            catch (IOException)
             {
-                if (!renamed) unlink(t);
+                close(fd);
+                unlink(t);
+                throw;
             }
+            close(fd);
         }
-        SyncDirectory(Path.GetDirectoryName(path) ?? "/");
+        return temp;
+    }
+
+    /// <summary>rename(2): atomic, and replaces <paramref name="to"/> if it exists.</summary>
+    public static void Rename(string from, string to)
+    {
+        Span<byte> cfrom = stackalloc byte[Encoding.UTF8.GetMaxByteCount(from.Length) + 1];
+        Span<byte> cto = stackalloc byte[Encoding.UTF8.GetMaxByteCount(to.Length) + 1];
+        fixed (byte* f = CString(from, cfrom))
+        fixed (byte* t = CString(to, cto))
+            if (rename(f, t) != 0) throw Error($"cannot rename {from} to {to}");
+    }
+
+    /// <summary>Removes a file; false when it could not be removed (already gone, say).</summary>
+    public static bool Unlink(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        fixed (byte* p = CString(path, cpath)) return unlink(p) == 0;
+    }
+
+    /// <summary>
+    /// fsyncs a directory, so that a rename or removal in it survives a crash. Best effort: some file systems refuse
+    /// to fsync a directory, and the rename itself is atomic either way.
+    /// </summary>
+    public static void SyncDirectory(string directory)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(directory.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(directory, cpath)) fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0) return;
+        fsync(fd);
+        close(fd);
     }
 
     /// <summary>Writes into an existing file in place (a character device or a FIFO): no create, no truncate, no rename.</summary>
@@ -203,31 +253,18 @@ internal static unsafe partial class NativeFiles
         int fd;
         fixed (byte* p = CString(path, cpath)) fd = open(p, O_WRONLY | O_CLOEXEC, 0);
         if (fd < 0) throw Error($"cannot open {path}");
-        try { WriteAll(fd, content, path); }
+        try
+        {
+            fixed (byte* c = content)
+                for (int done = 0; done < content.Length;)
+                {
+                    nint n = write(fd, c + done, content.Length - done);
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (n < 0) throw Error($"cannot write {path}");
+                    done += (int)n;
+                }
+        }
         finally { close(fd); }
-    }
-
-    /// <summary>fsync of a directory, so a rename or a new entry in it is durable.</summary>
-    public static void SyncDirectory(string path)
-    {
-        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
-        int fd;
-        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);
-        if (fd < 0) return; // nothing to sync that could be lost: the rename already happened or the directory is gone
-        try { fsync(fd); }
-        finally { close(fd); }
-    }
-
-    private static void WriteAll(int fd, ReadOnlySpan<byte> content, string what)
-    {
-        fixed (byte* c = content)
-            for (int done = 0; done < content.Length;)
-            {
-                nint n = write(fd, c + done, content.Length - done);
-                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
-                if (n < 0) throw Error($"cannot write {what}");
-                done += (int)n;
-            }
     }
 
     /// <summary>What a path is, following symlinks (stat(2)'s S_IFMT bits).</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Passthru.Host;
 
 namespace Passthru.Launch;
 
@@ -156,13 +157,9 @@ public static class GuestProcess
         thread.Start();
     }
 
-    [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
-
     private static void Terminate(Process process)
     {
-        const int SIGTERM = 15;
-        kill(process.Id, SIGTERM);
+        ProcessScan.Terminate(process.Id);
         if (!process.WaitForExit(TimeSpan.FromSeconds(5)))
         {
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }

@@ -93,7 +93,7 @@ public static class QemuCommand
             argv.AddRange(["-device", "ahci,id=ahci"]);
             for (int i = 0; i < boot.Disks.Count; i++)
             {
-                var format = Passthru.Export.LibvirtDomain.DiskFormat(boot.Disks[i]);
+                var format = DiskImage.Format(boot.Disks[i]);
                 argv.AddRange(["-drive", $"id=disk{i},file={QemuArgs.EscapeCommas(boot.Disks[i])},format={format},if=none",
                                "-device", $"ide-hd,drive=disk{i},bus=ahci.{i}"]);
             }

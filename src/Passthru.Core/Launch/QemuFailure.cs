@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Passthru.Binding;
 using Passthru.Host;
 using Passthru.Pci;
 
@@ -26,7 +25,7 @@ public static partial class QemuFailure
         if (Busy().Match(qemuStderr) is { Success: true } busy)
         {
             int group = int.Parse(busy.Groups[1].Value, CultureInfo.InvariantCulture);
-            var holders = Holders(host, $"/dev/vfio/{group}");
+            var holders = ProcessScan.Holders(host, $"/dev/vfio/{group}");
             return $"IOMMU group {group} is already open{(holders.Count > 0 ? $" by {string.Join(", ", holders)}" : " by another process")} (another guest has its devices); "
                 + "fix: stop that guest first, or pass a different device";
         }
@@ -79,23 +78,6 @@ public static partial class QemuFailure
             ? $"BAR {bar} of {address} is held by the boot framebuffer ({holder} in /proc/iomem), which the host's console still uses; "
                 + "fix: add video=efifb:off video=vesafb:off initcall_blacklist=sysfb_init to the kernel command line and reboot (the console then starts on another GPU or none)"
             : $"BAR {bar} of {address} cannot be reserved: another driver holds that memory (see /proc/iomem); fix: stop what holds it (a framebuffer driver, usually) or reboot with it disabled";
-    }
-
-    /// <summary>Processes that have a device node open, by /proc/PID/fd, as "qemu-system-x86 (pid 123)".</summary>
-    internal static List<string> Holders(HostRoot host, string node)
-    {
-        var found = new List<string>();
-        foreach (var pid in host.List("proc"))
-        {
-            if (!pid.All(char.IsAsciiDigit)) continue;
-            foreach (var fd in host.List($"proc/{pid}/fd"))
-                if (host.ReadLink($"proc/{pid}/fd/{fd}") == node)
-                {
-                    found.Add($"{host.ReadAttribute($"proc/{pid}/comm") ?? "?"} (pid {pid})");
-                    break;
-                }
-        }
-        return found;
     }
 
     [GeneratedRegex(@"vfio (\S+): group (\d+) is not viable")]

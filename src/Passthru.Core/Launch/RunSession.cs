@@ -178,7 +178,7 @@ public static class RunSession
                 catch (IOException e) when (e.Message.Contains("busy", StringComparison.OrdinalIgnoreCase))
                 {
                     // A vfio group opens once: someone else has it (another guest of these devices).
-                    var holders = QemuFailure.Holders(host, $"/dev/vfio/{group.Number}");
+                    var holders = ProcessScan.Holders(host, $"/dev/vfio/{group.Number}");
                     throw new UserError($"{node} is already open{(holders.Count > 0 ? $" by {string.Join(", ", holders)}" : " by another process")}: "
                         + $"another guest has IOMMU group {group.Number}; stop it first, or pass a different device");
                 }

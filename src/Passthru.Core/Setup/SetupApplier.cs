@@ -1,3 +1,4 @@
+using Passthru.Binding;
 using Passthru.Host;
 
 namespace Passthru.Setup;
@@ -9,11 +10,14 @@ public sealed record SetupOutcome(IReadOnlyList<string> Lines);
 /// Applies a <see cref="SetupPlan"/> and undoes it. Apply: stage every file beside its target (nothing changes if
 /// one cannot be written), back up the originals and write the record, then rename the staged files into place,
 /// then run the commands. Undo: check every recorded file first, then restore, then run the undo commands.
-/// Commands run only when the host root is "/"; against a tree they are listed.
+/// Commands run only when the host root is "/"; against a tree they are listed. Both hold the state lock that bind,
+/// run and the others take (in <paramref name="stateDir"/>, by default /run/passthru under the host root), waiting
+/// for it as they do.
 /// </summary>
-public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand, (int ExitCode, string Error)>? runner = null)
+public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand, (int ExitCode, string Error)>? runner = null, string? stateDir = null)
 {
     private readonly Func<PlannedCommand, (int ExitCode, string Error)>? _runner = runner ?? (host.IsLive ? RunOnHost : null);
+    private readonly string _stateDir = stateDir ?? Journal.DefaultDirectory(host);
 
     private void RequireRoot(string what)
     {
@@ -195,24 +199,10 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
         return new(lines);
     }
 
-    public const string LockFile = "run/passthru/lock";
+    /// <summary>How long setup waits for another passthru command to finish, as bind does.</summary>
+    public static readonly TimeSpan LockWait = TimeSpan.FromSeconds(30);
 
-    /// <summary>
-    /// The lock every Passthru command that changes the host takes (flock through FileShare.None), so two never
-    /// interleave. It lives under /run: a lock need not outlive a boot.
-    /// </summary>
-    private FileStream Lock()
-    {
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(host.Path(LockFile))!);
-            return new FileStream(host.Path(LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"another passthru command is changing this host ({host.Path(LockFile)} is locked: {Reason(e)}): wait for it and try again; nothing was changed");
-        }
-    }
+    private StateLock Lock() => StateLock.Acquire(_stateDir, LockWait);
 
     /// <summary>Creates the missing parent directories of a root-relative path; returns those it created, outermost first.</summary>
     private List<string> MakeParents(string relative)
@@ -231,7 +221,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
 
     private void Discard(IEnumerable<(FileChange File, string Temp)> staged, List<string> madeDirs)
     {
-        foreach (var (_, temp) in staged) File.Delete(temp);
+        foreach (var (_, temp) in staged) SetupFiles.Discard(temp);
         foreach (var dir in Enumerable.Reverse(madeDirs))
             if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0) Directory.Delete(host.Path(dir));
     }

@@ -1,4 +1,4 @@
-using Passthru.Check;
+using Passthru.Host;
 using Passthru.Pci;
 
 namespace Passthru.Setup;

@@ -1,4 +1,3 @@
-using Passthru.Check;
 using Passthru.Host;
 using Passthru.Pci;
 

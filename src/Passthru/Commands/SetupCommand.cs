@@ -25,16 +25,20 @@ public static class SetupCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and change nothing (what setup does without --apply)" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
         var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
+        var stateDir = new Option<string?>("--state-dir")
+        {
+            Description = "Where the lock lives that setup shares with bind and run (default: /run/passthru under --root); setup's record stays in var/lib/passthru under --root",
+        };
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, vfs, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force,
+            device, vfs, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force, stateDir,
         };
         command.SetAction(p =>
         {
             var host = globals.Host(p);
             if (p.GetValue(dryRun) && (p.GetValue(apply) || p.GetValue(undo)))
                 throw new UserError($"--dry-run changes nothing, --{(p.GetValue(apply) ? "apply" : "undo")} changes the host: give one of them", ExitCodes.Usage);
-            var applier = new SetupApplier(host, Environment.IsPrivilegedProcess);
+            var applier = new SetupApplier(host, Environment.IsPrivilegedProcess, stateDir: p.GetValue(stateDir));
             if (p.GetValue(undo))
             {
                 if (p.GetValue(device) is { Length: > 0 } || p.GetValue(vfs) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts))

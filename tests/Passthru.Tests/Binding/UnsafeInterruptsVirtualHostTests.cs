@@ -1,4 +1,5 @@
 using Passthru.Binding;
+using Passthru.Host;
 using Passthru.Tests.VirtualHost;
 
 namespace Passthru.Tests.Binding;

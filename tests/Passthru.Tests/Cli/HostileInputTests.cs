@@ -53,7 +53,7 @@ public sealed class HostileInputTests : IDisposable
         Assert.DoesNotMatch(@"Exception|   at |_[A-Z][a-z]+_|\bIO_|Arg_", lines[0]);
     }
 
-    private string[] Litter() => Directory.GetFileSystemEntries(_dir, "*.tmp-*", SearchOption.AllDirectories);
+    private string[] Litter() => Directory.GetFileSystemEntries(_dir, "*.tmp*", SearchOption.AllDirectories);
 
     [Theory]
     [MemberData(nameof(Targets))]

@@ -51,6 +51,29 @@ public sealed class NativeFilesTests : IDisposable
         Assert.Equal(["state.json"], Directory.GetFiles(_dir).Select(Path.GetFileName));
         var error = Assert.Throws<IOException>(() => NativeFiles.ReplaceFile(Path.Combine(_dir, "missing", "f"), "x"u8, UnixFileMode.UserRead));
         Assert.Contains("No such file or directory", error.Message);
+        // The mode asked for, not narrowed by the umask (setup's configuration files are 0644 whatever root's umask).
+        var shared = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+        NativeFiles.ReplaceFile(path, "shared"u8, shared);
+        Assert.Equal(shared, File.GetUnixFileMode(path));
+    }
+
+    [Fact]
+    public void A_replacement_that_fails_leaves_no_temporary_file_and_the_old_content()
+    {
+        // rename(2) cannot put a file over a non-empty directory: the temporary file, written and fsynced, goes again.
+        Directory.CreateDirectory(Path.Combine(_dir, "taken", "inside"));
+        Assert.Throws<IOException>(() => AtomicFile.Write(Path.Combine(_dir, "taken"), "new"u8, UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.Equal(["taken"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+        // Staged, then discarded: nothing left either; staged, then committed: the content, no temporary file.
+        var path = Path.Combine(_dir, "config");
+        File.WriteAllText(path, "old");
+        AtomicFile.Discard(AtomicFile.Stage(path, "dropped"u8, UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.Equal("old", File.ReadAllText(path));
+        var staged = AtomicFile.Stage(path, "new"u8, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal("old", File.ReadAllText(path));
+        AtomicFile.Commit(staged, path);
+        Assert.Equal("new", File.ReadAllText(path));
+        Assert.Equal(["config", "taken"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Fact]

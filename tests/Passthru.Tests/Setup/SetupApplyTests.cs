@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Passthru.Host;
 using Passthru.Setup;
+using Passthru.Tests.Support;
 
 namespace Passthru.Tests.Setup;
 
@@ -107,19 +108,53 @@ public class SetupApplyTests
     }
 
     [Fact]
-    public void A_second_process_changing_the_host_waits_its_turn()
+    public void A_second_process_changing_the_host_waits_its_turn_then_setup_proceeds()
+    {
+        // Another process (flock(1), as bind would) holds the state lock for a second: setup waits for it, as bind
+        // does, instead of failing at once.
+        using var host = ScratchHost.DebianGrub(Grub);
+        var waited = ApplyWhileLockHeld(host, Path.Combine(host.Root, "run/passthru"));
+        Assert.True(waited.Result.ExitCode == 0, waited.Result.Stderr);
+        Assert.True(waited.Elapsed > TimeSpan.FromMilliseconds(500), $"setup went ahead after {waited.Elapsed.TotalMilliseconds:0} ms, while the lock was held");
+        Assert.Contains("changed etc/default/grub (original kept in var/lib/passthru/setup-backup/etc/default/grub)", waited.Result.Lines);
+        Assert.NotEqual(Grub, host.Bytes("etc/default/grub"));
+    }
+
+    [Fact]
+    public void Setup_takes_the_lock_in_the_state_directory_it_is_given()
     {
         using var host = ScratchHost.DebianGrub(Grub);
-        Directory.CreateDirectory(Path.Combine(host.Root, "run/passthru"));
-        var before = host.Snapshot();
-        using (new FileStream(Path.Combine(host.Root, SetupApplier.LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        var stateDir = Directory.CreateTempSubdirectory("passthru-state-").FullName;
+        try
         {
-            var r = host.Setup("--apply");
-            Assert.Equal(1, r.ExitCode);
-            Assert.StartsWith($"passthru: another passthru command is changing this host ({host.Root}/run/passthru/lock is locked", r.Stderr);
-            Assert.Equal(before, host.Snapshot());
+            var waited = ApplyWhileLockHeld(host, stateDir, "--state-dir", stateDir);
+            Assert.True(waited.Result.ExitCode == 0, waited.Result.Stderr);
+            Assert.True(waited.Elapsed > TimeSpan.FromMilliseconds(500), $"setup went ahead after {waited.Elapsed.TotalMilliseconds:0} ms, while the lock was held");
+            Assert.False(host.Exists("run/passthru/lock"));   // not the default one
+            Assert.True(host.Exists(SetupJournal.RecordFile));   // the record stays under the host root
+            var undo = host.Setup("--undo", "--state-dir", stateDir);
+            Assert.True(undo.ExitCode == 0, undo.Stderr);
+            Assert.Equal(Grub, host.Bytes("etc/default/grub"));
         }
-        Assert.Equal(0, host.Setup("--apply").ExitCode);
+        finally { Directory.Delete(stateDir, recursive: true); }
+    }
+
+    /// <summary>Runs setup --apply while flock(1), another process, holds <paramref name="stateDir"/>/lock for a second.</summary>
+    private static (CliResult Result, TimeSpan Elapsed) ApplyWhileLockHeld(ScratchHost host, string stateDir, params string[] args)
+    {
+        Directory.CreateDirectory(stateDir);
+        var ready = Path.Combine(host.Root, "flock-ready");
+        using var holder = System.Diagnostics.Process.Start("flock", [Path.Combine(stateDir, "lock"), "-c", $"touch '{ready}'; sleep 1"]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!File.Exists(ready) && DateTime.UtcNow < deadline) Thread.Sleep(10);
+        Assert.True(File.Exists(ready), "flock(1) did not take the lock");
+        File.Delete(ready);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = host.Setup(["--apply", .. args]);
+        var elapsed = clock.Elapsed;
+        Assert.True(holder.WaitForExit(10_000));
+        Assert.Equal(0, holder.ExitCode);
+        return (result, elapsed);
     }
 
     [Fact]

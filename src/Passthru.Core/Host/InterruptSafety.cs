@@ -1,12 +1,12 @@
-using Passthru.Check;
-
-namespace Passthru.Binding;
+namespace Passthru.Host;
 
 /// <summary>
 /// Whether vfio will let a guest use a device on this host's IOMMU. vfio_iommu_type1 refuses to set up a container
 /// (QEMU: "Failed to set iommu for container: Operation not permitted") when the IOMMU does not remap interrupts,
 /// unless its allow_unsafe_interrupts parameter is set: then a guest's device can write MSI messages that the host
 /// takes as its own interrupts. Passthru never sets it unasked; it stops before changing anything and names the opt-in.
+/// In Host, beside <see cref="HostFacts"/>, because check reports it, bind and run refuse by it, and QEMU's failures are
+/// explained with it: it is read from the kernel only (no PCI model), so it sits below all of them.
 /// </summary>
 public sealed record InterruptSafety(bool? Remapping, string? AllowedBy)
 {

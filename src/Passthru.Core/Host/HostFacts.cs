@@ -1,9 +1,12 @@
 using System.Globalization;
-using Passthru.Host;
 
-namespace Passthru.Check;
+namespace Passthru.Host;
 
-/// <summary>The host facts readiness depends on, each read through the host root.</summary>
+/// <summary>
+/// The host facts readiness depends on, each read through the host root. In Host rather than Check: check reports
+/// them, but bind, run and setup decide by them too (interrupt remapping, modules, the kernel command line), and they
+/// need nothing above Host, so every room can ask without depending on Check.
+/// </summary>
 public sealed class HostFacts(HostRoot host)
 {
     public HostRoot Host { get; } = host;
