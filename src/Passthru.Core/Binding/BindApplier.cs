@@ -57,8 +57,6 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             foreach (var f in plan.Functions) journal.Remove(f.Address);
             foreach (var x in plan.Sriov) journal.Remove(x);
             journal.Save();
-            // A parameter goes back once no function it was set for is held any more.
-            PutBackParameters(p => p.For.All(a => journal.Find(a) is null));
         }
         else if (plan.Sriov.Count > 0)
         {
@@ -100,31 +98,6 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         int.TryParse(host.ReadLinkName(SysfsPaths.IommuGroup(function)), out var g) ? g : null;
 
     private readonly List<ParameterState> _changedParameters = [];
-
-    /// <summary>
-    /// Writes the journaled original value of each parameter <paramref name="which"/> selects and forgets it. Returns
-    /// what it put back, or throws (the journal keeps what could not be put back, for restore).
-    /// </summary>
-    public IReadOnlyList<ParameterState> PutBackParameters(Func<ParameterState, bool> which)
-    {
-        var done = new List<ParameterState>();
-        foreach (var p in journal.Parameters.Where(which).ToList())
-        {
-            try
-            {
-                // A module unloaded since has lost the changed value with it: nothing is left to put back.
-                if (host.Exists(p.Path)) host.WriteAttribute(p.Path, p.Original);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new UserError($"putting {p.Original} back into /{p.Path} failed: {Reason(e)}; the journal still records it: run `passthru restore` again");
-            }
-            journal.Remove(p);
-            journal.Save();
-            done.Add(p);
-        }
-        return done;
-    }
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -206,6 +179,12 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 break;
             case SetModuleParameter m:
                 SetParameter(m);
+                break;
+            case PutBackParameter p:
+                // A module unloaded since has lost the changed value with it: nothing is left to put back.
+                if (host.Exists(p.Path)) host.WriteAttribute(p.Path, p.Value);
+                if (journal.FindParameter(p.Path) is { } state) journal.Remove(state);
+                journal.Save();
                 break;
             case VerifyDriver v:
                 if (!WaitFor(() => host.ReadLinkName(SysfsPaths.Driver(v.Function)) == v.Driver))

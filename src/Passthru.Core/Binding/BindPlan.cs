@@ -42,6 +42,15 @@ public sealed record SetModuleParameter(string Path, string Value, IReadOnlyList
 }
 
 /// <summary>
+/// Puts a module parameter Passthru changed back to the value the journal recorded, in a give-back, once no function
+/// it was set for stays held. A module unloaded since lost the changed value with it: then there is nothing to write.
+/// </summary>
+public sealed record PutBackParameter(string Path, string Value) : BindStep
+{
+    public override string Describe() => $"write {Value} > /{Path} (no device it was set for is held any more)";
+}
+
+/// <summary>
 /// A write to one of a physical function's SR-IOV attributes: sriov_numvfs (the kernel creates or removes the VFs
 /// during the write) or sriov_drivers_autoprobe (whether host drivers probe VFs as they appear).
 /// </summary>

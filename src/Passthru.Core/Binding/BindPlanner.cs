@@ -106,7 +106,8 @@ public static class BindPlanner
     /// Gives functions back to what the journal recorded for them; then puts back the VF counts in
     /// <paramref name="sriov"/>, which removes the VFs Passthru created once their functions are given back.
     /// </summary>
-    public static BindPlan PlanReturn(PciInventory inventory, Journal journal, IReadOnlyList<PciAddress> functions, IReadOnlyList<SriovState>? sriov = null)
+    public static BindPlan PlanReturn(PciInventory inventory, Journal journal, IReadOnlyList<PciAddress> functions, IReadOnlyList<SriovState>? sriov = null,
+        IEnumerable<PciAddress>? released = null)
     {
         sriov ??= [];
         var steps = new List<BindStep>();
@@ -142,7 +143,33 @@ public static class BindPlanner
             steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));
         }
+        steps.AddRange(ParameterPutBacks(journal, states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? [])));
         return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
+    }
+
+    /// <summary>
+    /// The module parameters to put back once <paramref name="leaving"/> are given back (or their claim ends): those no
+    /// function the journal still holds afterwards was set for. Last in a give-back, after the devices left vfio.
+    /// </summary>
+    private static IEnumerable<BindStep> ParameterPutBacks(Journal journal, IEnumerable<PciAddress> leaving)
+    {
+        var gone = leaving.ToHashSet();
+        foreach (var p in journal.Parameters)
+            if (p.For.All(a => gone.Contains(a) || journal.Find(a) is null))
+                yield return new PutBackParameter(p.Path, p.Original);
+    }
+
+    /// <summary>
+    /// What giving back a bind's functions will take once it is applied, predicted from the plan itself (each function
+    /// then on vfio-pci with its override set): shown by run's --dry-run as what happens when the guest ends.
+    /// </summary>
+    public static IReadOnlyList<BindStep> PredictReturn(HostRoot host, BindPlan bind)
+    {
+        var steps = new List<BindStep>();
+        foreach (var f in bind.Functions) steps.AddRange(ReturnSteps(f, Vfio, Vfio));
+        foreach (var m in bind.Steps.OfType<SetModuleParameter>())
+            steps.Add(new PutBackParameter(m.Path, host.ReadAttribute(m.Path) ?? "its value before"));
+        return steps;
     }
 
     /// <summary>

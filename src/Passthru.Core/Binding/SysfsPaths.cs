@@ -5,6 +5,7 @@ namespace Passthru.Binding;
 /// <summary>The root-relative sysfs files the binding engine writes, named once.</summary>
 public static class SysfsPaths
 {
+    public static string Device(PciAddress a) => $"sys/bus/pci/devices/{a}";
     public static string DriverOverride(PciAddress a) => $"sys/bus/pci/devices/{a}/driver_override";
     public static string Unbind(string driver) => $"sys/bus/pci/drivers/{driver}/unbind";
     public static string Bind(string driver) => $"sys/bus/pci/drivers/{driver}/bind";

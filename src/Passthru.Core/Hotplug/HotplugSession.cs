@@ -94,15 +94,15 @@ public static class HotplugSession
     {
         var name = plan.Guest.Name;
         var request = new BindRequest(plan.Steps.Select(s => (DeviceSelector)new DeviceSelector.ByAddress(s.Address.ToString(), s.Address)).ToList(), wholeGroup, AllowUnsafeInterrupts: allowUnsafe, Verb: "attach");
-        using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
+        using (var custody = Custody.Take(host, stateDir))
         {
             // Planned again under the lock, and recorded with the guest before QEMU is asked: if anything ends here
             // (this process, the guest), the guest's end or `passthru guests` gives the devices back.
             var guest = Running(host, stateDir, name);
             if (guest.FreePorts.Count() < plan.Steps.Count || plan.Steps.Any(s => !guest.FreePorts.Contains(s.Port)))
                 throw new UserError($"guest '{name}' changed while attaching (another attach?): try again");
-            var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), request);
-            new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind);
+            var bind = custody.PlanBind(request);
+            custody.Apply(bind);
             foreach (var f in bind.Functions) messages.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
             foreach (var s in plan.Steps)
             {
@@ -115,7 +115,7 @@ public static class HotplugSession
                         .Select(f => f.Address.ToString()).ToList(),
                 });
             }
-            GuestRecords.Save(stateDir, guest);
+            custody.Save(guest);
         }
         var attached = new List<string>();
         string? failure = null;
@@ -156,8 +156,8 @@ public static class HotplugSession
         // would wait for QEMU. Such a device stays recorded with the guest and goes back when the guest ends.
         var notAttached = plan.Steps.Where(s => !attached.Contains(s.Id)).ToList();
         var held = notAttached.Where(s => QemuHoldsGroupOf(host, plan.Guest, s.Address)).Select(s => s.Address.ToString()).ToHashSet();
-        var back = ForgetAndGiveBack(host, stateDir, name, d => notAttached.Any(s => s.Id == d.Id) && !held.Contains(d.Address), messages);
-        throw new UserError(failure + (back.Count > 0 ? $"; gave {string.Join(", ", back)} back" : "")
+        var back = ForgetAndGiveBack(host, stateDir, name, d => notAttached.Any(s => s.Id == d.Id) && !held.Contains(d.Address), messages).Given;
+        throw new UserError(failure + (back.Count > 0 ? $"; gave {string.Join(", ", back.Select(f => f.Address))} back" : "")
             + (held.Count > 0 ? $"; QEMU holds {string.Join(", ", held)} nonetheless: it stays with guest '{name}' (passthru detach {name} ..., or it is given back when the guest ends)" : ""));
     }
 
@@ -215,15 +215,17 @@ public static class HotplugSession
             yield return "  " + new JsonObject { ["execute"] = "device_del", ["arguments"] = new JsonObject { ["id"] = d.Id } }.ToJsonString();
             yield return $"  wait up to {plan.Timeout.TotalSeconds:0} s for the event DEVICE_DELETED of {d.Id} (the guest lets go of it)";
         }
-        yield return "then give back to their host drivers: " + string.Join(", ", plan.Devices.SelectMany(FunctionsToReturn).Distinct());
+        yield return "then give back to their host drivers: " + string.Join(", ", plan.Devices.SelectMany(d => d.Returns).Distinct());
     }
 
-    public static IEnumerable<string> FunctionsToReturn(GuestDevice d) => d.Attached ? d.Bound : [d.Address];
-
-    /// <summary>Detaches each device in turn; one the guest does not let go of in time stays with it (and fails the command).</summary>
+    /// <summary>
+    /// Detaches each device in turn; one the guest does not let go of in time stays with it (and fails the command), as
+    /// does one that did not come back to its host driver cleanly (each problem said in <paramref name="messages"/>).
+    /// </summary>
     public static void Detach(HostRoot host, string stateDir, DetachPlan plan, TextWriter messages)
     {
         var name = plan.Guest.Name;
+        var problems = new List<string>();
         using (var qmp = QmpClient.Connect(plan.Guest.Qmp, ConnectWait))
         {
             foreach (var d in plan.Devices)
@@ -240,57 +242,20 @@ public static class HotplugSession
                     throw new UserError($"guest '{name}' did not let go of {d.Address} within {plan.Timeout.TotalSeconds:0} s: its OS must accept the unplug request "
                         + "(a guest without PCIe hot-plug support, or one that is hung, ignores it); the device stays with the guest and is given back when it ends (--timeout waits longer)");
                 messages.WriteLine($"detached {d.Address} from guest '{name}'");
-                ForgetAndGiveBack(host, stateDir, name, x => x.Id == d.Id, messages);
+                problems.AddRange(ForgetAndGiveBack(host, stateDir, name, x => x.Id == d.Id, messages).Problems);
             }
         }
+        if (problems.Count > 0)
+            throw new UserError($"{problems.Count} function{(problems.Count == 1 ? "" : "s")} did not come back cleanly after the guest (said above)");
     }
 
-    /// <summary>Drops devices from the guest's record and gives back the functions bound for them; returns the functions given back.</summary>
-    private static List<string> ForgetAndGiveBack(HostRoot host, string stateDir, string name, Func<GuestDevice, bool> which, TextWriter messages)
+    /// <summary>Drops devices from the guest's claims and gives back the functions bound for them, the one way custody gives back.</summary>
+    private static GiveBackResult ForgetAndGiveBack(HostRoot host, string stateDir, string name, Func<GuestDevice, bool> which, TextWriter messages)
     {
-        using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
-        var guest = GuestRecords.Load(stateDir, name);
-        if (guest is null) return []; // the guest ended meanwhile, and its end gave everything back
-        var leaving = guest.Devices.Where(which).ToList();
-        guest.Devices.RemoveAll(d => leaving.Contains(d));
-        GuestRecords.Save(stateDir, guest);
-        // A function still held by the guest (another of its devices) stays on vfio-pci.
-        var functions = leaving.SelectMany(FunctionsToReturn).Where(f => guest.Devices.All(d => d.Address != f)).Distinct().ToList();
-        return GiveBack(host, stateDir, functions, messages).Select(f => f.Address.ToString()).ToList();
+        using var custody = Custody.Take(host, stateDir);
+        var result = custody.GiveBack(custody.PlanGiveBack(custody.Release(name, which)));
+        foreach (var line in result.Lines) messages.WriteLine(line);
+        foreach (var problem in result.Problems) messages.WriteLine($"passthru: after the guest: {problem}");
+        return result;
     }
-
-    /// <summary>
-    /// Gives back those of the functions the journal still holds (others were given back already, or never bound by
-    /// Passthru), then puts back module parameters no held function needs any more. Call under the state lock.
-    /// </summary>
-    public static List<FunctionState> GiveBack(HostRoot host, string stateDir, IEnumerable<string> functions, TextWriter messages, string prefix = "")
-    {
-        var journal = Journal.Load(stateDir);
-        var addresses = functions.Select(PciAddress.Parse).Distinct().Where(a => journal.Find(a) is not null).ToList();
-        var applier = new BindApplier(host, journal, TextWriter.Null);
-        var given = new List<FunctionState>();
-        if (addresses.Count > 0)
-        {
-            var plan = BindPlanner.PlanReturn(PciInventory.Load(host), journal, addresses);
-            applier.Apply(plan);
-            foreach (var f in plan.Functions)
-            {
-                messages.WriteLine($"{prefix}gave {f.Address} back to {f.Driver ?? "no driver"}");
-                given.Add(f);
-            }
-        }
-        foreach (var p in applier.PutBackParameters(p => p.For.All(a => journal.Find(a) is null)))
-            messages.WriteLine($"{prefix}put {p.Original} back into /{p.Path}");
-        return given;
-    }
-
-    /// <summary>A record whose QEMU and `passthru run` are both gone: its devices go back and the record goes. Call under the state lock.</summary>
-    public static void CleanUp(HostRoot host, string stateDir, GuestRecord guest, TextWriter messages, string prefix = "")
-    {
-        GiveBack(host, stateDir, guest.Bound.Concat(guest.Devices.SelectMany(FunctionsToReturn)), messages, prefix);
-        GuestRecords.Remove(stateDir, guest.Name);
-    }
-
-    /// <summary>Whether a record is stale: neither its QEMU nor the run that watched it is alive.</summary>
-    public static bool IsGone(HostRoot host, GuestRecord g) => !GuestRecords.IsQemuAlive(host, g) && !GuestRecords.IsRunnerAlive(host, g);
 }

@@ -2,7 +2,6 @@ using System.Text.RegularExpressions;
 using Passthru.Binding;
 using Passthru.Check;
 using Passthru.Host;
-using Passthru.Hotplug;
 using Passthru.Pci;
 
 namespace Passthru.Launch;
@@ -118,18 +117,18 @@ public static class RunSession
             {
                 if (host.IsLive && !Environment.IsPrivilegedProcess)
                     throw new UserError("run binds devices to vfio-pci, which needs root (sudo passthru run ...); nothing was changed");
-                using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
+                using (var custody = Custody.Take(host, stateDir))
                 {
                     // Planned again under the lock: the devices may have moved since.
-                    var bind = BindPlanner.PlanBind(host, PciInventory.Load(host), Request(o));
+                    var bind = custody.PlanBind(Request(o));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
-                    new BindApplier(host, Journal.Load(stateDir), TextWriter.Null).Apply(bind, interrupt.Token);
+                    custody.Apply(bind, interrupt.Token);
                     moved = bind.Functions;
                     foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
                     if (guest is not null)
                     {
                         guest.Bound = moved.Select(f => f.Address.ToString()).ToList();
-                        GuestRecords.Save(stateDir, guest);
+                        custody.Save(guest);
                     }
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
@@ -141,20 +140,40 @@ public static class RunSession
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
             return Watch(host, plan, console, messages, progress, interrupt.Token,
-                guest is null ? null : pid => Update(stateDir, guest.Name, g => g.QemuPid = pid));
+                guest is null ? null : pid => Update(host, stateDir, guest.Name, g => g.QemuPid = pid));
         }
         finally
         {
-            // Devices attached while it ran go back with the guest, whichever way it ended.
-            var attached = guest is null ? [] : Unregister(stateDir, guest.Name);
-            if ((moved.Count > 0 || unsafeFor.Count > 0 || attached.Count > 0) && !o.KeepBound)
+            // Whichever way the guest ended: its claims end, and what was bound for it (at its start, attached since)
+            // goes back, checked afterwards.
+            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0)
+                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, messages));
+        }
+    }
+
+    /// <summary>The guest's end: its record goes and, unless --keep-bound, everything bound for it goes back the one way custody gives back.</summary>
+    private static IReadOnlyList<string> End(HostRoot host, RunPlan plan, string stateDir, string? guest, IReadOnlyList<FunctionState> moved, TextWriter messages)
+    {
+        try
+        {
+            using var custody = Custody.Take(host, stateDir);
+            var functions = moved.Select(f => f.Address).Concat(guest is null ? [] : custody.Forget(guest)).Distinct().ToList();
+            if (plan.Options.KeepBound)
             {
-                // Did they come back? Each device that did not gets its line.
-                notBack.AddRange(DeviceHealth.Check(host, GiveBack(host, stateDir, moved, unsafeFor, attached, messages)));
-                foreach (var p in notBack) messages.WriteLine($"passthru: after the guest: {p}");
+                if (functions.Count > 0)
+                    messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", functions)} stay on vfio-pci (passthru restore gives them back)");
+                return [];
             }
-            else if (moved.Count > 0 || attached.Count > 0)
-                messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", moved.Select(f => f.Address.ToString()).Concat(attached).Distinct())} stay on vfio-pci (passthru restore gives them back)");
+            // The unsafe interrupts allowed for this run end with it, even for devices an earlier bind left on vfio-pci.
+            var result = custody.GiveBack(custody.PlanGiveBack(functions, claimsEnding: functions.Concat(plan.Devices.Select(d => d.Address))));
+            foreach (var line in result.Lines) messages.WriteLine("[passthru] " + line);
+            foreach (var problem in result.Problems) messages.WriteLine($"passthru: after the guest: {problem}");
+            return result.Problems;
+        }
+        catch (UserError e)
+        {
+            messages.WriteLine($"[passthru] could not give the devices back: {e.Message}; run `passthru restore`");
+            return [];
         }
     }
 
@@ -212,47 +231,20 @@ public static class RunSession
             Ports = layout.Ports.Select(p => p.Id).ToList(),
             Devices = layout.Devices.Select(d => new GuestDevice { Address = d.Address.ToString(), Id = d.Id, Port = d.Bus }).ToList(),
         };
-        using (StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30)))
-        {
-            var existing = GuestRecords.Load(stateDir, record.Name);
-            if (existing is not null && GuestRecords.IsOwnReservation(existing))
-                GuestRecords.Save(stateDir, record); // the name run chose and took for this guest
-            else
-            {
-                if (existing is not null)
-                {
-                    if (!HotplugSession.IsGone(host, existing))
-                        throw new UserError($"a guest named '{existing.Name}' is already running (QEMU pid {existing.QemuPid}): give another --name", ExitCodes.Usage);
-                    HotplugSession.CleanUp(host, stateDir, existing, messages, $"[passthru] (guest '{existing.Name}' had ended) ");
-                }
-                if (!GuestRecords.TryReserve(stateDir, record))
-                    throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
-            }
-        }
+        var cleaned = new List<string>();
+        using (var custody = Custody.Take(host, stateDir)) custody.Register(record, cleaned);
+        foreach (var line in cleaned) messages.WriteLine("[passthru] " + line);
         var ports = record.Ports.Where(p => record.Devices.All(d => d.Port != p)).ToList();
         messages.WriteLine($"[passthru] guest '{record.Name}' (control: {record.Qmp}{(ports.Count > 0 ? $"; hot-plug ports {string.Join(", ", ports)}" : "")})");
         return record;
     }
 
-    private static void Update(string stateDir, string name, Action<GuestRecord> change)
+    private static void Update(HostRoot host, string stateDir, string name, Action<GuestRecord> change)
     {
-        using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
-        if (GuestRecords.Load(stateDir, name) is not { } g) return;
+        using var custody = Custody.Take(host, stateDir);
+        if (custody.Guest(name) is not { } g) return;
         change(g);
-        GuestRecords.Save(stateDir, g);
-    }
-
-    /// <summary>Removes the guest's record; returns the functions bound for devices attached while it ran.</summary>
-    private static IReadOnlyList<string> Unregister(string stateDir, string name)
-    {
-        try
-        {
-            using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
-            var g = GuestRecords.Load(stateDir, name);
-            GuestRecords.Remove(stateDir, name);
-            return g is null ? [] : g.Devices.Where(d => d.Attached).SelectMany(HotplugSession.FunctionsToReturn).Distinct().ToList();
-        }
-        catch (UserError) { return []; } // `passthru guests` or `restore` cleans it up later
+        custody.Save(g);
     }
 
     private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
@@ -333,39 +325,5 @@ public static class RunSession
     {
         messages.WriteLine(line);
         return code;
-    }
-
-    /// <summary>
-    /// Gives back the functions this run bound, and puts back the parameters it changed (allow_unsafe_interrupts) once
-    /// no function they were set for is held: the run's own devices, or ones an earlier bind left on vfio-pci for it.
-    /// </summary>
-    private static List<FunctionState> GiveBack(HostRoot host, string stateDir, IReadOnlyList<FunctionState> moved, IReadOnlyList<PciAddress> unsafeFor,
-        IReadOnlyList<string> attached, TextWriter messages)
-    {
-        var given = new List<FunctionState>();
-        try
-        {
-            using var _ = StateLock.Acquire(stateDir, TimeSpan.FromSeconds(30));
-            if (attached.Count > 0) given.AddRange(HotplugSession.GiveBack(host, stateDir, attached.Where(a => moved.All(m => m.Address.ToString() != a)), messages, "[passthru] "));
-            var journal = Journal.Load(stateDir);
-            var before = journal.Parameters.ToList();
-            var applier = new BindApplier(host, journal, TextWriter.Null);
-            // A device detached while the guest ran was given back then.
-            moved = moved.Where(f => journal.Find(f.Address) is not null).ToList();
-            if (moved.Count > 0)
-            {
-                applier.Apply(BindPlanner.PlanReturn(PciInventory.Load(host), journal, moved.Select(f => f.Address).ToList()));
-                foreach (var f in moved) messages.WriteLine($"[passthru] gave {f.Address} back to {f.Driver ?? "no driver"}");
-                given.AddRange(moved);
-            }
-            if (unsafeFor.Count > 0) applier.PutBackParameters(p => p.For.All(unsafeFor.Contains));
-            foreach (var p in before.Where(b => journal.FindParameter(b.Path) is null))
-                messages.WriteLine($"[passthru] put {p.Original} back into /{p.Path}");
-        }
-        catch (UserError e)
-        {
-            messages.WriteLine($"[passthru] could not give the devices back: {e.Message}; run `passthru restore`");
-        }
-        return given;
     }
 }

@@ -31,13 +31,13 @@ public static class BindCommand
             }
             BindingOptions.RequireRoot(host, "bind");
             var dir = shared.Directory(p, host);
-            using var _ = StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
+            using var custody = Custody.Take(host, dir);
             // Planned under the lock: another passthru may have just moved these devices.
-            var plan = BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request);
+            var plan = custody.PlanBind(request, PciInventory.LoadFor(host, selectors, groupMates: true));
             foreach (var note in plan.Notes) stdout.WriteLine(note);
             if (plan.IsEmpty) return ExitCodes.Ok;
             stdout.Flush();
-            BindingOptions.Apply(host, Journal.Load(dir), plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
+            BindingOptions.Apply(custody, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             foreach (var f in plan.Functions)
                 stdout.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"}); IOMMU group {f.Group}: /dev/vfio/{f.Group}");
             foreach (var m in plan.Steps.OfType<SetModuleParameter>())

@@ -20,7 +20,7 @@ public sealed class BindingOptions
         command.Options.Add(Verbose);
     }
 
-    public string Directory(ParseResult p, HostRoot host) => p.GetValue(StateDir) ?? Journal.DefaultDirectory(host);
+    public string Directory(ParseResult p, HostRoot host) => p.GetValue(StateDir) ?? Custody.DefaultDirectory(host);
 
     /// <summary>Writing to a live host needs root; say so before anything changes.</summary>
     public static void RequireRoot(HostRoot host, string verb)
@@ -32,14 +32,24 @@ public sealed class BindingOptions
     /// <summary>
     /// Applies a plan under the state lock, with Ctrl-C and SIGTERM turned into a rollback instead of a half-done bind.
     /// </summary>
-    public static void Apply(HostRoot host, Journal journal, BindPlan plan, TextWriter progress)
+    public static void Apply(Custody custody, BindPlan plan, TextWriter progress)
     {
         using var cancel = new CancellationTokenSource();
         void Stop(PosixSignalContext c) { c.Cancel = true; cancel.Cancel(); }
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Stop);
-        new BindApplier(host, journal, progress).Apply(plan, cancel.Token);
+        custody.Apply(plan, cancel.Token, progress);
+    }
+
+    /// <summary>Gives back through custody and says what happened: a line per change, then each problem the check afterwards found.</summary>
+    public static GiveBackResult GiveBack(Custody custody, BindPlan plan, TextWriter stdout, bool verbose)
+    {
+        stdout.Flush();
+        var result = custody.GiveBack(plan, verbose ? stdout : TextWriter.Null);
+        foreach (var line in result.Lines) stdout.WriteLine(line);
+        foreach (var problem in result.Problems) stdout.WriteLine($"passthru: after giving back: {problem}");
+        return result;
     }
 
     /// <summary>

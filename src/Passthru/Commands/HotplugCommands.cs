@@ -18,21 +18,22 @@ public static class HotplugCommands
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
+            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
             var cleaned = new List<string>();
             var notes = new StringWriter();
-            var guests = GuestRecords.All(dir);
-            if (guests.Any(g => HotplugSession.IsGone(host, g)))
+            var guests = Custody.Look(host, dir).Guests();
+            if (guests.Any(g => GuestRecords.IsGone(host, g)))
             {
                 // A guest whose QEMU and run are both gone (kill -9): its devices go back now.
                 BindingOptions.RequireRoot(host, "guests");
-                using var _ = StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
-                foreach (var g in GuestRecords.All(dir).Where(g => HotplugSession.IsGone(host, g)))
+                using var custody = Custody.Take(host, dir);
+                foreach (var (name, result) in custody.CleanUpGone())
                 {
-                    HotplugSession.CleanUp(host, dir, g, notes, $"guest '{g.Name}' has ended: ");
-                    cleaned.Add(g.Name);
+                    foreach (var line in result.Lines) notes.WriteLine($"guest '{name}' has ended: {line}");
+                    foreach (var problem in result.Problems) notes.WriteLine($"passthru: after guest '{name}': {problem}");
+                    cleaned.Add(name);
                 }
-                guests = GuestRecords.All(dir);
+                guests = custody.Guests();
             }
             if (p.GetValue(json))
             {
@@ -119,7 +120,7 @@ public static class HotplugCommands
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
+            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             bool wholeGroup = p.GetValue(group), allowUnsafe = p.GetValue(unsafeInterrupts);
             var plan = HotplugSession.PlanAttach(host, dir, p.GetValue(name)!, selectors, wholeGroup, allowUnsafe);
@@ -146,7 +147,7 @@ public static class HotplugCommands
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
+            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
             int seconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : 30;
             if (seconds <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();

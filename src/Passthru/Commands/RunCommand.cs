@@ -53,7 +53,7 @@ public static class RunCommand
                 HotplugSlots = p.GetValue(hotplugSlots) is string h ? MemorySize.ParseCount(h, "--hotplug-slots") : options0.HotplugSlots,
             };
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Journal.DefaultDirectory(host);
+            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
             options = WithControl(options, dir, stderr, dryRun: p.GetValue(dryRun));
             RunPlan plan;
             try { plan = RunSession.Plan(host, options); }
@@ -68,7 +68,13 @@ public static class RunCommand
                 if (!plan.Binding.IsEmpty || plan.Binding.Notes.Count > 0)
                 {
                     foreach (var line in plan.Binding.Describe()) stdout.WriteLine(line);
-                    if (!options.KeepBound && !plan.Binding.IsEmpty) stdout.WriteLine("  then, when QEMU exits: give them back to their drivers");
+                    if (!options.KeepBound && !plan.Binding.IsEmpty)
+                    {
+                        // The give-back is a plan too: the journaled inverses of the bind, as it will be when the guest ends.
+                        stdout.WriteLine("then, when QEMU exits (give back):");
+                        int i = 1;
+                        foreach (var step in BindPlanner.PredictReturn(host, plan.Binding)) stdout.WriteLine($"  {i++,2}. {step.Describe()}");
+                    }
                 }
                 stdout.WriteLine(QemuArgs.ShellJoin(plan.Argv));
                 return ExitCodes.Ok;

@@ -26,19 +26,19 @@ public static class VfsCommand
             var dir = shared.Directory(p, host);
             if (p.GetValue(shared.DryRun))
             {
-                BindingOptions.PrintPlan(stdout, VfPlanner.Plan(host, Journal.Load(dir), request));
+                using var look = Custody.Look(host, dir);
+                BindingOptions.PrintPlan(stdout, VfPlanner.Plan(host, look.Journal, request));
                 return ExitCodes.Ok;
             }
             BindingOptions.RequireRoot(host, "vfs");
-            using var _ = StateLock.Acquire(dir, TimeSpan.FromSeconds(30));
-            var journal = Journal.Load(dir);
+            using var custody = Custody.Take(host, dir);
             // Planned under the lock: another passthru may have just changed this PF.
-            var plan = VfPlanner.Plan(host, journal, request);
+            var plan = VfPlanner.Plan(host, custody.Journal, request);
             foreach (var note in plan.Notes) stdout.WriteLine(note);
             if (!plan.IsEmpty)
             {
                 stdout.Flush();
-                BindingOptions.Apply(host, journal, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
+                BindingOptions.Apply(custody, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             }
             Report(stdout, host, request, globals.Ids(p, host));
             return ExitCodes.Ok;

@@ -27,12 +27,10 @@ public sealed partial class RoomDependencyTests
     ];
 
     /// <summary>
-    /// Dependencies against the order that are known and scheduled to go. Launch → Hotplug: RunSession writes and reads
-    /// the guest records of Hotplug (GuestRecord, GuestRecords) while Hotplug builds on Launch; it goes away when the
-    /// guest records move into the custody room (issue #21, item 1). Whoever removes it: delete it here too (the test
-    /// below fails while an exception listed here no longer exists).
+    /// Dependencies against the order that are known and scheduled to go (none now: Launch → Hotplug went when the guest
+    /// records moved into custody, in Binding). The test below fails while an exception listed here no longer exists.
     /// </summary>
-    private static readonly (string From, string To)[] KnownExceptions = [("Launch", "Hotplug")];
+    private static readonly (string From, string To)[] KnownExceptions = [];
 
     private static readonly string CoreDirectory = Path.Combine(Repo.Root, "src", "Passthru.Core");
     private static readonly Lazy<RoomGraph> Graph = new(() => RoomGraph.Read(CoreDirectory));

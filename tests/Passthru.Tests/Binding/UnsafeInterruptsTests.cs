@@ -111,7 +111,7 @@ public sealed class UnsafeInterruptsTests : IDisposable
         Assert.Contains("\"for\": [\n        \"0000:00:02.0\"\n      ]", journal);
 
         var dry = Cli("restore", "--dry-run");
-        Assert.Equal($"plan (give back):\n     write N > /{Param}\n", dry.Stdout);
+        Assert.Equal($"plan (give back):\n   1. write N > /{Param} (no device it was set for is held any more)\n", dry.Stdout);
         Assert.Equal("Y", ParameterNow());
         var restore = Cli("restore");
         Assert.Equal($"put N back into /{Param}\n", restore.Stdout);

@@ -59,7 +59,18 @@ public sealed class RunPlanTests : IDisposable
         Assert.Contains("vfio-pci,host=0000:02:01.0,id=hostdev-0000-02-01-0,bus=pt0,addr=0.0", argv);
         Assert.Contains("vfio-pci,host=0000:02:02.0,id=hostdev-0000-02-02-0,bus=pt1,addr=0.0", argv);
         Assert.Contains("pcie-root-port,id=hp0,chassis=3,bus=pcie.0,addr=0x12", argv);
-        Assert.Contains("  then, when QEMU exits: give them back to their drivers", r.Lines);
+        // The give-back, from the plan: each function's journaled driver, in the order a give-back writes.
+        var giveBack = r.Lines.SkipWhile(l => l != "then, when QEMU exits (give back):").Skip(1).TakeWhile(l => l.StartsWith("  ", StringComparison.Ordinal)).ToList();
+        Assert.Equal([
+            "   1. clear /sys/bus/pci/devices/0000:02:01.0/driver_override",
+            "   2. write 0000:02:01.0 > /sys/bus/pci/drivers/vfio-pci/unbind",
+            "   3. write 0000:02:01.0 > /sys/bus/pci/drivers_probe",
+            "   4. check 0000:02:01.0 is bound to e1000",
+            "   5. clear /sys/bus/pci/devices/0000:02:02.0/driver_override",
+            "   6. write 0000:02:02.0 > /sys/bus/pci/drivers/vfio-pci/unbind",
+            "   7. write 0000:02:02.0 > /sys/bus/pci/drivers_probe",
+            "   8. check 0000:02:02.0 is bound to e1000",
+        ], giveBack);
     }
 
     [Fact]

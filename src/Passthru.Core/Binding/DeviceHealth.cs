@@ -1,8 +1,7 @@
-using Passthru.Binding;
 using Passthru.Host;
 using Passthru.Pci;
 
-namespace Passthru.Launch;
+namespace Passthru.Binding;
 
 /// <summary>
 /// After a guest: did each device it had come back? Its config space must read (a device that fell off the bus or

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Passthru.Host;
 
-namespace Passthru.Hotplug;
+namespace Passthru.Binding;
 
 /// <summary>A device a running guest holds: on which of its ports, under which QEMU id, since its start or attached later.</summary>
 public sealed class GuestDevice
@@ -15,6 +15,10 @@ public sealed class GuestDevice
     public bool Attached { get; set; }
     /// <summary>The functions the attach moved to vfio-pci for it (its IOMMU group's, with --group): given back on detach.</summary>
     public List<string> Bound { get; set; } = [];
+
+    /// <summary>The functions that go back with this device: those its attach bound, or itself when it came with the guest's start (its run gives those back).</summary>
+    [JsonIgnore]
+    public IEnumerable<string> Returns => Attached ? Bound : [Address];
 }
 
 /// <summary>
@@ -160,6 +164,9 @@ public static class GuestRecords
     public static bool IsQemuAlive(HostRoot host, GuestRecord r) => r.QemuPid > 0 && CmdlineContains(host, r.QemuPid, r.Qmp);
 
     public static bool IsRunnerAlive(HostRoot host, GuestRecord r) => r.RunnerPid > 0 && CmdlineContains(host, r.RunnerPid, "run");
+
+    /// <summary>Whether a record is stale: neither its QEMU nor the run that watched it is alive.</summary>
+    public static bool IsGone(HostRoot host, GuestRecord g) => !IsQemuAlive(host, g) && !IsRunnerAlive(host, g);
 
     private static bool CmdlineContains(HostRoot host, int pid, string text)
     {

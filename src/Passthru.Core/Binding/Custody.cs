@@ -1,0 +1,243 @@
+using Passthru.Host;
+using Passthru.Pci;
+
+namespace Passthru.Binding;
+
+/// <summary>What a give-back did, in lines for the user, and what the check afterwards found wrong (one line each, with its fix).</summary>
+public sealed record GiveBackResult(IReadOnlyList<string> Lines, IReadOnlyList<string> Problems, IReadOnlyList<FunctionState> Given);
+
+/// <summary>
+/// The one owner of what Passthru changed on a host and who holds it now: the journal (functions moved, module
+/// parameters, VF counts, each with what puts it back), the running guests' claims on functions (their records), the
+/// reservation of guest names, and the lock that keeps two Passthru processes from interleaving. Every command goes
+/// through here: bind and vfs apply a plan; run and attach claim functions for a guest; run's end, detach, unbind,
+/// restore and `guests` cleaning up after a killed guest all give back the one way, <see cref="GiveBack"/>: a plan of
+/// the journaled inverses, applied by the binding engine, then the same health check of every function given back.
+/// Modelled on libvirt's virhostdev (one manager for domain start and hot-plug), with its plans as data.
+/// </summary>
+public sealed class Custody : IDisposable
+{
+    /// <summary>How long a command waits for another Passthru to finish its change of the host.</summary>
+    public static readonly TimeSpan LockWait = TimeSpan.FromSeconds(30);
+
+    private readonly StateLock? _lock;
+    private Journal? _journal;
+
+    public HostRoot Host { get; }
+    public string StateDir { get; }
+
+    /// <summary>What Passthru changed and has not given back, as of when this custody was opened (kept current by its own changes).</summary>
+    public Journal Journal => _journal ??= Journal.Load(StateDir);
+
+    private Custody(HostRoot host, string stateDir, StateLock? held)
+    {
+        Host = host; StateDir = stateDir; _lock = held;
+    }
+
+    /// <summary>Opens the host's state for a change: takes the lock, waiting up to <see cref="LockWait"/> for another Passthru.</summary>
+    public static Custody Take(HostRoot host, string stateDir) => new(host, stateDir, StateLock.Acquire(stateDir, LockWait));
+
+    /// <summary>Opens the host's state to look only (dry runs, listings): no lock, and nothing may be changed through it.</summary>
+    public static Custody Look(HostRoot host, string stateDir) => new(host, stateDir, null);
+
+    public static string DefaultDirectory(HostRoot host) => Journal.DefaultDirectory(host);
+
+    public void Dispose() => _lock?.Dispose();
+
+    private void RequireLock()
+    {
+        if (_lock is null) throw new InvalidOperationException("a change of the host's state needs Custody.Take (the lock)");
+    }
+
+    // ---- Moving functions to vfio-pci ------------------------------------------------------------------------------
+
+    /// <summary>A bind as the host is now (planned under the lock, when taken: another Passthru may just have moved these devices).</summary>
+    public BindPlan PlanBind(BindRequest request, PciInventory? inventory = null) =>
+        BindPlanner.PlanBind(Host, inventory ?? PciInventory.Load(Host), request);
+
+    /// <summary>Applies a plan: journaled before its first write, rolled back whole if a step fails or <paramref name="cancel"/> fires.</summary>
+    public void Apply(BindPlan plan, CancellationToken cancel = default, TextWriter? progress = null)
+    {
+        RequireLock();
+        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, cancel);
+    }
+
+    // ---- Giving back ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The give-back of those of <paramref name="functions"/> the journal holds (others went back already, or Passthru
+    /// never bound them), with each module parameter put back once no function it was set for stays held:
+    /// <paramref name="claimsEnding"/> names functions whose claim ends here even if they stay bound (a run's devices
+    /// that an earlier bind put on vfio-pci: the unsafe interrupts allowed for the run end with it).
+    /// </summary>
+    public BindPlan PlanGiveBack(IEnumerable<PciAddress> functions, IEnumerable<PciAddress>? claimsEnding = null)
+    {
+        var held = functions.Distinct().Where(a => Journal.Find(a) is not null).ToList();
+        return BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, held), Journal, held, released: claimsEnding);
+    }
+
+    /// <summary>
+    /// What `unbind` (<paramref name="restore"/> false) or `restore` gives back: the journaled functions named (all of
+    /// them for a restore without names; with <paramref name="wholeGroup"/> their journaled group mates), a restore's
+    /// VF counts with their VFs, and the parameters nothing needs any more. Functions a running guest holds cannot
+    /// go back under it (vfio-pci would wait for QEMU to let go): named ones are refused, the rest stay, with a note.
+    /// Under the lock, records of guests that are gone are dropped (their functions are in the journal and go back).
+    /// </summary>
+    public BindPlan PlanRestore(IReadOnlyList<DeviceSelector> selectors, bool wholeGroup, bool restore)
+    {
+        var journal = Journal;
+        var inventory = PciInventory.LoadFor(Host, selectors, groupMates: false,
+            journal.Functions.Select(f => f.Address).Concat(journal.Sriov.Select(x => x.Pf)));
+        var addresses = Select(selectors, journal, inventory, wholeGroup && !restore);
+        // restore puts back the VF counts Passthru changed: all of them, or those of the PFs named (with their VFs).
+        var sriov = !restore ? [] : journal.Sriov.Where(x => selectors.Count == 0 || addresses.Contains(x.Pf)).ToList();
+        foreach (var x in sriov)
+        {
+            addresses.Remove(x.Pf);
+            foreach (var vf in x.Created) if (journal.Find(vf) is not null && !addresses.Contains(vf)) addresses.Add(vf);
+        }
+        var notes = new List<string>();
+        var held = HeldByGuests(cleanUp: _lock is not null);
+        foreach (var a in addresses.Where(held.ContainsKey).ToList())
+        {
+            if (selectors.Count > 0)
+                throw new UserError($"{a} is in use by the running guest '{held[a]}': `passthru detach {held[a]} {a}` or stop the guest first");
+            notes.Add($"{a} stays on vfio-pci: the running guest '{held[a]}' holds it (it goes back when the guest ends)");
+            addresses.Remove(a);
+        }
+        var plan = BindPlanner.PlanReturn(inventory, journal, addresses, sriov);
+        return plan with { Notes = [.. notes, .. plan.Notes] };
+    }
+
+    /// <summary>
+    /// The one way back: applies a give-back plan, says what went back, then checks every function given back (its
+    /// config space answers, it is not in D3cold, its own driver holds it again).
+    /// </summary>
+    public GiveBackResult GiveBack(BindPlan plan, TextWriter? progress = null)
+    {
+        RequireLock();
+        if (plan.Kind != PlanKind.Return) throw new ArgumentException("a give-back plan is a return plan", nameof(plan));
+        var present = plan.Functions.Where(f => Host.Exists(SysfsPaths.Device(f.Address))).ToList();
+        var pfs = plan.Sriov.Where(x => Host.Exists(SysfsPaths.Device(x.Pf))).ToList();
+        var lines = new List<string>(plan.Notes);
+        if (plan.IsEmpty) return new GiveBackResult(lines, [], []);
+        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan);
+        foreach (var f in present) lines.Add($"gave {f.Address} back to {f.Driver ?? "no driver"}");
+        foreach (var x in pfs)
+            lines.Add($"put {x.Pf} back to {x.OriginalCount} VF{(x.OriginalCount == 1 ? "" : "s")}"
+                + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
+        foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
+        // VFs a count change removes (or makes anew) are not the functions that were given back: nothing to check.
+        var renewed = plan.Sriov.SelectMany(x => x.Created).ToHashSet();
+        var problems = DeviceHealth.Check(Host, present.Where(f => !renewed.Contains(f.Address)));
+        return new GiveBackResult(lines, problems, present);
+    }
+
+    // ---- Guests' claims ---------------------------------------------------------------------------------------------
+
+    public IReadOnlyList<GuestRecord> Guests() => GuestRecords.All(StateDir);
+
+    public GuestRecord? Guest(string name) => GuestRecords.Load(StateDir, name);
+
+    public void Save(GuestRecord guest)
+    {
+        RequireLock();
+        GuestRecords.Save(StateDir, guest);
+    }
+
+    /// <summary>
+    /// Registers a guest about to start under its name: its own reservation is replaced, a record of a guest that is
+    /// gone is cleaned up first (its functions given back, said in <paramref name="cleaned"/>); a running guest of
+    /// that name refuses.
+    /// </summary>
+    public void Register(GuestRecord record, List<string> cleaned)
+    {
+        RequireLock();
+        var existing = GuestRecords.Load(StateDir, record.Name);
+        if (existing is not null && GuestRecords.IsOwnReservation(existing))
+        {
+            GuestRecords.Save(StateDir, record); // the name run chose and took for this guest
+            return;
+        }
+        if (existing is not null)
+        {
+            if (!GuestRecords.IsGone(Host, existing))
+                throw new UserError($"a guest named '{existing.Name}' is already running (QEMU pid {existing.QemuPid}): give another --name", ExitCodes.Usage);
+            var result = GiveBack(PlanGiveBack(Forget(existing.Name)));
+            cleaned.AddRange(result.Lines.Concat(result.Problems).Select(l => $"(guest '{existing.Name}' had ended) {l}"));
+        }
+        if (!GuestRecords.TryReserve(StateDir, record))
+            throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
+    }
+
+    /// <summary>Ends a guest's claims: its record goes; returns the functions Passthru bound for it (from its start, and attached since).</summary>
+    public IReadOnlyList<PciAddress> Forget(string name)
+    {
+        RequireLock();
+        var g = GuestRecords.Load(StateDir, name);
+        GuestRecords.Remove(StateDir, name);
+        return g is null ? [] : Functions(g.Bound.Concat(g.Devices.SelectMany(d => d.Returns)));
+    }
+
+    /// <summary>
+    /// Drops some of a running guest's devices from its claims (detached, or never attached); returns the functions
+    /// bound for them that no other device of the guest still holds.
+    /// </summary>
+    public IReadOnlyList<PciAddress> Release(string name, Func<GuestDevice, bool> which)
+    {
+        RequireLock();
+        var guest = GuestRecords.Load(StateDir, name);
+        if (guest is null) return []; // the guest ended meanwhile, and its end gave everything back
+        var leaving = guest.Devices.Where(which).ToList();
+        guest.Devices.RemoveAll(leaving.Contains);
+        GuestRecords.Save(StateDir, guest);
+        return Functions(leaving.SelectMany(d => d.Returns).Where(f => guest.Devices.All(d => d.Address != f)));
+    }
+
+    /// <summary>Guests whose QEMU and `passthru run` are both gone (kill -9): their records go and their functions come back.</summary>
+    public IReadOnlyList<(string Name, GiveBackResult Result)> CleanUpGone()
+    {
+        RequireLock();
+        var done = new List<(string, GiveBackResult)>();
+        foreach (var g in Guests().Where(g => GuestRecords.IsGone(Host, g)))
+            done.Add((g.Name, GiveBack(PlanGiveBack(Forget(g.Name)))));
+        return done;
+    }
+
+    /// <summary>The functions of guests whose QEMU runs, by guest name; with <paramref name="cleanUp"/>, records of guests that are gone are dropped.</summary>
+    public Dictionary<PciAddress, string> HeldByGuests(bool cleanUp)
+    {
+        var held = new Dictionary<PciAddress, string>();
+        foreach (var g in Guests())
+        {
+            if (!GuestRecords.IsQemuAlive(Host, g))
+            {
+                // restore gives their functions back from the journal.
+                if (cleanUp && GuestRecords.IsGone(Host, g)) GuestRecords.Remove(StateDir, g.Name);
+                continue;
+            }
+            foreach (var f in Functions(g.Devices.Select(d => d.Address).Concat(g.Bound).Concat(g.Devices.SelectMany(d => d.Bound))))
+                held.TryAdd(f, g.Name);
+        }
+        return held;
+    }
+
+    private static List<PciAddress> Functions(IEnumerable<string> addresses) => addresses.Select(PciAddress.Parse).Distinct().ToList();
+
+    /// <summary>The journaled functions named (all of them when none are named).</summary>
+    private static List<PciAddress> Select(IReadOnlyList<DeviceSelector> selectors, Journal journal, PciInventory inventory, bool wholeGroup)
+    {
+        if (selectors.Count == 0) return journal.Functions.Select(f => f.Address).ToList();
+        var chosen = new SortedSet<PciAddress>();
+        foreach (var s in selectors)
+        {
+            if (s is DeviceSelector.ByAddress a) chosen.Add(a.Address);   // may be gone from the bus: the journal still knows it
+            else foreach (var d in s.Resolve(inventory)) chosen.Add(d.Address);
+        }
+        if (wholeGroup)
+            foreach (var a in chosen.ToList())
+                if (journal.Find(a)?.Group is int g)
+                    foreach (var f in journal.Functions.Where(f => f.Group == g)) chosen.Add(f.Address);
+        return chosen.ToList();
+    }
+}
