@@ -7,6 +7,7 @@ namespace Passthru.Tests.Cli;
 /// The published binary is one static, position-dependent executable: under emulation that is what keeps each
 /// bind or restore process at tens of milliseconds rather than a hundred (see src/Passthru/Passthru.csproj).
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class PublishedBinaryTests
 {
     private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");

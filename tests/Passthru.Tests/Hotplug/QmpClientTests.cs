@@ -10,6 +10,7 @@ namespace Passthru.Tests.Hotplug;
 /// requests): the handshake, commands with their answers, QEMU's errors, query-pci, and waiting for an event that
 /// does not come. An emulated e1000e stands in for a vfio device here; the virtual host's tests hot-plug real ones.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class QmpClientTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-qmp-").FullName;

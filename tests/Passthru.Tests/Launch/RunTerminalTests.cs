@@ -6,6 +6,7 @@ namespace Passthru.Tests.Launch;
 /// What a user sees on a terminal: the published binary under script(1), which gives it a pseudo-terminal, with a
 /// stand-in "QEMU" (a shell script that prints slowly) on the virtual host's capture.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class RunTerminalTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-tty-").FullName;

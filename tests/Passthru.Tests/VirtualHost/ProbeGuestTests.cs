@@ -3,6 +3,7 @@ using Passthru.Tests.Support;
 namespace Passthru.Tests.VirtualHost;
 
 /// <summary>The probe guest booted straight by QEMU (no virtual host): it must report what QEMU gave it.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class ProbeGuestTests
 {
     private static string BuildProbe()
