@@ -10,7 +10,7 @@ namespace Passthru.Tests.Cli;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class PublishedBinaryTests
 {
-    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    private static string Binary => PublishedBinary.Path;
 
     [Fact]
     public void It_is_a_static_position_dependent_executable_that_runs()

@@ -19,8 +19,7 @@ public sealed class QmpClientTests : IDisposable
 
     public QmpClientTests()
     {
-        var probe = Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
-        Assert.True(File.Exists(probe), "the probe guest is built by tests/vm/build.sh (scripts/test.sh runs it)");
+        var probe = Passthru.Tests.VirtualHost.ProbeGuest.Elf;
         var start = new ProcessStartInfo("qemu-system-x86_64") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in new[] { "-M", "q35", "-accel", "tcg", "-m", "64", "-nographic", "-nic", "none", "-kernel", probe,
                      "-device", "pcie-root-port,id=hp0,chassis=1,bus=pcie.0,addr=0x10", "-qmp", $"unix:{Socket},server=on,wait=off" })

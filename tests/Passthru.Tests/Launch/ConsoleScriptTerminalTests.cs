@@ -170,7 +170,7 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
     }
 }
 
-/// <summary>--keep-running through the published binary (run `bash scripts/publish.sh` first): Passthru's stdin reaches the guest after the script.</summary>
+/// <summary>--keep-running through the published binary: Passthru's stdin reaches the guest after the script.</summary>
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptKeepRunningTests : IDisposable
 {
@@ -185,7 +185,7 @@ public sealed class ConsoleScriptKeepRunningTests : IDisposable
         File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllText(Path.Combine(_dir, "kernel"), "");
         File.WriteAllText(Path.Combine(_dir, "s"), "expect ready\n");
-        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "bin", "passthru"))
+        var start = new System.Diagnostics.ProcessStartInfo(PublishedBinary.Path)
         { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "run", "--root", Repo.Capture("vhost"), "--qemu", qemu, "--kernel", Path.Combine(_dir, "kernel"), "--accel", "tcg",
             "--script", Path.Combine(_dir, "s"), "--keep-running" })

@@ -10,7 +10,7 @@ namespace Passthru.Tests.Launch;
 public sealed class RunTerminalTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-tty-").FullName;
-    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    private static string Binary => PublishedBinary.Path;
     public void Dispose() => Directory.Delete(_dir, true);
 
     private string Run(string environment)

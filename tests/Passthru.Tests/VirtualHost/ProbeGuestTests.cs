@@ -6,12 +6,7 @@ namespace Passthru.Tests.VirtualHost;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class ProbeGuestTests
 {
-    private static string BuildProbe()
-    {
-        var build = Repo.Exec("bash", Path.Combine(Repo.Root, "tests", "vm", "build.sh"));
-        Assert.True(build.ExitCode == 0, "tests/vm/build.sh failed: " + build.Stderr);
-        return Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
-    }
+    private static string BuildProbe() => ProbeGuest.Elf;
 
     [Fact]
     public void Prints_its_command_line_modules_and_the_pci_functions_of_the_machine()
