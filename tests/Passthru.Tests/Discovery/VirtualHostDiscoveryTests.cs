@@ -1,4 +1,6 @@
-namespace Passthru.Tests.VirtualHost;
+using Passthru.Tests.VirtualHost;
+
+namespace Passthru.Tests.Discovery;
 
 /// <summary>Passthru's reading commands against the real kernel of the virtual host.</summary>
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
