@@ -16,6 +16,13 @@ packages=(
   patch                       # setup tests: the printed plan must apply with patch(1)
   lintian man-db groff-base   # packaging: the .deb is checked by lintian, the man page rendered by man -l
   bash-completion zsh fish    # packaging: each generated completion script is loaded by its own shell
+  make                        # the probe guest's Makefile (tests/vm/probe)
+  procps                      # pgrep, pkill: the virtual host's tests find and stop the QEMU they started
+  util-linux bsdutils         # setpriv, unshare, flock, setsid (virtual host, libvirt, build locks); script(1): a test's terminal
+  passwd                      # useradd, groupadd: the libvirt tests' libvirt-qemu user
+  python3                     # the export validators and the QMP holder in the hot-plug tests (/usr/bin/python3)
+  coreutils tar dpkg apt      # cp, timeout, od, id; dpkg-deb; apt-get download (scripts/fetch-test-packages.sh)
+  debianutils libc-bin        # which (the libvirt tests), ldd (the real-kernel boot copies kmod and udevadm with their libraries)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

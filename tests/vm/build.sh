@@ -14,6 +14,9 @@ need() { command -v "$1" >/dev/null || { echo "vm/build: '$1' is missing (script
 need qemu-system-x86_64 qemu-system-x86; need cpio cpio; need depmod kmod; need gcc gcc
 [ -x /bin/busybox ] || { echo "vm/build: /bin/busybox is missing (busybox-static)" >&2; exit 1; }
 
+# `build.sh probe`: only the probe guest (4. below), for the tests that boot it straight in QEMU.
+if [ "${1:-}" = probe ]; then make -s -C "$here/probe" OUT="$cache/probe" >/dev/null; exit 0; fi
+
 # 1. The kernel: linux-image-amd64's versioned dependency, one .deb fetched by its exact name.
 if [ ! -f "$cache/kernel/release" ]; then
   pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)

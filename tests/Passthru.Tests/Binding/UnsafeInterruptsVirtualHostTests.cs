@@ -10,6 +10,7 @@ namespace Passthru.Tests.Binding;
 /// permitted") unless allow_unsafe_interrupts is set. Passthru stops before changing anything, sets it only when asked,
 /// journaled, and puts it back when the devices are given back, also after kill -9 and `restore`.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host without interrupt remapping")]
 public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
 {

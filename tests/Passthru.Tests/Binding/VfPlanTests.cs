@@ -163,6 +163,7 @@ public sealed class VfPlanTests : IDisposable
     }
 
     [Fact]
+    [Trait(Support.Tier.Name, Support.Tier.Slow)] // the failed check waits out BindApplier.SettleTime (3 s)
     public void A_count_the_kernel_did_not_make_rolls_back_to_the_count_before()
     {
         // No kernel behind the tree: the write lands in a plain file and no VF goes away, so the check fails.

@@ -6,6 +6,7 @@ namespace Passthru.Tests.Binding;
 /// bind, unbind and restore against the real kernel of the virtual host. Every test leaves the devices as it found
 /// them (restore in a finally), so they can share one virtual host.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class VirtualHostBindTests(VirtualHostFixture vm)
 {

@@ -6,6 +6,7 @@ namespace Passthru.Tests.Binding;
 /// `vfs` against the real kernel: QEMU's NVMe as an SR-IOV physical function (0000:03:00.0, two VFs at most) in a
 /// virtual host of its own. Every test leaves the PF as it found it (0 VFs, autoprobe 1, no journal).
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host with SR-IOV")]
 public class VirtualHostVfsTests(SriovFixture vm)
 {

@@ -7,9 +7,10 @@ namespace Passthru.Tests.Cli;
 /// The published binary is one static, position-dependent executable: under emulation that is what keeps each
 /// bind or restore process at tens of milliseconds rather than a hundred (see src/Passthru/Passthru.csproj).
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class PublishedBinaryTests
 {
-    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    private static string Binary => PublishedBinary.Path;
 
     [Fact]
     public void It_is_a_static_position_dependent_executable_that_runs()

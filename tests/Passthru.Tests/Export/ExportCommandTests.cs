@@ -5,6 +5,7 @@ using Xunit.Abstractions;
 namespace Passthru.Tests.Export;
 
 /// <summary>`export libvirt` mirrors `run --dry-run`: libvirt itself turns the export back into a QEMU command line.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("libvirt")]
 public sealed class ExportCommandTests(LibvirtFixture libvirt, ITestOutputHelper output) : IDisposable
 {

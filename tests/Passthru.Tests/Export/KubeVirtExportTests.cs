@@ -7,6 +7,7 @@ namespace Passthru.Tests.Export;
 /// `export kubevirt` against KubeVirt's own CRD schemas (strict about unknown fields) and its admission rules, with
 /// KubeVirt's own example manifests through the same validator, and mutated exports to show the checks can fail.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class KubeVirtExportTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-kubevirt-").FullName;

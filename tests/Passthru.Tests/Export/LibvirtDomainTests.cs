@@ -4,6 +4,7 @@ using Xunit.Abstractions;
 
 namespace Passthru.Tests.Export;
 
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("libvirt")]
 public class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output)
 {

@@ -12,6 +12,7 @@ namespace Passthru.Tests.Export;
 /// definitions, nova.pci.whitelist/devspec match the device_spec against every function of the tree, nova.pci.request
 /// parses the alias and the flavor property. Broken sections must be rejected by the same code.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class NovaExportTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-nova-").FullName;

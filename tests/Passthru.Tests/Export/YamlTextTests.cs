@@ -9,6 +9,7 @@ namespace Passthru.Tests.Export;
 /// The YAML writer read back by PyYAML (a YAML 1.1 reader, as Kubernetes' own is): every string comes back as the
 /// same string, never as a boolean, number, null or date; ints and bools as such; the structure as written.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class YamlTextTests
 {
     private static JsonNode? ReadBack(string yaml)

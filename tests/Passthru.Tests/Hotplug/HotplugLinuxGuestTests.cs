@@ -10,6 +10,7 @@ namespace Passthru.Tests.Hotplug;
 /// `attach` gives it the virtual host's e1000e (its e1000e driver binds it and gets a lease through it), `detach`
 /// takes it back onto the host's e1000e, a second attach is undone by killing the guest. Minutes under emulation.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host: real guests")]
 public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper output)
 {

@@ -9,6 +9,7 @@ namespace Passthru.Tests.Hotplug;
 /// answers an unplug request, which is what a guest that ignores one looks like. The Linux guest, whose driver uses
 /// a hot-plugged device, is in <see cref="HotplugLinuxGuestTests"/>.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public partial class HotplugVirtualHostTests(VirtualHostFixture vm)
 {

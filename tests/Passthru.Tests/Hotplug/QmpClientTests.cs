@@ -10,6 +10,7 @@ namespace Passthru.Tests.Hotplug;
 /// requests): the handshake, commands with their answers, QEMU's errors, query-pci, and waiting for an event that
 /// does not come. An emulated e1000e stands in for a vfio device here; the virtual host's tests hot-plug real ones.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class QmpClientTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-qmp-").FullName;
@@ -18,8 +19,7 @@ public sealed class QmpClientTests : IDisposable
 
     public QmpClientTests()
     {
-        var probe = Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
-        Assert.True(File.Exists(probe), "the probe guest is built by tests/vm/build.sh (scripts/test.sh runs it)");
+        var probe = Passthru.Tests.VirtualHost.ProbeGuest.Elf;
         var start = new ProcessStartInfo("qemu-system-x86_64") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in new[] { "-M", "q35", "-accel", "tcg", "-m", "64", "-nographic", "-nic", "none", "-kernel", probe,
                      "-device", "pcie-root-port,id=hp0,chassis=1,bus=pcie.0,addr=0x10", "-qmp", $"unix:{Socket},server=on,wait=off" })

@@ -10,6 +10,7 @@ namespace Passthru.Tests.Launch;
 /// shell asks for the cursor position at every prompt and reads nothing until answered. Two boots (30-60 s each), in
 /// one class so they never run at the same time.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptBarrelfishTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-bf-script-").FullName;

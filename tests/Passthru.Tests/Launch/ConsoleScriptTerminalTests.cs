@@ -85,6 +85,7 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
     }
 
     [Fact]
+    [Trait(Support.Tier.Name, Support.Tier.Slow)] // three quiet seconds by design
     public void An_answer_the_guest_missed_is_given_again_after_three_quiet_seconds()
     {
         // The guest throws away whatever comes in its first second (fish before it is ready), then waits for an answer.
@@ -115,6 +116,7 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
     private static string Failure(CliResult r) => r.Stderr[r.Stderr.IndexOf("passthru: ", StringComparison.Ordinal)..];
 
     [Fact]
+    [Trait(Support.Tier.Name, Support.Tier.Slow)] // a 2 s step timeout by design
     public void A_step_that_times_out_names_its_line_and_fails_its_junit_case()
     {
         var junit = Path.Combine(_dir, "report.xml");
@@ -168,7 +170,8 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
     }
 }
 
-/// <summary>--keep-running through the published binary (run `bash scripts/publish.sh` first): Passthru's stdin reaches the guest after the script.</summary>
+/// <summary>--keep-running through the published binary: Passthru's stdin reaches the guest after the script.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptKeepRunningTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-keep-").FullName;
@@ -182,7 +185,7 @@ public sealed class ConsoleScriptKeepRunningTests : IDisposable
         File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllText(Path.Combine(_dir, "kernel"), "");
         File.WriteAllText(Path.Combine(_dir, "s"), "expect ready\n");
-        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "bin", "passthru"))
+        var start = new System.Diagnostics.ProcessStartInfo(PublishedBinary.Path)
         { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "run", "--root", Repo.Capture("vhost"), "--qemu", qemu, "--kernel", Path.Combine(_dir, "kernel"), "--accel", "tcg",
             "--script", Path.Combine(_dir, "s"), "--keep-running" })

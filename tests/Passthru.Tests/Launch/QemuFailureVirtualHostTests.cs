@@ -6,6 +6,7 @@ namespace Passthru.Tests.Launch;
 /// QEMU failing for real in the virtual host, with devices passed the way users also do it (in `-- -device vfio-pci`
 /// after a bind, past run's own preflight): run says the cause and the fix in one line before QEMU's message.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class QemuFailureVirtualHostTests(VirtualHostFixture vm)
 {

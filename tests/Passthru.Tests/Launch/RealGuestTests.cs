@@ -13,6 +13,7 @@ namespace Passthru.Tests.Launch;
 /// does the same. Packets both ways go by DMA through vfio and the emulated IOMMU, completions by interrupts. Each
 /// guest takes minutes (emulation nested in emulation); the times are written to the test output.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host: real guests")]
 public partial class RealGuestTests(VirtualHostFixture vm, ITestOutputHelper output)
 {

@@ -6,10 +6,11 @@ namespace Passthru.Tests.Launch;
 /// What a user sees on a terminal: the published binary under script(1), which gives it a pseudo-terminal, with a
 /// stand-in "QEMU" (a shell script that prints slowly) on the virtual host's capture.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class RunTerminalTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("passthru-tty-").FullName;
-    private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    private static string Binary => PublishedBinary.Path;
     public void Dispose() => Directory.Delete(_dir, true);
 
     private string Run(string environment)

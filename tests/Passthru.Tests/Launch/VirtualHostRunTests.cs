@@ -6,6 +6,7 @@ namespace Passthru.Tests.Launch;
 /// `passthru run` end to end against the real kernel: the probe guest inside the virtual host sees the passed-through
 /// e1000e in its own PCI scan, and the device is back on e1000e afterwards, however the run ends.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class VirtualHostRunTests(VirtualHostFixture vm)
 {

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 namespace Passthru.Tests.Packaging;
 
 /// <summary>The .deb scripts/package.sh builds: its files, its control fields, lintian's verdict, and a real install.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("Packaging")]
 public class PackagingDebTests(PackagingFixture package)
 {

@@ -1,6 +1,7 @@
 namespace Passthru.Tests.Packaging;
 
 /// <summary>passthru(1) as the package ships it, rendered by man-db.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("Packaging")]
 public class PackagingManPageTests(PackagingFixture package)
 {

@@ -1,6 +1,7 @@
 namespace Passthru.Tests.Packaging;
 
 /// <summary>The completion scripts the package ships, checked and loaded by their own shells.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("Packaging")]
 public class PackagingShellTests(PackagingFixture package)
 {

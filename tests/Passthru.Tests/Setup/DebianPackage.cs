@@ -3,7 +3,8 @@ using Passthru.Tests.Support;
 namespace Passthru.Tests.Setup;
 
 /// <summary>
-/// Real configuration files from Debian's archive, fetched at test time with `apt-get download` and unpacked with
+/// Real configuration files from Debian's archive, at the versions pinned in tests/debian-packages: fetched by
+/// scripts/fetch-test-packages.sh (the test command runs it first; a class run alone runs it here) and unpacked with
 /// `dpkg-deb -x` into a cache shared by test runs. Fails loudly, with apt's own words, when the archive cannot be
 /// reached: a test that needs a stock file never passes without it.
 /// </summary>
@@ -11,6 +12,15 @@ public static class DebianPackage
 {
     private static readonly string Cache = Path.Combine(Path.GetTempPath(), "passthru-test-packages");
     private static readonly object Gate = new();
+    private static readonly string PinFile = Path.Combine(Repo.Root, "tests", "debian-packages");
+
+    /// <summary>package → version, from tests/debian-packages.</summary>
+    private static readonly Dictionary<string, string> Pins = System.IO.File.ReadAllLines(PinFile)
+        .Select(l => l.Split('#')[0].Trim()).Where(l => l.Length > 0)
+        .Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+
+    private static string Version(string package) => Pins.TryGetValue(package, out var v) ? v
+        : throw new InvalidOperationException($"Debian package {package} is not pinned in {PinFile}: add {package}=VERSION (apt-cache policy {package})");
 
     /// <summary>The bytes of a file the package ships (path inside the package, without the leading /).</summary>
     public static byte[] File(string package, string path)
@@ -33,7 +43,7 @@ public static class DebianPackage
     {
         lock (Gate)
         {
-            var tree = Path.Combine(Cache, package, name);
+            var tree = Path.Combine(Cache, package, Version(package), name);
             if (Directory.Exists(tree)) return tree;
             var deb = Deb(package);
             var staging = Directory.CreateDirectory(tree + ".part-" + Guid.NewGuid().ToString("n")[..8]).FullName;
@@ -59,36 +69,30 @@ public static class DebianPackage
         }
     }
 
-    /// <summary>The package's .deb, downloaded once into the cache.</summary>
+    /// <summary>The package's .deb at its pinned version, fetched once into the cache by scripts/fetch-test-packages.sh.</summary>
     public static string Deb(string package)
     {
         lock (Gate)
         {
-            var dir = Directory.CreateDirectory(Path.Combine(Cache, package)).FullName;
-            var deb = Directory.GetFiles(dir, "*.deb").FirstOrDefault();
+            var dir = Path.Combine(Cache, package, Version(package));
+            var deb = Directory.Exists(dir) ? Directory.GetFiles(dir, "*.deb").FirstOrDefault() : null;
             if (deb is not null) return deb;
-            var download = Directory.CreateDirectory(Path.Combine(Cache, "download-" + Guid.NewGuid().ToString("n")[..8])).FullName;
-            try
-            {
-                var (code, _, stderr) = Exec(download, "apt-get", "download", package);
-                var got = Directory.GetFiles(download, "*.deb").FirstOrDefault();
-                if (code != 0 || got is null)
-                    throw new InvalidOperationException($"`apt-get download {package}` failed (exit {code}): {stderr.Trim()} — "
-                        + "these tests need Debian's archive (network, and `apt-get update` run once)");
-                var target = Path.Combine(dir, Path.GetFileName(got));
-                System.IO.File.Move(got, target);
-                return target;
-            }
-            finally { Directory.Delete(download, true); }
+            var (code, stdout, stderr) = Exec(Repo.Root, "bash", Path.Combine(Repo.Root, "scripts", "fetch-test-packages.sh"), package);
+            deb = Directory.Exists(dir) ? Directory.GetFiles(dir, "*.deb").FirstOrDefault() : null;
+            return deb ?? throw new InvalidOperationException($"`scripts/fetch-test-packages.sh {package}` fetched no {package}={Version(package)} (exit {code}): {stdout.Trim()} {stderr.Trim()} — "
+                + "these tests need Debian's archive (network, and `apt-get update` run once)");
         }
     }
 
-    /// <summary>The package a Debian metapackage depends on (linux-image-amd64 -> linux-image-6.1.0-56-amd64).</summary>
+    /// <summary>
+    /// The package a Debian metapackage depends on (linux-image-amd64 -> linux-image-6.1.0-57-amd64), as pinned in
+    /// tests/debian-packages: the one pinned package named PREFIX..., not whatever apt's lists say today.
+    /// </summary>
     public static string DependencyOf(string metapackage, string prefix)
     {
-        var (code, stdout, stderr) = Exec(Path.GetTempPath(), "apt-cache", "depends", metapackage);
-        var name = stdout.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("Depends: " + prefix, StringComparison.Ordinal)).Select(l => l[9..]).FirstOrDefault();
-        return name ?? throw new InvalidOperationException($"`apt-cache depends {metapackage}` names no {prefix}* (exit {code}): {stderr.Trim()} — run `apt-get update` once");
+        var pinned = Pins.Keys.Where(p => p.StartsWith(prefix, StringComparison.Ordinal) && p != metapackage).ToList();
+        return pinned.Count == 1 ? pinned[0]
+            : throw new InvalidOperationException($"{PinFile} pins {pinned.Count} packages named {prefix}*, not one: pin {metapackage}'s dependency (apt-cache depends {metapackage})");
     }
 
     private static System.Diagnostics.Process Start(string dir, string program, string[] args)

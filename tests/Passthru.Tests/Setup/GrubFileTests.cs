@@ -8,6 +8,7 @@ namespace Passthru.Tests.Setup;
 /// odd ones (tests/fixtures/setup). Each is applied on a scratch host and compared byte for byte; the printed diff
 /// must apply with patch(1) to the same result; undo must give back the original bytes.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class GrubFileTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using Passthru.Tests.Support;
 namespace Passthru.Tests.Setup;
 
 /// <summary>Applying and undoing: all or nothing, a record that undo trusts only when the files are as setup left them.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class SetupApplyTests
 {
     private static readonly byte[] Grub = Encoding.UTF8.GetBytes("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n");

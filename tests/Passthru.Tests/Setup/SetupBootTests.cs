@@ -15,6 +15,7 @@ namespace Passthru.Tests.Setup;
 /// (and load drivers as a real boot does), the kernel, the initramfs and the boot belong there, and this class keeps
 /// only the two scenarios and their assertions.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection(Collection)]
 public class SetupBootTests
 {

@@ -4,6 +4,7 @@ using Passthru.Tests.Support;
 namespace Passthru.Tests.Setup;
 
 /// <summary>What setup decides for a host (CPU vendor, interrupt remapping, devices) and how each boot loader gets it.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class SetupPlanTests
 {
     private static byte[] Grub(string defaultLine) => Encoding.UTF8.GetBytes($"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT={defaultLine}\nGRUB_CMDLINE_LINUX=\"\"\n");

@@ -8,6 +8,7 @@ namespace Passthru.Tests.Setup;
 /// sriov_totalvfs 2): a udev rule creates the VFs when the PF's driver binds at boot; --device naming a VF claims it
 /// by address like any function; --undo removes it all.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class SetupVfsTests
 {
     private static ScratchHost Host() =>

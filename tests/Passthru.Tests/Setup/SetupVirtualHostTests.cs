@@ -7,6 +7,7 @@ namespace Passthru.Tests.Setup;
 /// nothing reaches the real machine), against its real kernel's sysfs. The boot with the generated configuration is
 /// <see cref="SetupBootTests"/>: the virtual host boots one fixed command line.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class SetupVirtualHostTests(VirtualHostFixture vm)
 {

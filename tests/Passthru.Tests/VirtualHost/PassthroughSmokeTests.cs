@@ -4,6 +4,7 @@ namespace Passthru.Tests.VirtualHost;
 /// The test bed itself works: the seed procedure's manual sysfs steps hand the e1000e to vfio-pci through the real
 /// kernel, and a guest started inside with -device vfio-pci sees the device in its own PCI scan.
 /// </summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class PassthroughSmokeTests(VirtualHostFixture vm)
 {

@@ -3,14 +3,10 @@ using Passthru.Tests.Support;
 namespace Passthru.Tests.VirtualHost;
 
 /// <summary>The probe guest booted straight by QEMU (no virtual host): it must report what QEMU gave it.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 public class ProbeGuestTests
 {
-    private static string BuildProbe()
-    {
-        var build = Repo.Exec("bash", Path.Combine(Repo.Root, "tests", "vm", "build.sh"));
-        Assert.True(build.ExitCode == 0, "tests/vm/build.sh failed: " + build.Stderr);
-        return Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
-    }
+    private static string BuildProbe() => ProbeGuest.Elf;
 
     [Fact]
     public void Prints_its_command_line_modules_and_the_pci_functions_of_the_machine()

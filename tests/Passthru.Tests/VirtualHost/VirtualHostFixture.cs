@@ -17,7 +17,7 @@ public class VirtualHostFixture : IDisposable
 {
     public string Directory { get; }
     /// <summary>The NativeAOT binary the virtual host runs (dotnet would take seconds per start under emulation).</summary>
-    public string Passthru { get; } = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
+    public string Passthru { get; } = PublishedBinary.Path;
     public string Probe { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "probe", "probe.elf");
     /// <summary>The Linux guest: the virtual host's own Debian kernel and an initramfs with e1000e (tests/vm/linux-guest).</summary>
     public string GuestKernel { get; } = Path.Combine(Repo.Root, "tests", "vm", ".cache", "vmlinuz");
@@ -32,23 +32,9 @@ public class VirtualHostFixture : IDisposable
     {
         Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
         System.IO.Directory.CreateDirectory(Directory);
-        if (!File.Exists(Passthru) || IsStale(Passthru))
-        {
-            var publish = Exec(["bash", Path.Combine(Repo.Root, "scripts", "publish.sh")], TimeSpan.FromMinutes(10));
-            if (publish.ExitCode != 0) throw new InvalidOperationException("publishing the NativeAOT binary failed:\n" + publish);
-        }
         var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
         if (start.ExitCode != 0)
             throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
-    }
-
-    /// <summary>A binary older than any source file would test yesterday's code.</summary>
-    private static bool IsStale(string binary)
-    {
-        var built = File.GetLastWriteTimeUtc(binary);
-        return System.IO.Directory.EnumerateFiles(Path.Combine(Repo.Root, "src"), "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
-            .Any(f => File.GetLastWriteTimeUtc(f) > built);
     }
 
     /// <summary>Runs a shell command inside the virtual host, from the repository root.</summary>

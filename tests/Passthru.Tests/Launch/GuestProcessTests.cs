@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Passthru.Launch;
 
-namespace Passthru.Tests.Run;
+namespace Passthru.Tests.Launch;
 
 /// <summary>The console watcher and process handling, driven by real processes (sh) standing in for QEMU.</summary>
 public class GuestProcessTests

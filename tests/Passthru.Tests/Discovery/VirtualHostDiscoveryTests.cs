@@ -1,6 +1,9 @@
-namespace Passthru.Tests.VirtualHost;
+using Passthru.Tests.VirtualHost;
+
+namespace Passthru.Tests.Discovery;
 
 /// <summary>Passthru's reading commands against the real kernel of the virtual host.</summary>
+[Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host")]
 public class VirtualHostDiscoveryTests(VirtualHostFixture vm)
 {

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Passthru.Tests.Support;
 
-namespace Passthru.Tests.Packaging;
+namespace Passthru.Tests.Cli;
 
 /// <summary>
 /// `passthru completion` and `passthru man`, in-process: whatever the command definitions hold, every command and
