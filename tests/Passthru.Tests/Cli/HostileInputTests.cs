@@ -7,6 +7,7 @@ namespace Passthru.Tests.Cli;
 /// plain file, and state files whose paths or names point outside where Passthru keeps its state. Each refusal is one
 /// line, a non-zero exit, and nothing outside the scratch directory changes.
 /// </summary>
+[Trait(Tier.Name, Tier.Slow)]
 public sealed class HostileInputTests : IDisposable
 {
     private static readonly string Binary = Path.Combine(Repo.Root, "artifacts", "bin", "passthru");
