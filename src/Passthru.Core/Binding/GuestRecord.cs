@@ -138,6 +138,52 @@ public static class GuestRecords
         catch (IOException) when (File.Exists(PathOf(stateDir, record.Name))) { return false; }
     }
 
+    /// <summary>A guest's name, its control socket (null: it runs without one) and why not, when not.</summary>
+    public sealed record Naming(string Name, string? Socket, string? Note);
+
+    /// <summary>
+    /// Names a guest about to start: the name given, or the first free "STEM-N". With <paramref name="reserve"/> a
+    /// chosen name is taken at once (runs started together must not pick the same one; the run's record replaces the
+    /// reservation), and a given one is checked for a writable place. Without a writable state directory (not root)
+    /// the guest runs without a control socket, and the note says so.
+    /// </summary>
+    public static Naming Name(string stateDir, string? given, string stem, bool reserve)
+    {
+        if (given is not null) ValidateName(given);
+        var name = given ?? FreeName(stateDir, stem, reserve: false);
+        var socket = SocketOf(stateDir, name);
+        // sun_path holds 108 bytes with its terminating NUL.
+        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
+            throw new UserError($"the guest's control socket {socket} is longer than a Unix socket path may be (107 bytes): give a shorter --state-dir or --name", ExitCodes.Usage);
+        if (!reserve) return new Naming(name, socket, null);
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory(stateDir));
+            if (given is null) name = FreeName(stateDir, stem, reserve: true);
+            else
+            {
+                var probe = PathOf(stateDir, name) + $".probe-{Environment.ProcessId}";
+                File.WriteAllText(probe, "");
+                File.Delete(probe);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // (Not the exception's text: a static binary carries resource keys, not messages.)
+            return new Naming(name, null, $"no control socket for attach/detach: {Directory(stateDir)} is not writable here (run as root for hot-plug)");
+        }
+        return new Naming(name, SocketOf(stateDir, name), null);
+    }
+
+    private static string FreeName(string stateDir, string stem, bool reserve)
+    {
+        for (int n = 1; ; n++)
+        {
+            var name = $"{stem}-{n}";
+            if (reserve ? TryReserve(stateDir, Reservation(name)) : !File.Exists(PathOf(stateDir, name))) return name;
+        }
+    }
+
     /// <summary>A name taken by this process before its guest is planned (its run replaces it with the real record).</summary>
     public static GuestRecord Reservation(string name) => new() { Name = name, RunnerPid = Environment.ProcessId };
 

@@ -10,7 +10,7 @@ namespace Passthru.Cli.Commands;
 public sealed class BindingOptions
 {
     public Option<bool> DryRun { get; } = new("--dry-run") { Description = "Print the exact plan (each sysfs write, each module) and change nothing" };
-    public Option<string?> StateDir { get; } = new("--state-dir") { Description = "Where the journal and lock live (default: /run/passthru under --root)" };
+    public Option<string?> StateDir { get; } = StateDirOption();
     public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Print each step as it is done" };
 
     public void AddTo(Command command)
@@ -20,7 +20,15 @@ public sealed class BindingOptions
         command.Options.Add(Verbose);
     }
 
-    public string Directory(ParseResult p, HostRoot host) => p.GetValue(StateDir) ?? Custody.DefaultDirectory(host);
+    public string Directory(ParseResult p, HostRoot host) => StateDirectory(p, StateDir, host);
+
+    /// <summary>--state-dir, the same for every command that reads or changes what Passthru holds (one description, one default).</summary>
+    public static Option<string?> StateDirOption() => new("--state-dir")
+    {
+        Description = "Where Passthru keeps what it changed on the host: the journal, the lock and running guests' records (default: /run/passthru under --root)",
+    };
+
+    public static string StateDirectory(ParseResult p, Option<string?> option, HostRoot host) => p.GetValue(option) ?? Custody.DefaultDirectory(host);
 
     /// <summary>Writing to a live host needs root; say so before anything changes.</summary>
     public static void RequireRoot(HostRoot host, string verb)

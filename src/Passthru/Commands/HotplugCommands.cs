@@ -13,12 +13,12 @@ public static class HotplugCommands
     public static Command CreateGuests(GlobalOptions globals, TextWriter stdout)
     {
         var json = new Option<bool>("--json") { Description = "Machine-readable output (see docs/json.md)" };
-        var stateDir = StateDir();
+        var stateDir = BindingOptions.StateDirOption();
         var command = new Command("guests", "List the running guests passthru run started, with their devices; clean up after ones that are gone") { json, stateDir };
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
+            var dir = BindingOptions.StateDirectory(p, stateDir, host);
             var cleaned = new List<string>();
             var notes = new StringWriter();
             var guests = Custody.Look(host, dir).Guests();
@@ -100,9 +100,6 @@ public static class HotplugCommands
         w.WriteEndObject();
     }
 
-    private static Option<string?> StateDir() =>
-        new("--state-dir") { Description = "Where the binding journal, the lock and running guests' records live (default: /run/passthru under --root)" };
-
     private static Argument<string> GuestName() => new("name") { Description = "The guest's name (passthru guests lists them)" };
 
     public static Command CreateAttach(GlobalOptions globals, TextWriter stdout)
@@ -115,12 +112,12 @@ public static class HotplugCommands
             Description = "On an IOMMU without interrupt remapping, let vfio use the devices until they are given back (a guest's device can then forge interrupts against the host)",
         };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the binding plan and the QMP commands; change nothing" };
-        var stateDir = StateDir();
+        var stateDir = BindingOptions.StateDirOption();
         var command = new Command("attach", "Give a running guest (started by passthru run) a device: bind it to vfio-pci and hot-plug it") { name, devices, group, unsafeInterrupts, dryRun, stateDir };
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
+            var dir = BindingOptions.StateDirectory(p, stateDir, host);
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             bool wholeGroup = p.GetValue(group), allowUnsafe = p.GetValue(unsafeInterrupts);
             var plan = HotplugSession.PlanAttach(host, dir, p.GetValue(name)!, selectors, wholeGroup, allowUnsafe);
@@ -142,12 +139,12 @@ public static class HotplugCommands
         var devices = BindingOptions.Devices(ArgumentArity.OneOrMore);
         var timeout = new Option<string?>("--timeout") { Description = "Seconds to wait for the guest to let go of each device (default 30)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the QMP commands and what is given back; change nothing" };
-        var stateDir = StateDir();
+        var stateDir = BindingOptions.StateDirOption();
         var command = new Command("detach", "Take a device from a running guest (hot-unplug) and give it back to its host driver") { name, devices, timeout, dryRun, stateDir };
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
+            var dir = BindingOptions.StateDirectory(p, stateDir, host);
             int seconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : 30;
             if (seconds <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();

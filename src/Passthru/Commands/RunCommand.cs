@@ -28,7 +28,7 @@ public static class RunCommand
         var junit = new Option<string?>("--junit") { Description = "With --script: write a JUnit XML report (one test case per expect line) to this file" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not show the guest's console on the terminal (--serial-log and --script still see it)" };
         var keepRunning = new Option<bool>("--keep-running") { Description = "With --script: after it, leave the guest running with the console handed back to the terminal" };
-        var stateDir = new Option<string?>("--state-dir") { Description = "Where the binding journal, the lock and running guests' records live (default: /run/passthru under --root)" };
+        var stateDir = BindingOptions.StateDirOption();
         var hotplugSlots = new Option<string?>("--hotplug-slots") { Description = "Spare PCIe root ports for `passthru attach` (q35 only; default 2, 0 for none)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
@@ -53,7 +53,7 @@ public static class RunCommand
                 HotplugSlots = p.GetValue(hotplugSlots) is string h ? MemorySize.ParseCount(h, "--hotplug-slots") : options0.HotplugSlots,
             };
             var host = globals.Host(p);
-            var dir = p.GetValue(stateDir) ?? Custody.DefaultDirectory(host);
+            var dir = BindingOptions.StateDirectory(p, stateDir, host);
             options = WithControl(options, dir, stderr, dryRun: p.GetValue(dryRun));
             RunPlan plan;
             try { plan = RunSession.Plan(host, options); }
@@ -86,42 +86,12 @@ public static class RunCommand
         return command;
     }
 
-    /// <summary>
-    /// The guest's name (given, or the first free "STEM-N" from what it boots) and its QMP socket under the state
-    /// directory, for attach and detach. Without a writable state directory (not root) the guest runs without one.
-    /// </summary>
+    /// <summary>The guest's name and control socket, from custody's naming of guests; a note when it runs without one.</summary>
     private static RunOptions WithControl(RunOptions o, string stateDir, TextWriter stderr, bool dryRun)
     {
-        if (o.Name is not null) GuestRecords.ValidateName(o.Name);
-        var name = o.Name ?? FreeName(stateDir, Stem(o), reserve: false);
-        var socket = GuestRecords.SocketOf(stateDir, name);
-        // sun_path holds 108 bytes with its terminating NUL.
-        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
-            throw new UserError($"the guest's control socket {socket} is longer than a Unix socket path may be (107 bytes): give a shorter --state-dir or --name", ExitCodes.Usage);
-        if (!dryRun)
-        {
-            try
-            {
-                Directory.CreateDirectory(GuestRecords.Directory(stateDir));
-                // A chosen name is taken at once (runs started together must not pick the same one); run's own record
-                // replaces it. A given name is checked for a writable place the same way, and given back.
-                if (o.Name is null) name = FreeName(stateDir, Stem(o), reserve: true);
-                else
-                {
-                    var probe = GuestRecords.PathOf(stateDir, name) + $".probe-{Environment.ProcessId}";
-                    File.WriteAllText(probe, "");
-                    File.Delete(probe);
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // (Not the exception's text: a static binary carries resource keys, not messages.)
-                stderr.WriteLine($"[passthru] note: no control socket for attach/detach: {GuestRecords.Directory(stateDir)} is not writable here (run as root for hot-plug)");
-                return o with { Name = name };
-            }
-            socket = GuestRecords.SocketOf(stateDir, name);
-        }
-        return o with { Name = name, ControlSocket = socket };
+        var named = GuestRecords.Name(stateDir, o.Name, Stem(o), reserve: !dryRun);
+        if (named.Note is not null) stderr.WriteLine($"[passthru] note: {named.Note}");
+        return o with { Name = named.Name, ControlSocket = named.Socket };
     }
 
     private static string Stem(RunOptions o)
@@ -129,14 +99,5 @@ public static class RunCommand
         var file = o.Menu is not null ? "barrelfish" : Path.GetFileNameWithoutExtension(o.Kernel ?? o.Disks.FirstOrDefault() ?? o.Cdrom ?? "guest");
         var stem = new string(file.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? char.ToLowerInvariant(c) : '-').ToArray()).Trim('-', '_');
         return stem.Length == 0 || !char.IsAsciiLetterOrDigit(stem[0]) ? "guest" : stem[..Math.Min(stem.Length, 40)];
-    }
-
-    private static string FreeName(string stateDir, string stem, bool reserve)
-    {
-        for (int n = 1; ; n++)
-        {
-            var name = $"{stem}-{n}";
-            if (reserve ? GuestRecords.TryReserve(stateDir, GuestRecords.Reservation(name)) : !File.Exists(GuestRecords.PathOf(stateDir, name))) return name;
-        }
     }
 }

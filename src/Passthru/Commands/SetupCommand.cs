@@ -25,10 +25,9 @@ public static class SetupCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and change nothing (what setup does without --apply)" };
         var undo = new Option<bool>("--undo") { Description = "Put back every file setup changed and remove those it created" };
         var force = new Option<bool>("--force") { Description = "Claim a device even though mounted file systems live on it" };
-        var stateDir = new Option<string?>("--state-dir")
-        {
-            Description = "Where the lock lives that setup shares with bind and run (default: /run/passthru under --root); setup's record stays in var/lib/passthru under --root",
-        };
+        // The lock setup shares with bind and run lives there; setup's own record stays in var/lib/passthru under --root
+        // (it must outlive the reboot setup asks for, where /run does not).
+        var stateDir = BindingOptions.StateDirOption();
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
             device, vfs, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force, stateDir,

@@ -1,0 +1,120 @@
+using Passthru.Tests.Support;
+
+namespace Passthru.Tests.Binding;
+
+/// <summary>
+/// Custody's one give-back path, on a scratch copy of the virtual host's capture: restore and `guests` cleaning up
+/// after a killed guest give back through the same plan as run's end and detach, and all of them check each function
+/// afterwards. The function here is already back on its own driver (what the kernel does after the probe), so the
+/// plan's writes are over and only the check after it decides.
+/// </summary>
+public sealed class CustodyTests : IDisposable
+{
+    private readonly string _tree = Repo.CopyCapture("vhost");
+    private string StateDir => Path.Combine(_tree, "run/passthru");
+    private const string Nic = "0000:00:02.0";
+
+    public CustodyTests()
+    {
+        Directory.CreateDirectory(StateDir);
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), $$"""
+            { "version": 1, "functions": [ { "address": "{{Nic}}", "driver": "e1000e", "driver_override": null, "group": 2 } ] }
+            """);
+    }
+
+    public void Dispose() => Directory.Delete(_tree, true);
+
+    private void PowerState(string state) => File.WriteAllText(Path.Combine(_tree, "sys/bus/pci/devices", Nic, "power_state"), state + "\n");
+
+    [Fact]
+    public void Restore_checks_what_it_gave_back_and_fails_on_a_device_left_in_D3cold()
+    {
+        PowerState("D3cold");
+        var r = CliRunner.Run("restore", "--root", _tree);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal([
+            $"gave {Nic} back to e1000e",
+            $"passthru: after giving back: {Nic} is in power state D3cold after the guest: bring it back (echo on > /sys/bus/pci/devices/{Nic}/power/control), "
+                + $"keep it out of D3cold (echo 0 > /sys/bus/pci/devices/{Nic}/d3cold_allowed), or load vfio-pci with disable_idle_d3=1",
+        ], r.Lines);
+        Assert.False(File.Exists(Path.Combine(StateDir, "state.json")));
+    }
+
+    [Fact]
+    public void Restore_of_a_healthy_device_says_only_what_it_gave_back()
+    {
+        PowerState("D0");
+        var r = CliRunner.Run("restore", "--root", _tree);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal([$"gave {Nic} back to e1000e"], r.Lines);
+    }
+
+    [Fact]
+    public void Guests_cleaning_up_after_a_killed_guest_gives_back_the_same_way_and_checks()
+    {
+        PowerState("D3cold");
+        // A guest whose QEMU and run are both gone (no such pids in the tree's /proc).
+        var guests = Directory.CreateDirectory(Path.Combine(StateDir, "guests")).FullName;
+        File.WriteAllText(Path.Combine(guests, "probe-1.json"), $$"""
+            { "name": "probe-1", "runner_pid": 999999, "qemu_pid": 999998, "qmp": "{{guests}}/probe-1.qmp", "machine": "q35",
+              "ports": ["pt0"], "devices": [ { "address": "{{Nic}}", "id": "hostdev-0000-00-02-0", "port": "pt0", "attached": false, "bound": [] } ],
+              "bound": ["{{Nic}}"] }
+            """);
+        var r = CliRunner.Run("guests", "--root", _tree);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains($"guest 'probe-1' has ended: gave {Nic} back to e1000e", r.Lines);
+        Assert.Contains(r.Lines, l => l.StartsWith($"passthru: after guest 'probe-1': {Nic} is in power state D3cold", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(guests, "probe-1.json")));
+        Assert.False(File.Exists(Path.Combine(StateDir, "state.json")));
+    }
+
+    [Fact]
+    public void Restore_dry_run_prints_the_give_back_from_the_plan_with_the_parameter_it_puts_back()
+    {
+        const string param = "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts";
+        Directory.CreateDirectory(Path.Combine(_tree, Path.GetDirectoryName(param)!));
+        File.WriteAllText(Path.Combine(_tree, param), "Y\n");
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), $$"""
+            { "version": 1, "functions": [ { "address": "{{Nic}}", "driver": "e1000e", "driver_override": null, "group": 2 } ],
+              "parameters": [ { "path": "{{param}}", "original": "N", "for": [ "{{Nic}}" ] } ] }
+            """);
+        SysfsShaper.Rebind(_tree, Nic, "vfio-pci");
+        var r = CliRunner.Run("restore", "--root", _tree, "--dry-run");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal([
+            "plan (give back):",
+            $"   1. clear /sys/bus/pci/devices/{Nic}/driver_override",
+            $"   2. write {Nic} > /sys/bus/pci/drivers/vfio-pci/unbind",
+            $"   3. write {Nic} > /sys/bus/pci/drivers_probe",
+            $"   4. check {Nic} is bound to e1000e",
+            $"   5. write N > /{param} (no device it was set for is held any more)",
+        ], r.Lines);
+        Assert.Equal("Y\n", File.ReadAllText(Path.Combine(_tree, param)));
+    }
+}
+
+/// <summary>The journal's file format across releases: what an earlier release wrote loads, and is written back the same.</summary>
+public sealed class JournalFormatTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-journal-").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void A_journal_written_by_the_release_before_the_source_generated_format_loads_and_saves_byte_for_byte()
+    {
+        var saved = File.ReadAllBytes(Path.Combine(Repo.Root, "tests/fixtures/journal/state-ce21c0b.json"));
+        File.WriteAllBytes(Path.Combine(_dir, "state.json"), saved);
+        var journal = Passthru.Binding.Journal.Load(_dir);
+        var nic = Assert.Single(journal.Functions);
+        Assert.Equal(("0000:00:02.0", "e1000e", (string?)null, (int?)2), (nic.Address.ToString(), nic.Driver, nic.DriverOverride, nic.Group));
+        var parameter = Assert.Single(journal.Parameters);
+        Assert.Equal(("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", "N", "0000:00:02.0"),
+            (parameter.Path, parameter.Original, Assert.Single(parameter.For).ToString()));
+        var sriov = Assert.Single(journal.Sriov);
+        Assert.Equal(("0000:03:00.0", 2, (string?)null, "0000:03:00.1"),
+            (sriov.Pf.ToString(), sriov.OriginalCount, sriov.OriginalAutoprobe, Assert.Single(sriov.Created).ToString()));
+        File.Delete(Path.Combine(_dir, "state.json"));
+        journal.Save();
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(saved), File.ReadAllText(Path.Combine(_dir, "state.json")));
+    }
+}
