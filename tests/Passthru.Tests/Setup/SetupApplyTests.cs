@@ -107,7 +107,7 @@ public class SetupApplyTests
     }
 
     [Fact]
-    public void A_second_process_changing_the_host_waits_its_turn()
+    public void A_second_process_is_refused_at_once_while_the_lock_is_held_changing_nothing_and_applies_once_it_is_free()
     {
         using var host = ScratchHost.DebianGrub(Grub);
         Directory.CreateDirectory(Path.Combine(host.Root, "run/passthru"));
