@@ -191,21 +191,28 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
     private static string? RefusedWhateverTheValue(string command, string option) => (command, option) switch
     {
         ("export cloud-hypervisor", "--menu" or "--build-dir") => "cloud-hypervisor has no multiboot loader",
+        ("export cloud-hypervisor", "--cdrom") => "--cdrom: cloud-hypervisor emulates no CD-ROM drive",
+        ("export kubevirt", "--disk" or "--cdrom") => ": a KubeVirt VM takes its disks from volumes",
+        ("export proxmox", "--disk" or "--cdrom") => ": Proxmox VMs take disks from its storages",
         _ => null,
     };
 
     [Fact]
     public void An_option_refused_whatever_its_value_is_refused_with_a_good_one_too()
     {
-        // A menu that exists and boots elsewhere, a build directory that exists: the refusal is the same, so those
-        // rows' errors are about the option.
+        // A menu that exists and boots elsewhere, a build directory and files that exist: the refusal is the same, so
+        // those rows' errors are about the option, not its value.
         Assert.Equal(0, Run(With(Base("export libvirt"), "--menu", Menu)).ExitCode);
         Assert.Equal(0, Run(With(Base("export libvirt"), "--build-dir", _dir)).ExitCode);
-        foreach (var (option, value) in new[] { ("--menu", Menu), ("--build-dir", _dir) })
+        Assert.Equal(0, Run(With(Base("export libvirt"), "--disk", Kernel)).ExitCode);
+        Assert.Equal(0, Run(With(Base("export libvirt"), "--cdrom", Kernel)).ExitCode);
+        var rows = new[] { ("export cloud-hypervisor", "--menu", Menu), ("export cloud-hypervisor", "--build-dir", _dir), ("export cloud-hypervisor", "--cdrom", Kernel),
+            ("export kubevirt", "--disk", Kernel), ("export kubevirt", "--cdrom", Kernel), ("export proxmox", "--disk", Kernel), ("export proxmox", "--cdrom", Kernel) };
+        foreach (var (command, option, value) in rows)
         {
-            var r = Run(With(Base("export cloud-hypervisor"), option, value));
+            var r = Run(With(Base(command), option, value));
             Assert.Equal(2, r.ExitCode);
-            Assert.StartsWith("passthru: " + RefusedWhateverTheValue("export cloud-hypervisor", option), r.Stderr);
+            Assert.Contains(RefusedWhateverTheValue(command, option)!, r.Stderr);
         }
     }
 
