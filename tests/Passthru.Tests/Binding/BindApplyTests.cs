@@ -71,6 +71,20 @@ public sealed class BindApplyTests : IDisposable
                3. check 0000:00:02.0 is bound to e1000e
 
             """, r.Stdout);
+        Assert.Null(new FileInfo(Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/driver")).LinkTarget); // the dry run changed nothing
+
+        // Applied, with a stand-in kernel that probes the function as the real one would.
+        using (var kernel = new SysfsShaper.Kernel(_tree, new Dictionary<string, string> { ["0000:00:02.0"] = "e1000e" }))
+        {
+            r = CliRunner.Run("restore", "--root", _tree);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal("gave 0000:00:02.0 back to e1000e\n", r.Stdout);
+            Assert.Equal(["bind 0000:00:02.0 e1000e"], kernel.Done);   // bound by the probe, with the override cleared first
+        }
+        Assert.Equal("e1000e", Path.GetFileName(new FileInfo(Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/driver")).LinkTarget));
+        Assert.Equal("\n", Attribute("0000:00:02.0", "driver_override"));
+        Assert.False(File.Exists(JournalFile));                                 // nothing left to restore
+        Assert.Equal($"nothing to give back: Passthru has no devices bound (journal {JournalFile})\n", CliRunner.Run("restore", "--root", _tree).Stdout);
     }
 
     [Fact]
@@ -105,11 +119,49 @@ public sealed class BindApplyTests : IDisposable
     }
 
     [Fact]
-    public void A_second_process_waits_for_the_lock_then_gives_up_clearly()
+    public async Task A_second_process_waits_for_the_lock_then_proceeds_and_one_that_waits_too_long_gives_up_clearly()
     {
+        // The state a kill -9 leaves mid-bind (as above): what the waiting restore gives back.
         var dir = Path.Combine(_tree, "run/passthru");
-        using var held = StateLock.Acquire(dir, TimeSpan.FromSeconds(1));
-        var e = Assert.Throws<UserError>(() => StateLock.Acquire(dir, TimeSpan.FromMilliseconds(300)));
-        Assert.StartsWith($"another passthru is changing devices (lock {dir}/lock held for over 0 s)", e.Message);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(JournalFile, """
+            {"version": 1, "functions": [{"address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2}]}
+            """);
+        File.WriteAllText(Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/driver_override"), "vfio-pci\n");
+        File.Delete(Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/driver"));
+
+        // Another process holds the lock (flock(1), as a second passthru would) until it is told to let go.
+        var start = new System.Diagnostics.ProcessStartInfo("flock", [Path.Combine(dir, "lock"), "sh", "-c", "echo held; read go"])
+            { RedirectStandardInput = true, RedirectStandardOutput = true };
+        using var holder = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            Assert.Equal("held", holder.StandardOutput.ReadLine());
+            // While it holds the lock, a short wait gives up with the reason.
+            var e = Assert.Throws<UserError>(() => StateLock.Acquire(dir, TimeSpan.FromMilliseconds(300)));
+            Assert.StartsWith($"another passthru is changing devices (lock {dir}/lock held for over 0 s)", e.Message);
+
+            using var kernel = new SysfsShaper.Kernel(_tree, new Dictionary<string, string> { ["0000:00:02.0"] = "e1000e" });
+            var restore = Task.Run(() => CliRunner.Run("restore", "--root", _tree));
+            // It waits: not finished, and nothing given back, while the other process holds the lock.
+            await Task.WhenAny(restore, Task.Delay(TimeSpan.FromSeconds(2)));
+            Assert.False(restore.IsCompleted, restore.IsCompleted ? (await restore).Stdout + (await restore).Stderr : "");
+            Assert.Empty(kernel.Done);
+            Assert.True(File.Exists(JournalFile));
+            // Let go: the waiting restore proceeds and gives the device back.
+            holder.StandardInput.WriteLine("go");
+            holder.StandardInput.Close();
+            holder.WaitForExit();
+            Assert.Equal(0, holder.ExitCode);
+            var r = await restore;
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal("gave 0000:00:02.0 back to e1000e\n", r.Stdout);
+            Assert.Equal(["bind 0000:00:02.0 e1000e"], kernel.Done);
+            Assert.False(File.Exists(JournalFile));
+        }
+        finally
+        {
+            if (!holder.HasExited) holder.Kill();
+        }
     }
 }

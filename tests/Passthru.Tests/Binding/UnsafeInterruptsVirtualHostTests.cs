@@ -30,6 +30,13 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
         vm.Run($"pkill -KILL -x qemu-system-x86; {P} restore; [ -e {Param} ] && echo N > {Param}; rm -rf /run/passthru /etc/kernel/cmdline /var/lib/passthru; true");
     }
 
+    /// <summary>The refusal, written out here: the expectation is not computed by the code under test.</summary>
+    private static string Refusal(string verb) =>
+        "passthru: this host's IOMMU does not remap interrupts, and vfio refuses devices until unsafe interrupts are allowed "
+        + "(vfio_iommu_type1.allow_unsafe_interrupts): a guest's device can then forge MSI interrupts against the host, so allow it only for guests you trust. "
+        + $"To allow them: passthru {verb} --allow-unsafe-interrupts (undone when the devices are given back), "
+        + "or passthru setup --allow-unsafe-interrupts (from the next boot on); nothing was changed\n";
+
     [Fact]
     public void Check_says_vfio_needs_unsafe_interrupts_and_when_they_are_allowed()
     {
@@ -55,7 +62,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
         {
             var r = vm.Run($"{P} {args.Replace("{probe}", vm.Probe)}");
             Assert.True(r.ExitCode == 1, r.ToString());
-            Assert.Equal($"passthru: {InterruptSafety.Refusal(verb)}\n", r.Stderr);
+            Assert.Equal(Refusal(verb), r.Stderr);
             Assert.Contains("does not remap interrupts", r.Stderr);
             Assert.Contains("forge MSI interrupts against the host", r.Stderr);
             Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
@@ -159,7 +166,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
                 {P} bind 00:02.0 --allow-unsafe-interrupts > /dev/null && echo N > {Param}
                 {P} run --kernel {vm.Probe} --memory 128 --timeout 60 -- -device pcie-root-port,id=x9,chassis=9 -device vfio-pci,host=0000:00:02.0,bus=x9; echo "exit $?"
                 """, TimeSpan.FromMinutes(3));
-            Assert.Contains("exit 1", r.Stdout);
+            Assert.Contains("exit 1", r.Stdout.Split('\n')); // the whole line: not exit 124, 130 or 137
             Assert.Contains("passthru: why QEMU failed: the IOMMU does not remap interrupts and vfio_iommu_type1 does not allow unsafe interrupts, so vfio refused the device; "
                 + "fix: passthru run --allow-unsafe-interrupts (for this run) or passthru setup --allow-unsafe-interrupts (for good)", r.Stderr);
             Assert.Contains("qemu-system-x86_64: -device vfio-pci,host=0000:00:02.0,bus=x9: vfio 0000:00:02.0: failed to setup container for group 2: Failed to set iommu for container: Operation not permitted\n", r.Stderr);

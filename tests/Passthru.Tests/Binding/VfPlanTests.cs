@@ -201,6 +201,33 @@ public sealed class VfPlanTests : IDisposable
 
             """, r.Stdout);
         Assert.Equal(r.Stdout, CliRunner.Run("restore", "03:00.0", "--dry-run", "--root", _tree).Stdout); // the PF named: the same
+
+        // Applied on a copy, with a stand-in kernel that unbinds and removes VFs as the real one would.
+        var applied = Repo.CopyCapture("vhost-sriov");
+        try
+        {
+            string On(string address, string attribute = "") => Path.Combine(applied, "sys/bus/pci/devices", address, attribute);
+            Directory.CreateDirectory(Path.Combine(applied, "run/passthru"));
+            File.Copy(JournalFile, Path.Combine(applied, "run/passthru/state.json"));
+            SysfsShaper.Rebind(applied, "0000:03:00.1", "vfio-pci");
+            File.WriteAllText(On(Pf, "sriov_drivers_autoprobe"), "0\n");
+            using (var kernel = new SysfsShaper.Kernel(applied, new Dictionary<string, string>()))
+            {
+                var done = CliRunner.Run("restore", "--root", applied);
+                Assert.True(done.ExitCode == 0, done.Stderr);
+                Assert.Equal("gave 0000:03:00.1 back to no driver\ngave 0000:03:00.2 back to no driver\nput 0000:03:00.0 back to 0 VFs (removed 0000:03:00.1, 0000:03:00.2)\n", done.Stdout);
+                Assert.Equal(["unbind 0000:03:00.1 vfio-pci", "remove 0000:03:00.1", "remove 0000:03:00.2"], kernel.Done);
+            }
+            // The VFs given back (03:00.1 left vfio-pci before it went), then gone with the count; autoprobe as it was.
+            Assert.Equal("1", File.ReadAllText(On(Pf, "sriov_drivers_autoprobe")).Trim());
+            Assert.Equal("0", File.ReadAllText(On(Pf, "sriov_numvfs")).Trim());
+            Assert.Empty(Directory.GetFileSystemEntries(On(Pf), "virtfn*"));
+            Assert.False(Path.Exists(On("0000:03:00.1")));
+            Assert.False(Path.Exists(On("0000:03:00.2")));
+            Assert.Equal("nvme", Path.GetFileName(new FileInfo(On(Pf, "driver")).LinkTarget));   // the PF kept its driver
+            Assert.False(File.Exists(Path.Combine(applied, "run/passthru/state.json")));        // nothing left to restore
+        }
+        finally { Directory.Delete(applied, true); }
         // Only the count changed (no --bind): restore is the count alone.
         File.WriteAllText(JournalFile, """
             {"version": 1, "functions": [],

@@ -58,13 +58,69 @@ public class CommandLineTests
     [Fact]
     public void Restore_without_devices_takes_them_all()
     {
+        // Four functions bound by Passthru (the journal in a scratch state directory says so), one more on vfio-pci that
+        // it did not bind: restore without devices plans all four, and only them.
         var dir = Directory.CreateTempSubdirectory("passthru-state-").FullName;
+        var tree = Repo.CopyCapture("vhost");
         try
         {
-            var r = CliRunner.OnCapture("vhost", "restore", "--dry-run", "--state-dir", dir);
-            Assert.Equal(0, r.ExitCode);
-            Assert.StartsWith("nothing to give back: Passthru has no devices bound", r.Stdout);
+            foreach (var a in new[] { "0000:00:02.0", "0000:00:03.0", "0000:02:01.0", "0000:02:02.0", "0000:00:04.0" })
+                Passthru.Tests.Binding.SysfsShaper.Rebind(tree, a, "vfio-pci");
+            File.WriteAllText(Path.Combine(dir, "state.json"), """
+                {"version": 1, "functions": [
+                  {"address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2},
+                  {"address": "0000:00:03.0", "driver": "e1000e", "driver_override": null, "group": 3},
+                  {"address": "0000:02:01.0", "driver": "e1000", "driver_override": null, "group": 8},
+                  {"address": "0000:02:02.0", "driver": "e1000", "driver_override": null, "group": 8}]}
+                """);
+            var r = CliRunner.Run("restore", "--dry-run", "--root", tree, "--pci-ids", Repo.SystemPciIds, "--state-dir", dir);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal("""
+                plan (give back):
+                   1. clear /sys/bus/pci/devices/0000:00:02.0/driver_override
+                   2. write 0000:00:02.0 > /sys/bus/pci/drivers/vfio-pci/unbind
+                   3. write 0000:00:02.0 > /sys/bus/pci/drivers_probe
+                   4. check 0000:00:02.0 is bound to e1000e
+                   5. clear /sys/bus/pci/devices/0000:00:03.0/driver_override
+                   6. write 0000:00:03.0 > /sys/bus/pci/drivers/vfio-pci/unbind
+                   7. write 0000:00:03.0 > /sys/bus/pci/drivers_probe
+                   8. check 0000:00:03.0 is bound to e1000e
+                   9. clear /sys/bus/pci/devices/0000:02:01.0/driver_override
+                  10. write 0000:02:01.0 > /sys/bus/pci/drivers/vfio-pci/unbind
+                  11. write 0000:02:01.0 > /sys/bus/pci/drivers_probe
+                  12. check 0000:02:01.0 is bound to e1000
+                  13. clear /sys/bus/pci/devices/0000:02:02.0/driver_override
+                  14. write 0000:02:02.0 > /sys/bus/pci/drivers/vfio-pci/unbind
+                  15. write 0000:02:02.0 > /sys/bus/pci/drivers_probe
+                  16. check 0000:02:02.0 is bound to e1000
+
+                """, r.Stdout);
+            // Named, the same four give the same plan; one named gives that one alone.
+            Assert.Equal(r.Stdout, CliRunner.Run("restore", "00:02.0", "00:03.0", "02:01.0", "02:02.0", "--dry-run", "--root", tree, "--state-dir", dir).Stdout);
+            Assert.Equal("""
+                plan (give back):
+                   1. clear /sys/bus/pci/devices/0000:00:03.0/driver_override
+                   2. write 0000:00:03.0 > /sys/bus/pci/drivers/vfio-pci/unbind
+                   3. write 0000:00:03.0 > /sys/bus/pci/drivers_probe
+                   4. check 0000:00:03.0 is bound to e1000e
+
+                """, CliRunner.Run("restore", "00:03.0", "--dry-run", "--root", tree, "--state-dir", dir).Stdout);
+
+            // Applied (a stand-in kernel probes each function as the real one would): all four back, the fifth left alone.
+            using (new Passthru.Tests.Binding.SysfsShaper.Kernel(tree, new Dictionary<string, string>
+                { ["0000:00:02.0"] = "e1000e", ["0000:00:03.0"] = "e1000e", ["0000:02:01.0"] = "e1000", ["0000:02:02.0"] = "e1000" }))
+            {
+                var applied = CliRunner.Run("restore", "--root", tree, "--state-dir", dir);
+                Assert.True(applied.ExitCode == 0, applied.Stderr);
+            }
+            string Driver(string a) => Path.GetFileName(new FileInfo(Path.Combine(tree, "sys/bus/pci/devices", a, "driver")).LinkTarget)!;
+            Assert.Equal(["e1000e", "e1000e", "e1000", "e1000", "vfio-pci"], new[] { "0000:00:02.0", "0000:00:03.0", "0000:02:01.0", "0000:02:02.0", "0000:00:04.0" }.Select(Driver));
+            Assert.False(File.Exists(Path.Combine(dir, "state.json")));
         }
-        finally { Directory.Delete(dir, true); }
+        finally
+        {
+            Directory.Delete(dir, true);
+            Directory.Delete(tree, true);
+        }
     }
 }

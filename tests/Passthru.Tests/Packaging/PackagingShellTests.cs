@@ -48,8 +48,9 @@ public class PackagingShellTests(PackagingFixture package)
     public void Bash_completes_options_with_their_aliases_and_fixed_values()
     {
         Assert.Equal(["--dry-run"], BashCompletes("passthru", "bind", "--dr"));
-        Assert.Contains("-v", BashCompletes("passthru", "restore", "-"));
-        Assert.Contains("--root", BashCompletes("passthru", "restore", "-"));   // global options follow every command
+        // Whole words, all of them: restore's own options with -v's alias, then the global ones (they follow every command).
+        Assert.Equal(["--all", "--dry-run", "--help", "--pci-ids", "--root", "--state-dir", "--verbose", "-h", "-v"],
+            BashCompletes("passthru", "restore", "-").Order(StringComparer.Ordinal));
         Assert.Equal(["auto", "kvm", "tcg"], BashCompletes("passthru", "run", "--accel", "").Order());
         Assert.Equal(["grub", "grubby"], BashCompletes("passthru", "setup", "--boot-loader", "grub").Order());
         Assert.Equal(["bash", "fish", "zsh"], BashCompletes("passthru", "completion", "").Order());
