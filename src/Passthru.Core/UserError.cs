@@ -41,6 +41,20 @@ public static class Shown
         return b.ToString();
     }
 
+    /// <summary>A whole message: control characters escaped, its own line breaks kept (some messages quote console lines).</summary>
+    public static string Message(string message) => string.Join('\n', message.Split('\n').Select(Value));
+
+    /// <summary>
+    /// Why a regular expression did not parse, in words: the static binary strips .NET's messages to resource keys
+    /// ("MakeException, a**, 3, NestedQuantifiersNotParenthesized"), so the parser's error kind and offset are spelled out.
+    /// </summary>
+    public static string RegexError(ArgumentException e)
+    {
+        if (e is not System.Text.RegularExpressions.RegexParseException p) return "not valid .NET regular expression syntax";
+        var words = System.Text.RegularExpressions.Regex.Replace(p.Error.ToString(), "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
+        return $"{words} at character {p.Offset}";
+    }
+
     private static bool NeedsEscape(char c) =>
         char.IsControl(c) || c is '\u2028' or '\u2029' or '\ufeff' or '\ufffe' or '\uffff';
 }

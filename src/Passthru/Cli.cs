@@ -35,6 +35,7 @@ public static partial class Cli
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        _outputLost = false;
         var globals = new GlobalOptions();
         // A plain Command, not RootCommand: RootCommand always builds its help and version options, whose
         // descriptions come from System.CommandLine's resources, and a first resource lookup costs tens of
@@ -45,6 +46,11 @@ public static partial class Cli
         if (args.Any(a => HelpTokens.Contains(a))) root.Options.Add(new HelpOption());
         if (args.Contains("--version")) root.Options.Add(new VersionOption());
         var named = CommandName(args);
+        if (named is null && FirstWord(args) is string unknown)
+        {
+            stderr.WriteLine($"passthru: unknown command '{Shown.Value(unknown)}': the commands are {string.Join(", ", Commands.Select(c => c.Name))} (see passthru --help)");
+            return ExitCodes.Usage;
+        }
         foreach (var (name, create) in Commands)
             if (named is null || named == name) root.Subcommands.Add(create(globals, stdout, stderr));
 
@@ -58,26 +64,36 @@ public static partial class Cli
         {
             // A pci.ids named on purpose must exist, whether or not this command prints names.
             _ = globals.Host(parse); // HostRoot refuses a root that is not a directory, for every command alike
-            if (parse.GetValue(globals.PciIds) is string ids && !File.Exists(ids))
-                throw new UserError($"--pci-ids {ids}: no such file", ExitCodes.Usage);
-            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+            if (parse.GetValue(globals.PciIds) is string ids)
+                Passthru.Host.InputFile.Require("--pci-ids", Passthru.Host.InputFile.FullPath("--pci-ids", ids));
+            int code = parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+            // Output that never arrived (a full disk) fails the command, however well the command itself went.
+            return Flush(stdout, stderr) ? code : ExitCodes.Failure;
         }
         catch (UserError e)
         {
-            stdout.Flush();
-            stderr.WriteLine($"passthru: {e.Message}");
+            Flush(stdout, stderr);
+            stderr.WriteLine($"passthru: {Shown.Message(e.Message)}");
             return e.ExitCode;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A file the command needed could not be read or written (permissions, a full disk): say which, in one line.
-            stdout.Flush();
-            stderr.WriteLine($"passthru: {e.Message.Split('\n')[0]}");
+            Flush(stdout, stderr);
+            stderr.WriteLine($"passthru: {Shown.Value(e.Message.Split('\n')[0])}");
+            return ExitCodes.Failure;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Never a stack trace: whatever escaped the commands' own checks is a bug, said in one line (the static
+            // binary carries resource keys, not messages, so the exception's type is the useful part).
+            Flush(stdout, stderr);
+            stderr.WriteLine($"passthru: internal error ({e.GetType().Name}): this is a bug in passthru; the host was left as the journal says (passthru restore gives devices back)");
             return ExitCodes.Failure;
         }
         finally
         {
-            stdout.Flush();
+            Flush(stdout, stderr);
         }
     }
 
@@ -117,6 +133,37 @@ public static partial class Cli
     /// The command the line names: its first word that is not an option or a global option's value; null when that
     /// is no known command (then every command is built, for help and for the parser's own error message).
     /// </summary>
+    /// <summary>The output's last flush can fail too (stdout on a full disk, `passthru list > /dev/full`): one line, not a crash.</summary>
+    private static bool Flush(TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            stdout.Flush();
+            return true;
+        }
+        catch (IOException)
+        {
+            if (!_outputLost) stderr.WriteLine("passthru: cannot write the output (standard output is full or closed)");
+            _outputLost = true;
+            return false;
+        }
+    }
+
+    /// <summary>Said once per process: the finally's flush meets the same full disk again.</summary>
+    [ThreadStatic] private static bool _outputLost;
+
+    /// <summary>The first word that is not an option (or a global option's value): the command the user named.</summary>
+    private static string? FirstWord(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] is "--root" or "--pci-ids") { i++; continue; }
+            if (args[i].StartsWith('-')) continue;
+            return args[i];
+        }
+        return null;
+    }
+
     internal static string? CommandName(string[] args)
     {
         for (int i = 0; i < args.Length; i++)

@@ -35,7 +35,26 @@ public sealed class Custody : IDisposable
     }
 
     /// <summary>Opens the host's state for a change: takes the lock, waiting up to <see cref="LockWait"/> for another Passthru.</summary>
-    public static Custody Take(HostRoot host, string stateDir) => new(host, stateDir, StateLock.Acquire(stateDir, LockWait));
+    public static Custody Take(HostRoot host, string stateDir)
+    {
+        var custody = new Custody(host, stateDir, StateLock.Acquire(stateDir, LockWait));
+        custody.RemoveStaleTemporaries();
+        return custody;
+    }
+
+    /// <summary>
+    /// Temporary files a process killed mid-save left beside the journal or a guest record (the file itself is whole:
+    /// the old or the new one). Every writer there holds the lock, so under it any such file is stale.
+    /// </summary>
+    private void RemoveStaleTemporaries()
+    {
+        foreach (var dir in new[] { StateDir, GuestRecords.Directory(StateDir) })
+        {
+            if (!System.IO.Directory.Exists(dir)) continue;
+            foreach (var file in System.IO.Directory.EnumerateFiles(dir, ".*.passthru-*.tmp"))
+                try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
 
     /// <summary>Opens the host's state to look only (dry runs, listings): no lock, and nothing may be changed through it.</summary>
     public static Custody Look(HostRoot host, string stateDir) => new(host, stateDir, null);
@@ -170,13 +189,16 @@ public sealed class Custody : IDisposable
             throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
     }
 
-    /// <summary>Ends a guest's claims: its record goes; returns the functions Passthru bound for it (from its start, and attached since).</summary>
+    /// <summary>
+    /// Ends a guest's claims: its record goes; returns the functions Passthru bound for it, by its run at the start
+    /// and by attach since. A start device an earlier `bind` put on vfio-pci is not among them: it stays that bind's.
+    /// </summary>
     public IReadOnlyList<PciAddress> Forget(string name)
     {
         RequireLock();
         var g = GuestRecords.Load(StateDir, name);
         GuestRecords.Remove(StateDir, name);
-        return g is null ? [] : Functions(g.Bound.Concat(g.Devices.SelectMany(d => d.Returns)));
+        return g is null ? [] : Functions(g.Bound.Concat(g.Devices.Where(d => d.Attached).SelectMany(d => d.Bound)));
     }
 
     /// <summary>

@@ -23,7 +23,7 @@ public static class ListReport
 
     public static string Line(PciDevice d, PciIds ids, bool showGroups)
     {
-        var line = $"{LspciLine(d, ids)}  driver={d.Driver ?? "none"}";
+        var line = $"{LspciLine(d, ids)}  driver={(d.Driver is null ? "none" : Shown.Value(d.Driver))}";
         if (showGroups) line += $" group={(d.IommuGroup?.ToString() ?? "none")}";
         // An SR-IOV VF: which PF it belongs to (whose VF count `passthru vfs` sets).
         return d.PhysicalFunction is PciAddress pf ? $"{line} physfn={pf}" : line;

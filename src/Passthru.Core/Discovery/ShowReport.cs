@@ -25,7 +25,7 @@ public static class ShowReport
             Row(o, "IOMMU group", $"{a.Group.Number} ({ListReport.Viability(a.Group)})");
             foreach (var m in a.Group.Members)
                 Row(o, m == a.Group.Members[0] ? "Group members" : "",
-                    $"{m.Address} {ids.FormatVendorDevice(m.VendorId, m.DeviceId)} driver={m.Driver ?? "none"}"
+                    $"{m.Address} {ids.FormatVendorDevice(m.VendorId, m.DeviceId)} driver={(m.Driver is null ? "none" : Shown.Value(m.Driver))}"
                     + (m.Address == d.Address ? " (this device)" : m.IsBridge ? " (bridge)" : ""));
             if (DeviceSafety.ExplainGroup(host, inventory, d) is { } why)
             {

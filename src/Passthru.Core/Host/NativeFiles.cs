@@ -13,7 +13,7 @@ namespace Passthru.Host;
 /// </summary>
 internal static unsafe partial class NativeFiles
 {
-    private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
+    private const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
@@ -74,7 +74,9 @@ internal static unsafe partial class NativeFiles
         fixed (byte* p = CString(path, cpath))
         fixed (byte* b = buffer)
         {
-            int fd = open(p, O_RDONLY | O_CLOEXEC, 0);
+            // Non-blocking: a FIFO where an attribute should be (a hostile tree) must not hang the read; sysfs and
+            // regular files ignore the flag.
+            int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
             if (fd < 0) return -1;
             try
             {
@@ -85,12 +87,18 @@ internal static unsafe partial class NativeFiles
         }
     }
 
-    /// <summary>A whole file (procfs files report size 0, so read until the end); null when it cannot be read.</summary>
+    /// <summary>No procfs or sysfs file Passthru reads comes near this; /dev/zero in its place would never end.</summary>
+    public const int MaxReadAll = 16 << 20;
+
+    /// <summary>
+    /// A whole file (procfs files report size 0, so read until the end), at most <see cref="MaxReadAll"/> bytes; null
+    /// when it cannot be read.
+    /// </summary>
     public static byte[]? ReadAll(string path)
     {
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         int fd;
-        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_CLOEXEC, 0);
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
         if (fd < 0) return null;
         try
         {
@@ -98,7 +106,8 @@ internal static unsafe partial class NativeFiles
             int total = 0;
             while (true)
             {
-                if (total == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+                if (total >= MaxReadAll) return buffer[..total];
+                if (total == buffer.Length) Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxReadAll));
                 nint got;
                 fixed (byte* b = buffer) got = read(fd, b + total, buffer.Length - total);
                 if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;

@@ -14,13 +14,7 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
 
     public static BarrelfishMenu Load(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"cannot read the menu {path}: {e.Message}", ExitCodes.Usage);
-        }
-        return Parse(text, path);
+        return Parse(Passthru.Host.InputFile.ReadText("--menu", path), path);
     }
 
     public static BarrelfishMenu Parse(string text, string name)
@@ -33,6 +27,9 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
         {
             var line = lines[i].Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
+            // A file name or QEMU argument cannot carry them (QEMU's argv ends at a NUL).
+            if (line.Any(c => char.IsControl(c) && c != '\t'))
+                throw new UserError($"{name}:{i + 1}: a control character ({Shown.Value(line.First(c => char.IsControl(c) && c != '\t').ToString())}) in the line", ExitCodes.Usage);
             var parts = line.Split([' ', '\t'], 3, StringSplitOptions.RemoveEmptyEntries);
             var command = parts[0];
             var path = parts.Length > 1 ? parts[1] : null;

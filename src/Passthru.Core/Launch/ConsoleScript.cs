@@ -27,14 +27,9 @@ public sealed record ConsoleScript(string File, IReadOnlyList<ScriptStep> Steps)
     /// <summary>Reads and parses a script file; any problem is a usage error naming the file (and line).</summary>
     public static ConsoleScript Load(string path)
     {
-        if (!System.IO.File.Exists(path)) throw new UserError($"--script {path}: no such file", ExitCodes.Usage);
-        string text;
-        try { text = System.IO.File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"--script {path}: {e.Message}", ExitCodes.Usage);
-        }
-        return Parse(path, text);
+        if (string.IsNullOrWhiteSpace(path)) throw new UserError("--script is empty: name a console script", ExitCodes.Usage);
+        if (!Passthru.Host.InputFile.Exists(path)) throw new UserError($"--script {Shown.Value(path)}: no such file", ExitCodes.Usage);
+        return Parse(path, Passthru.Host.InputFile.ReadText("--script", path));
     }
 
     /// <param name="name">How messages name the script (its path as given).</param>
@@ -60,7 +55,7 @@ public sealed record ConsoleScript(string File, IReadOnlyList<ScriptStep> Steps)
                     if (argument.Length == 0) throw Bad("expect needs a regular expression");
                     Regex pattern;
                     try { pattern = new Regex(argument, RegexOptions.CultureInvariant); }
-                    catch (ArgumentException e) { throw Bad($"expect: '{argument}' is not a .NET regular expression: {e.Message}"); }
+                    catch (ArgumentException e) { throw Bad($"expect: '{Shown.Value(argument)}' is not a .NET regular expression: {Shown.RegexError(e)}"); }
                     steps.Add(new ExpectStep(number, shown, timeout, pattern));
                     break;
                 case "send":

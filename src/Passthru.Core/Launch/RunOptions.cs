@@ -131,14 +131,19 @@ public sealed record RunOptions
         if (Expect is not null)
         {
             try { _ = new System.Text.RegularExpressions.Regex(Expect); }
-            catch (ArgumentException e) { throw new UserError($"--expect '{Expect}' is not a regular expression: {e.Message}", ExitCodes.Usage); }
+            catch (ArgumentException e) { throw new UserError($"--expect '{Shown.Value(Expect)}' is not a regular expression: {Shown.RegexError(e)}", ExitCodes.Usage); }
         }
         if (Script is not null && Expect is not null)
             throw new UserError("give either --script or --expect, not both (a script's `expect` lines do what --expect does)", ExitCodes.Usage);
         if (Script is null && (Junit is not null || KeepRunning))
             throw new UserError($"{(Junit is not null ? "--junit" : "--keep-running")} goes with --script", ExitCodes.Usage);
         Passthru.Host.OutputFile.Check("--junit", Junit);
-        foreach (var file in new[] { Menu, Kernel, Cdrom }.Concat(Disks).Concat(InitrdFiles(Initrd)))
-            if (file is not null && !File.Exists(file)) throw new UserError($"{file}: no such file", ExitCodes.Usage);
+        foreach (var (option, file) in new[] { ("--menu", Menu), ("--kernel", Kernel) }.Concat(InitrdFiles(Initrd).Select(f => ("--initrd", (string?)f))))
+            if (file is not null) Passthru.Host.InputFile.Require(option, file);
+        // An ISO or a disk may be a block device (a real drive or a partition handed to the guest).
+        foreach (var (option, file) in new[] { ("--cdrom", Cdrom) }.Concat(Disks.Select(d => ("--disk", (string?)d))))
+            if (file is not null) Passthru.Host.InputFile.Require(option, file, blockDevice: true);
+        if (Append is not null && Append.Any(c => char.IsControl(c) || c is '\ufffe' or '\uffff'))
+            throw new UserError($"--append '{Shown.Value(Append)}': a kernel command line cannot hold control characters", ExitCodes.Usage);
     }
 }

@@ -20,12 +20,7 @@ public static class RunProfile
 
     public static RunOptions Load(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"cannot read the profile {path}: {e.Message}", ExitCodes.Usage);
-        }
+        var text = Passthru.Host.InputFile.ReadText("--profile", Passthru.Host.InputFile.FullPath("--profile", path));
         TomlTable table;
         try { table = TomlSerializer.Deserialize(text, ProfileTomlContext.Default.TomlTable) ?? new TomlTable(); }
         catch (Exception e) when (e is not UserError)
@@ -39,7 +34,10 @@ public static class RunProfile
 
         string? Text(string key) => table.TryGetValue(key, out var v)
             ? v as string ?? throw new UserError($"{path}: '{key}' must be a string", ExitCodes.Usage) : null;
-        string? FilePath(string key) => Text(key) is string p ? Path.GetFullPath(p, dir) : null;
+        string? FilePath(string key) => Text(key) is string p ? Full(key, p) : null;
+        string Full(string key, string p) => p.Length == 0 || p.Contains('\0')
+            ? throw new UserError($"{path}: '{key}' {(p.Length == 0 ? "is empty" : "holds a NUL character")}: name a file", ExitCodes.Usage)
+            : Path.GetFullPath(p, dir);
         long? Number(string key) => table.TryGetValue(key, out var v)
             ? v as long? ?? throw new UserError($"{path}: '{key}' must be a whole number", ExitCodes.Usage) : null;
         bool Flag(string key) => table.TryGetValue(key, out var v) && (v as bool? ?? throw new UserError($"{path}: '{key}' must be true or false", ExitCodes.Usage));
@@ -63,7 +61,7 @@ public static class RunProfile
             Kernel = FilePath("kernel"),
             Initrd = FilePath("initrd"),
             Append = Text("append"),
-            Disks = List("disks").Select(d => Path.GetFullPath(d, dir)).ToList(),
+            Disks = List("disks").Select(d => Full("disks", d)).ToList(),
             Cdrom = FilePath("cdrom"),
             MemoryMiB = Memory() ?? defaults.MemoryMiB,
             Cpus = Number("cpus") is long c ? (c is > 0 and <= 1024 ? (int)c : throw new UserError($"{path}: 'cpus' must be 1 to 1024", ExitCodes.Usage)) : defaults.Cpus,

@@ -147,12 +147,13 @@ public static class RunSession
             // Whichever way the guest ended: its claims end, and what was bound for it (at its start, attached since)
             // goes back, checked afterwards.
             if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0)
-                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, messages));
+                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, unsafeFor, messages));
         }
     }
 
     /// <summary>The guest's end: its record goes and, unless --keep-bound, everything bound for it goes back the one way custody gives back.</summary>
-    private static IReadOnlyList<string> End(HostRoot host, RunPlan plan, string stateDir, string? guest, IReadOnlyList<FunctionState> moved, TextWriter messages)
+    private static IReadOnlyList<string> End(HostRoot host, RunPlan plan, string stateDir, string? guest, IReadOnlyList<FunctionState> moved,
+        IReadOnlyList<PciAddress> unsafeFor, TextWriter messages)
     {
         try
         {
@@ -164,8 +165,9 @@ public static class RunSession
                     messages.WriteLine($"[passthru] --keep-bound: {string.Join(", ", functions)} stay on vfio-pci (passthru restore gives them back)");
                 return [];
             }
-            // The unsafe interrupts allowed for this run end with it, even for devices an earlier bind left on vfio-pci.
-            var result = custody.GiveBack(custody.PlanGiveBack(functions, claimsEnding: functions.Concat(plan.Devices.Select(d => d.Address))));
+            // The unsafe interrupts this run allowed end with it, even for devices an earlier bind left on vfio-pci; ones
+            // an earlier bind allowed stay for as long as that bind holds its devices.
+            var result = custody.GiveBack(custody.PlanGiveBack(functions, claimsEnding: unsafeFor));
             foreach (var line in result.Lines) messages.WriteLine("[passthru] " + line);
             foreach (var problem in result.Problems) messages.WriteLine($"passthru: after the guest: {problem}");
             return result.Problems;

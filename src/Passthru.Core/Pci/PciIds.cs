@@ -41,13 +41,7 @@ public sealed class PciIds
 
     public static PciIds FromFile(string path)
     {
-        byte[] data;
-        try { data = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UserError($"cannot read pci.ids file '{path}': {e.Message}", ExitCodes.Usage);
-        }
-        return FromBytes(data, path);
+        return FromBytes(Passthru.Host.InputFile.ReadBytes("--pci-ids", path), path);
     }
 
     public static PciIds FromBytes(byte[] data, string source)

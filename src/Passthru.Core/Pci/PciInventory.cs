@@ -109,7 +109,11 @@ public sealed class PciInventory
         var devices = new PciDevice[names.Length];
         // Thousands of functions (SR-IOV) mean tens of thousands of small reads: spread them over the cores.
         if (names.Length > 256)
-            Parallel.For(0, names.Length, i => devices[i] = ReadDevice(host, names[i], full));
+        {
+            try { Parallel.For(0, names.Length, i => devices[i] = ReadDevice(host, names[i], full)); }
+            // A damaged function's UserError (a garbage vendor ID, say) is the answer, as it is for a small tree.
+            catch (AggregateException e) when (e.InnerExceptions.OfType<UserError>().FirstOrDefault() is { } first) { throw first; }
+        }
         else
             for (int i = 0; i < names.Length; i++) devices[i] = ReadDevice(host, names[i], full);
         Array.Sort(devices, (a, b) => a.Address.CompareTo(b.Address));

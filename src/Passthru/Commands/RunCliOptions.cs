@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Passthru.Host;
 using Passthru.Launch;
 
 namespace Passthru.Cli.Commands;
@@ -49,24 +50,24 @@ public sealed class RunCliOptions
         var extra = p.GetValue(QemuArgs) ?? [];
         if (extra.Length > 0 && !p.Tokens.Any(t => t.Value == "--"))
             throw new UserError($"unexpected argument '{extra[0]}': QEMU arguments go after --", ExitCodes.Usage);
-        var o = p.GetValue(Profile) is string profile ? RunProfile.Load(profile) : new RunOptions();
+        var o = p.GetValue(Profile) is string profile ? RunProfile.Load(InputFile.FullPath("--profile", profile)) : new RunOptions();
         var disks = p.GetValue(Disks) ?? [];
         var devices = p.GetValue(Devices) ?? [];
         return o with
         {
-            Menu = Full(p.GetValue(Menu)) ?? o.Menu,
-            BuildDir = Full(p.GetValue(BuildDir)) ?? o.BuildDir,
-            Kernel = Full(p.GetValue(Kernel)) ?? o.Kernel,
-            Initrd = p.GetValue(Initrd) ?? o.Initrd,
+            Menu = Full("--menu", p.GetValue(Menu)) ?? o.Menu,
+            BuildDir = Full("--build-dir", p.GetValue(BuildDir)) ?? o.BuildDir,
+            Kernel = Full("--kernel", p.GetValue(Kernel)) ?? o.Kernel,
+            Initrd = NotEmpty("--initrd", p.GetValue(Initrd)) ?? o.Initrd,
             Append = p.GetValue(Append) ?? o.Append,
-            Disks = disks.Length > 0 ? disks.Select(Path.GetFullPath).ToList() : o.Disks,
-            Cdrom = Full(p.GetValue(Cdrom)) ?? o.Cdrom,
+            Disks = disks.Length > 0 ? disks.Select(d => Full("--disk", d)!).ToList() : o.Disks,
+            Cdrom = Full("--cdrom", p.GetValue(Cdrom)) ?? o.Cdrom,
             MemoryMiB = p.GetValue(Memory) is string m ? MemorySize.ParseMiB(m, "--memory") : o.MemoryMiB,
             Cpus = p.GetValue(Cpus) is string c ? MemorySize.ParseCount(c, "--cpus") : o.Cpus,
             Machine = p.GetValue(Machine) ?? o.Machine,
             Accel = p.GetValue(AccelOption) is string a ? RunProfile.ParseAccel(a, "--accel") : o.Accel,
             Net = p.GetValue(Net) is string n ? GuestNetwork.Parse(n, "--net") : o.Net,
-            Qemu = p.GetValue(Qemu) ?? o.Qemu,
+            Qemu = NotEmpty("--qemu", p.GetValue(Qemu)) ?? o.Qemu,
             Devices = devices.Length > 0 ? devices.Select(PassthroughDevice.Parse).ToList() : o.Devices,
             WholeGroup = p.GetValue(Group) || o.WholeGroup,
             Name = p.GetValue(Name) ?? o.Name,
@@ -74,5 +75,12 @@ public sealed class RunCliOptions
         };
     }
 
-    private static string? Full(string? path) => path is null ? null : Path.GetFullPath(path);
+    private static string? Full(string option, string? path) => path is null ? null : InputFile.FullPath(option, path);
+
+    /// <summary>A file name kept as given (QEMU or the initrd list resolve it), but never an empty one or one with a NUL.</summary>
+    private static string? NotEmpty(string option, string? path)
+    {
+        if (path is not null) InputFile.FullPath(option, path);
+        return path;
+    }
 }

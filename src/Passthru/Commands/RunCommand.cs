@@ -43,7 +43,7 @@ public static class RunCommand
                 KeepBound = p.GetValue(keepBound) || options0.KeepBound,
                 AllowUnsafeInterrupts = p.GetValue(unsafeInterrupts) || options0.AllowUnsafeInterrupts,
                 // A profile's values stand unless the command line gives its own.
-                SerialLog = p.GetValue(serialLog) is string log ? Path.GetFullPath(log) : options0.SerialLog,
+                SerialLog = p.GetValue(serialLog) is string log ? Passthru.Host.InputFile.FullPath("--serial-log", log) : options0.SerialLog,
                 Expect = p.GetValue(expect) ?? options0.Expect,
                 Script = p.GetValue(script) ?? options0.Script,
                 Junit = p.GetValue(junit) ?? options0.Junit,

@@ -47,9 +47,11 @@ public class CommandLineTests
         Assert.Equal(expected, Passthru.Cli.Cli.CommandName(args));
 
     [Fact]
-    public void An_unknown_command_and_a_missing_argument_get_the_parsers_one_line()
+    public void An_unknown_command_is_named_with_the_list_and_a_missing_argument_gets_the_parsers_one_line()
     {
-        Assert.Equal("passthru: Required command was not provided. (see passthru --help)\n", CliRunner.Run("bogus", "x").Stderr);
+        var unknown = CliRunner.Run("bogus", "x");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Equal("passthru: unknown command 'bogus': the commands are check, list, show, bind, unbind, restore, vfs, run, guests, attach, detach, setup, export, completion, man (see passthru --help)\n", unknown.Stderr);
         var r = CliRunner.Run("bind");
         Assert.Equal(2, r.ExitCode);
         Assert.Equal("passthru: Required argument missing for command: 'bind'. (see passthru --help)\n", r.Stderr);

@@ -283,4 +283,143 @@ public sealed class HostileInputTests : IDisposable
         AssertOneLine(r.Stderr, "leaves the root");
         Assert.Equal("precious", File.ReadAllText(victim));
     }
+
+    // ---- inputs that crashed with a stack trace, hung, or grew without bound ----
+
+    [Theory]
+    [InlineData("--kernel")]
+    [InlineData("--menu")]
+    [InlineData("--initrd")]
+    [InlineData("--disk")]
+    [InlineData("--cdrom")]
+    [InlineData("--serial-log")]
+    [InlineData("--profile")]
+    [InlineData("--script")]
+    [InlineData("--qemu")]
+    public void An_empty_file_name_is_one_line(string option)
+    {
+        string[] args = option == "--kernel" ? ["run", "--dry-run", "--root", _tree, option, ""]
+            : option == "--menu" ? ["run", "--dry-run", "--root", _tree, option, ""]
+            : ["run", "--dry-run", "--root", _tree, "--kernel", Kernel, option, ""];
+        var r = Passthru(args);
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, $"{option} is empty");
+    }
+
+    [Fact]
+    public void A_control_character_in_the_kernel_command_line_is_refused_for_every_target()
+    {
+        foreach (var command in new[] { new[] { "export", "libvirt" }, ["export", "kubevirt", "--image", "r.example/x:1"], ["run", "--dry-run"] })
+        {
+            var r = Passthru([.. command, "--root", _tree, "--kernel", Kernel, "--append", "console=ttyS0\u0001\uFFFE"]);
+            Assert.Equal(2, r.ExitCode);
+            AssertOneLine(r.Stderr, "--append 'console=ttyS0\\x01\\ufffe': a kernel command line cannot hold control characters");
+        }
+    }
+
+    [Fact]
+    public void A_nul_in_a_menu_or_a_profile_path_is_one_line_naming_the_place()
+    {
+        var menu = Path.Combine(_dir, "menu.lst");
+        File.WriteAllText(menu, "kernel /x86_64/sbin/elver\nmodule /x86_64/sbin/cpu\0evil\n");
+        var m = Passthru("run", "--dry-run", "--root", _tree, "--menu", menu);
+        Assert.Equal(2, m.ExitCode);
+        AssertOneLine(m.Stderr, $"{menu}:2: a control character (\\0)");
+        var profile = Path.Combine(_dir, "vm.toml");
+        File.WriteAllText(profile, "kernel = \"ker\\u0000nel\"\n");
+        var p = Passthru("run", "--dry-run", "--root", _tree, "--profile", profile);
+        Assert.Equal(2, p.ExitCode);
+        AssertOneLine(p.Stderr, "'kernel' holds a NUL character");
+    }
+
+    [Fact]
+    public void Devices_and_fifos_named_as_input_files_are_refused_at_once_not_read_forever()
+    {
+        var fifo = Path.Combine(_dir, "fifo");
+        Assert.Equal(0, Repo.Exec("mkfifo", fifo).ExitCode);
+        var ids = Passthru("list", "--root", _tree, "--pci-ids", "/dev/zero");
+        Assert.Equal(2, ids.ExitCode);
+        AssertOneLine(ids.Stderr, "--pci-ids /dev/zero is a character device, not a regular file");
+        var profile = Passthru("run", "--dry-run", "--root", _tree, "--profile", fifo);
+        Assert.Equal(2, profile.ExitCode);
+        AssertOneLine(profile.Stderr, "is a FIFO, not a regular file");
+        var script = Passthru("run", "--dry-run", "--root", _tree, "--kernel", Kernel, "--script", "/dev/zero");
+        Assert.Equal(2, script.ExitCode);
+        AssertOneLine(script.Stderr, "--script /dev/zero is a character device");
+    }
+
+    [Fact]
+    public void A_fifo_in_place_of_a_sysfs_attribute_does_not_hang_list()
+    {
+        var vendor = Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/vendor");
+        File.Delete(vendor);
+        Assert.Equal(0, Repo.Exec("mkfifo", vendor).ExitCode);
+        var r = Repo.Exec("timeout", "60", Binary, "list", "--root", _tree, "--pci-ids", Repo.SystemPciIds);
+        Assert.NotEqual(124, r.ExitCode); // timeout(1)'s code: list hung
+        Assert.True(r.ExitCode is 0 or 1 or 2, r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+
+    [Fact]
+    public void A_driver_name_with_a_line_break_stays_on_its_line_in_list()
+    {
+        var devices = Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0");
+        Directory.CreateDirectory(Path.Combine(_tree, "sys/bus/pci/drivers/e1000e\nfake"));
+        File.Delete(Path.Combine(devices, "driver"));
+        File.CreateSymbolicLink(Path.Combine(devices, "driver"), "../../../bus/pci/drivers/e1000e\nfake");
+        var r = Passthru("list", "--root", _tree, "--pci-ids", Repo.SystemPciIds);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains(r.Stdout.Split('\n'), l => l.StartsWith("0000:00:02.0 ", StringComparison.Ordinal) && l.Contains("driver=e1000e\\nfake group=2", StringComparison.Ordinal));
+        Assert.DoesNotContain(r.Stdout.Split('\n'), l => l.StartsWith("fake", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Output_to_a_full_device_is_one_line_not_a_crash()
+    {
+        var r = Repo.Exec("sh", "-c", $"'{Binary}' list --root '{_tree}' --pci-ids '{Repo.SystemPciIds}' > /dev/full");
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "cannot write the output");
+    }
+
+    [Fact]
+    public void An_unknown_command_is_named_with_the_commands_there_are()
+    {
+        var r = Passthru("rom", "0000:00:02.0");
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, "unknown command 'rom': the commands are check, list, show");
+    }
+
+    [Fact]
+    public void A_bad_regular_expression_is_explained_in_words_not_resource_keys()
+    {
+        var r = Passthru("run", "--dry-run", "--root", _tree, "--kernel", Kernel, "--expect", "a**");
+        Assert.Equal(2, r.ExitCode);
+        AssertOneLine(r.Stderr, "--expect 'a**' is not a regular expression: nested quantifiers not parenthesized at character 3");
+    }
+
+    [Fact]
+    public void A_garbage_vendor_in_a_tree_of_thousands_of_functions_is_one_line()
+    {
+        var big = Path.Combine(_dir, "big");
+        Assert.Equal(0, Repo.Exec("/usr/bin/python3", Path.Combine(Repo.Root, "bench/gen-sysfs-tree.py"), big).ExitCode);
+        // The 301st function (sorted): past the 256 that list reads one by one, so in the parallel part.
+        var function = Directory.GetFileSystemEntries(Path.Combine(big, "sys/bus/pci/devices")).Order(StringComparer.Ordinal).Skip(300).First();
+        var vendor = Path.Combine(function, "vendor");
+        File.WriteAllText(vendor, "0xzzzz\n");
+        var r = Passthru("list", "--root", big, "--pci-ids", Repo.SystemPciIds);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.DoesNotContain("AggregateException", r.Stderr);
+        AssertOneLine(r.Stderr, "0xzzzz");
+    }
+
+    [Fact]
+    public void Temporary_files_left_by_a_kill_during_a_save_are_cleaned_up_by_the_next_change()
+    {
+        var state = StateDir;
+        var stale = Path.Combine(state, ".state.json.passthru-999999.tmp");
+        File.WriteAllText(stale, "{ half a journal");
+        var r = Passthru("restore", "--root", _tree, "--state-dir", state);
+        Assert.Equal(0, r.ExitCode);
+        Assert.False(File.Exists(stale));
+    }
 }

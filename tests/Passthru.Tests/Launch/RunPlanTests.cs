@@ -102,7 +102,7 @@ public sealed class RunPlanTests : IDisposable
     [InlineData(new[] { "--accel", "hvf" }, "--accel: accel 'hvf' is not kvm, tcg or auto")]
     [InlineData(new[] { "--device", "00:02.0,rombar=2" }, "--device '00:02.0,rombar=2': unknown option 'rombar=2' (use rombar=0, romfile=FILE or x-vga=on)")]
     [InlineData(new[] { "--device", "8086:10d3" }, "8086:10d3 matches 2 functions (0000:00:02.0, 0000:00:03.0): name one by its address")]
-    [InlineData(new[] { "--expect", "(unclosed" }, "--expect '(unclosed' is not a regular expression: Invalid pattern '(unclosed' at offset 9. Not enough )'s.")]
+    [InlineData(new[] { "--expect", "(unclosed" }, "--expect '(unclosed' is not a regular expression: insufficient closing parentheses at character 9")]
     public void Bad_input_is_one_line_and_exit_2(string[] args, string error)
     {
         var withKernel = args.Length == 0 || args[0] == "--menu" ? args : ["--kernel", _kernel, .. args];
