@@ -93,7 +93,7 @@ public sealed class Custody : IDisposable
         var sriov = !restore ? [] : journal.Sriov.Where(x => selectors.Count == 0 || addresses.Contains(x.Pf)).ToList();
         foreach (var x in sriov)
         {
-            addresses.Remove(x.Pf);
+            if (journal.Find(x.Pf) is null) addresses.Remove(x.Pf); // named for its count only; a PF Passthru bound goes back too
             foreach (var vf in x.Created) if (journal.Find(vf) is not null && !addresses.Contains(vf)) addresses.Add(vf);
         }
         var notes = new List<string>();
