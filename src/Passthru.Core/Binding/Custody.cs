@@ -120,7 +120,8 @@ public sealed class Custody : IDisposable
         var present = plan.Functions.Where(f => Host.Exists(SysfsPaths.Device(f.Address))).ToList();
         var pfs = plan.Sriov.Where(x => Host.Exists(SysfsPaths.Device(x.Pf))).ToList();
         var lines = new List<string>(plan.Notes);
-        if (plan.IsEmpty) return new GiveBackResult(lines, [], []);
+        // Without a step, a plan may still drop journal entries that need none (functions gone, a VF count already back).
+        if (plan.IsEmpty && plan.Functions.Count == 0 && plan.Sriov.Count == 0) return new GiveBackResult(lines, [], []);
         new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan);
         foreach (var f in present) lines.Add($"gave {f.Address} back to {f.Driver ?? "no driver"}");
         foreach (var x in pfs)
