@@ -60,9 +60,10 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         }
         else if (plan.Sriov.Count > 0)
         {
-            // Back at the count it had before Passthru first changed it, with autoprobe put back: nothing is left to undo.
+            // Back at the count it had before Passthru first changed it, with autoprobe put back: nothing is left to undo,
+            // unless this plan bound the new VFs (restore makes them anew, for their host driver to probe as before).
             foreach (var x in plan.Sriov)
-                if (journal.FindSriov(x.Pf) is { OriginalAutoprobe: null } j && j.OriginalCount == x.Created.Count) journal.Remove(j);
+                if (journal.FindSriov(x.Pf) is { OriginalAutoprobe: null } j && j.OriginalCount == x.Created.Count && plan.Functions.Count == 0) journal.Remove(j);
             journal.Save();
         }
     }

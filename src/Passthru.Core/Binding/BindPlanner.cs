@@ -138,7 +138,8 @@ public static class BindPlanner
             // Autoprobe first: VFs that come back (to a non-zero count) are then probed by their host driver again.
             if (x.OriginalAutoprobe is string probe) steps.Add(new SriovWrite(x.Pf, SriovWrite.Autoprobe, probe));
             int now = pf.SriovNumVfs ?? pf.VirtualFunctions.Count;
-            if (now == x.OriginalCount) continue;
+            // At its count again, but with VFs Passthru made (and bound): made anew, so their host driver probes them as before.
+            if (now == x.OriginalCount && (now == 0 || x.Created.Count == 0)) continue;
             if (now > 0 && x.OriginalCount > 0) steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, "0"));
             steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));
