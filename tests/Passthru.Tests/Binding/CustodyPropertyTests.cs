@@ -125,6 +125,15 @@ public sealed class CustodyPropertyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_VF_made_anew_by_a_killed_count_change_goes_back_to_its_host_driver()
+    {
+        // Bound (killed before its first write: only the journal), then the count change that removes it killed right
+        // after its write (the journal kept the VF), then made anew by vfs --bind, killed with autoprobe held off: restore
+        // probed it for igbvf, as journaled, before putting autoprobe back, so the probe did nothing and the check failed.
+        Run([S(new Bind([Vf0], false, true), killAt: 2), S(new SetVfs(0, true), killAt: 1), S(new SetVfs(3, true), killAt: 2)]);
+    }
+
+    [Fact]
     public void A_run_that_fails_gives_back_nothing_another_guest_holds()
     {
         // g1's run fails (g0 has the group open); its end gave back its start devices, g0's device among them: vfio-pci
