@@ -134,6 +134,22 @@ public sealed class CustodyPropertyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_VF_made_anew_at_the_address_of_one_the_count_change_removed_stays_journaled()
+    {
+        // The VF bound first is removed by the count change, and the journal forgot it after the write; but the change
+        // makes and binds a VF at the same address: it was on vfio-pci unknown to the journal (unbind refused it).
+        Run([S(new Bind([Nic1], false, true)), S(new SetVfs(1, true)), S(new SetVfs(2, true)), S(new Unbind([Vf0], false))]);
+    }
+
+    [Fact]
+    public void VFs_a_killed_count_change_removed_leave_no_stale_entry_for_VFs_made_later()
+    {
+        // Killed right after the write that removed the bound VFs, before the journal forgot them; a later count change
+        // made a VF at the same address for its host driver, and restore gave it the removed one's "no driver".
+        Run([S(new Bind([Nic1], false, true)), S(new SetVfs(2, true)), S(new SetVfs(0, false), killAt: 1), S(new SetVfs(1, false))]);
+    }
+
+    [Fact]
     public void A_run_that_fails_gives_back_nothing_another_guest_holds()
     {
         // g1's run fails (g0 has the group open); its end gave back its start devices, g0's device among them: vfio-pci
@@ -190,6 +206,10 @@ public sealed class CustodyPropertyTests(ITestOutputHelper output)
                     }
                     catch (Killed) { world.Killed(); trace.Add($"{step}: killed"); Count("killed"); } // kill -9: the custody was disposed on the way out (the kernel drops the lock)
                     kernel.KillAt = 0;
+                    // Whatever happened, nothing is on vfio-pci that the journal does not know (restore could not give it back).
+                    var known = Journal.Load(world.StateDir);
+                    var untracked = kernel.OnVfio().Where(a => known.Find(PciAddress.Parse(a)) is null).ToList();
+                    if (untracked.Count > 0) throw new InvalidOperationException($"{string.Join(", ", untracked)} on vfio-pci but not in the journal");
                 }
                 world.RestoreAll();
                 Assert.Equal(before, kernel.Snapshot());
@@ -685,6 +705,9 @@ public sealed class CustodyPropertyTests(ITestOutputHelper output)
         public bool HeldOpenByOther(PciAddress a, int pid) =>
             GroupOf(a) is int g && Directory.EnumerateDirectories(At("proc")).Where(p => Path.GetFileName(p) != pid.ToString())
                 .Any(p => Directory.Exists(Path.Combine(p, "fd")) && Directory.EnumerateFileSystemEntries(Path.Combine(p, "fd")).Any(f => new FileInfo(f).LinkTarget == $"/dev/vfio/{g}"));
+
+        public IEnumerable<string> OnVfio() =>
+            Directory.GetDirectories(At("sys/bus/pci/devices")).Select(Path.GetFileName).OfType<string>().Where(a => DriverOf(a) == BindPlanner.Vfio);
 
         // ---- What must come back ----------------------------------------------------------------------------------
 
