@@ -183,13 +183,16 @@ public sealed class Custody : IDisposable
             throw new UserError($"a guest named '{record.Name}' is already running: give another --name", ExitCodes.Usage);
     }
 
-    /// <summary>Ends a guest's claims: its record goes; returns the functions Passthru bound for it (from its start, and attached since).</summary>
+    /// <summary>
+    /// Ends a guest's claims: its record goes; returns the functions Passthru bound for it (by its run, and by attaches
+    /// since). A start device an earlier bind put on vfio-pci is not among them: it stays bound, as before the guest.
+    /// </summary>
     public IReadOnlyList<PciAddress> Forget(string name)
     {
         RequireLock();
         var g = GuestRecords.Load(StateDir, name);
         GuestRecords.Remove(StateDir, name);
-        return g is null ? [] : Functions(g.Bound.Concat(g.Devices.SelectMany(d => d.Returns)));
+        return g is null ? [] : Functions(g.Bound.Concat(g.Devices.Where(d => d.Attached).SelectMany(d => d.Returns)));
     }
 
     /// <summary>

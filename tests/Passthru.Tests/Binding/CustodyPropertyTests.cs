@@ -151,6 +151,25 @@ public sealed class CustodyPropertyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_device_bound_before_a_run_stays_bound_after_it()
+    {
+        // The run's end gave back every start device the journal held, the one `passthru bind` had put there too (the
+        // run before custody gave back only what it bound itself). Not a restore property: restore gives it back anyway.
+        var kernel = new Kernel();
+        try
+        {
+            var world = new World(kernel);
+            world.Do(new Bind([Nic1], false, true));
+            world.Do(new RunClaim(0, [Nic1], false, true));
+            world.Do(new RunEnd(0));
+            Assert.Equal(BindPlanner.Vfio, kernel.DriverOf(Pool[Nic1]));
+            world.RestoreAll();
+            Assert.Equal("e1000e", kernel.DriverOf(Pool[Nic1]));
+        }
+        finally { kernel.Dispose(); }
+    }
+
+    [Fact]
     public void A_run_that_fails_gives_back_nothing_another_guest_holds()
     {
         // g1's run fails (g0 has the group open); its end gave back its start devices, g0's device among them: vfio-pci
