@@ -18,8 +18,14 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     {
         if (plan.IsEmpty && plan.Kind == PlanKind.Bind) return;
         _sriovBefore.Clear();
+        _vanished.Clear();
         if (plan.Kind == PlanKind.Bind)
         {
+            // VFs a count change removes are forgotten before its write, not after: a kill in between would leave them
+            // to restore, which would give VFs made later at their addresses their drivers; and a VF this plan makes at
+            // the same address is journaled as made (a rollback records the old ones again while they still exist).
+            foreach (var a in plan.Vanishing)
+                if (journal.Find(a) is { } gone) { _vanished.Add(gone); journal.Remove(a); }
             foreach (var f in plan.Functions) journal.Record(f);
             foreach (var x in plan.Sriov)
             {
@@ -60,25 +66,22 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         }
         else if (plan.Sriov.Count > 0)
         {
-            // Back at the count it had before Passthru first changed it, with autoprobe put back: nothing is left to undo.
+            // Back at the count it had before Passthru first changed it, with autoprobe put back: nothing is left to undo,
+            // unless this plan bound the new VFs (restore makes them anew, for their host driver to probe as before).
             foreach (var x in plan.Sriov)
-                if (journal.FindSriov(x.Pf) is { OriginalAutoprobe: null } j && j.OriginalCount == x.Created.Count) journal.Remove(j);
+                if (journal.FindSriov(x.Pf) is { OriginalAutoprobe: null } j && j.OriginalCount == x.Created.Count && plan.Functions.Count == 0) journal.Remove(j);
             journal.Save();
         }
     }
 
     /// <summary>
-    /// Keeps the journal true as a VF count change goes: VFs the change removed are forgotten, the groups of the VFs
-    /// it created are recorded once they exist, and autoprobe put back needs no restore any more.
+    /// Keeps the journal true as a VF count change goes: the groups of the VFs it created are recorded once they
+    /// exist, and autoprobe put back needs no restore any more (the VFs it removes were forgotten before it began).
     /// </summary>
     private void AfterSriovStep(BindStep step, BindPlan plan)
     {
         switch (step)
         {
-            case SriovWrite { Attribute: SriovWrite.NumVfs } when plan.Vanishing.Count > 0:
-                foreach (var a in plan.Vanishing) journal.Remove(a);
-                journal.Save();
-                break;
             case VerifyVfs { Expected: { Count: > 0 } created }:
                 foreach (var vf in created)
                     if (journal.Find(vf) is { Group: null } f && ReadGroup(vf) is int g) journal.Replace(f with { Group = g });
@@ -92,6 +95,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     }
 
     private readonly List<PciAddress> _changedSriov = [];
+    private readonly List<FunctionState> _vanished = [];
     private readonly Dictionary<PciAddress, SriovState?> _sriovBefore = [];
 
     private int? ReadGroup(PciAddress function) =>
@@ -142,6 +146,9 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             // VFs journaled before they existed and never touched: nothing to give back (touched ones were, above).
             foreach (var vf in x.Created) if (!touched.Any(t => t.Address == vf)) journal.Remove(vf);
         }
+        // VFs the count change was to remove and that are still there, on vfio-pci: known again.
+        foreach (var f in _vanished)
+            if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
         if (touched.Count == 0 && _changedParameters.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")

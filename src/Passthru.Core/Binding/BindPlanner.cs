@@ -132,13 +132,16 @@ public static class BindPlanner
             }
             steps.AddRange(ReturnSteps(original, device.Driver, device.DriverOverride));
         }
+        int probes = 0;
         foreach (var x in sriov)
         {
             if (inventory.Find(x.Pf) is not { } pf) { notes.Add($"{x.Pf} no longer exists: dropped from the journal with its VFs"); continue; }
-            // Autoprobe first: VFs that come back (to a non-zero count) are then probed by their host driver again.
-            if (x.OriginalAutoprobe is string probe) steps.Add(new SriovWrite(x.Pf, SriovWrite.Autoprobe, probe));
+            // Autoprobe first, before the functions too: VFs that come back (to a non-zero count), and a VF whose host
+            // driver the journal names (one a killed count change made anew with autoprobe off), are probed by it again.
+            if (x.OriginalAutoprobe is string probe) steps.Insert(probes++, new SriovWrite(x.Pf, SriovWrite.Autoprobe, probe));
             int now = pf.SriovNumVfs ?? pf.VirtualFunctions.Count;
-            if (now == x.OriginalCount) continue;
+            // At its count again, but with VFs Passthru made (and bound): made anew, so their host driver probes them as before.
+            if (now == x.OriginalCount && (now == 0 || x.Created.Count == 0)) continue;
             if (now > 0 && x.OriginalCount > 0) steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, "0"));
             steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));

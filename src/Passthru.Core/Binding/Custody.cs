@@ -87,12 +87,18 @@ public sealed class Custody : IDisposable
     /// The give-back of those of <paramref name="functions"/> the journal holds (others went back already, or Passthru
     /// never bound them), with each module parameter put back once no function it was set for stays held:
     /// <paramref name="claimsEnding"/> names functions whose claim ends here even if they stay bound (a run's devices
-    /// that an earlier bind put on vfio-pci: the unsafe interrupts allowed for the run end with it).
+    /// that an earlier bind put on vfio-pci: the unsafe interrupts allowed for the run end with it). A function another
+    /// running guest holds stays with it, and so do the parameters it needs (vfio-pci would wait for its QEMU to let go).
     /// </summary>
     public BindPlan PlanGiveBack(IEnumerable<PciAddress> functions, IEnumerable<PciAddress>? claimsEnding = null)
     {
-        var held = functions.Distinct().Where(a => Journal.Find(a) is not null).ToList();
-        return BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, held), Journal, held, released: claimsEnding);
+        var holder = HolderOf(HeldByGuests(cleanUp: false));
+        var journaled = functions.Distinct().Where(a => Journal.Find(a) is not null).ToList();
+        var back = journaled.Where(a => holder(a) is null).ToList();
+        var plan = BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, back), Journal, back,
+            released: claimsEnding?.Where(a => holder(a) is null));
+        var notes = journaled.Where(a => holder(a) is not null).Select(a => $"{a} stays on vfio-pci: the running guest '{holder(a)}' holds it or its IOMMU group").ToList();
+        return notes.Count == 0 ? plan : plan with { Notes = [.. notes, .. plan.Notes] };
     }
 
     /// <summary>
@@ -108,20 +114,26 @@ public sealed class Custody : IDisposable
         var inventory = PciInventory.LoadFor(Host, selectors, groupMates: false,
             journal.Functions.Select(f => f.Address).Concat(journal.Sriov.Select(x => x.Pf)));
         var addresses = Select(selectors, journal, inventory, wholeGroup && !restore);
+        var notes = new List<string>();
+        var holder = HolderOf(HeldByGuests(cleanUp: _lock is not null));
         // restore puts back the VF counts Passthru changed: all of them, or those of the PFs named (with their VFs).
         var sriov = !restore ? [] : journal.Sriov.Where(x => selectors.Count == 0 || addresses.Contains(x.Pf)).ToList();
-        foreach (var x in sriov)
+        foreach (var x in sriov.ToList())
         {
-            addresses.Remove(x.Pf);
+            if (journal.Find(x.Pf) is null) addresses.Remove(x.Pf); // named for its count only; a PF Passthru bound goes back too
             foreach (var vf in x.Created) if (journal.Find(vf) is not null && !addresses.Contains(vf)) addresses.Add(vf);
+            // A count change removes the VFs: not under a guest that holds one (or the PF).
+            if (PciInventory.VirtualFunctionsOf(Host, x.Pf).Prepend(x.Pf).Where(f => holder(f) is not null).Take(1).ToList() is not [var busy]) continue;
+            if (selectors.Count > 0)
+                throw new UserError($"{busy} is in use by the running guest '{holder(busy)}': `passthru detach {holder(busy)} {busy}` or stop the guest first; {x.Pf}'s VF count would remove it");
+            notes.Add($"{x.Pf} keeps its VF count: the running guest '{holder(busy)}' holds {busy} (restore puts the count back once the guest ends)");
+            sriov.Remove(x);
         }
-        var notes = new List<string>();
-        var held = HeldByGuests(cleanUp: _lock is not null);
-        foreach (var a in addresses.Where(held.ContainsKey).ToList())
+        foreach (var a in addresses.Where(a => holder(a) is not null).ToList())
         {
             if (selectors.Count > 0)
-                throw new UserError($"{a} is in use by the running guest '{held[a]}': `passthru detach {held[a]} {a}` or stop the guest first");
-            notes.Add($"{a} stays on vfio-pci: the running guest '{held[a]}' holds it (it goes back when the guest ends)");
+                throw new UserError($"{a} is in use by the running guest '{holder(a)}': `passthru detach {holder(a)} {a}` or stop the guest first");
+            notes.Add($"{a} stays on vfio-pci: the running guest '{holder(a)}' holds it (it goes back when the guest ends)");
             addresses.Remove(a);
         }
         var plan = BindPlanner.PlanReturn(inventory, journal, addresses, sriov);
@@ -139,7 +151,8 @@ public sealed class Custody : IDisposable
         var present = plan.Functions.Where(f => Host.Exists(SysfsPaths.Device(f.Address))).ToList();
         var pfs = plan.Sriov.Where(x => Host.Exists(SysfsPaths.Device(x.Pf))).ToList();
         var lines = new List<string>(plan.Notes);
-        if (plan.IsEmpty) return new GiveBackResult(lines, [], []);
+        // Without a step, a plan may still drop journal entries that need none (functions gone, a VF count already back).
+        if (plan.IsEmpty && plan.Functions.Count == 0 && plan.Sriov.Count == 0) return new GiveBackResult(lines, [], []);
         new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan);
         foreach (var f in present) lines.Add($"gave {f.Address} back to {f.Driver ?? "no driver"}");
         foreach (var x in pfs)
@@ -243,6 +256,19 @@ public sealed class Custody : IDisposable
         }
         return held;
     }
+
+    /// <summary>
+    /// Which running guest holds a function: it, or another function of its IOMMU group (while QEMU has the group
+    /// open, the kernel lets no host driver take any of its functions).
+    /// </summary>
+    private Func<PciAddress, string?> HolderOf(Dictionary<PciAddress, string> held)
+    {
+        var groups = new Dictionary<int, string>();
+        foreach (var (a, guest) in held) if (Group(a) is int g) groups.TryAdd(g, guest);
+        return a => held.GetValueOrDefault(a) ?? (Group(a) is int g ? groups.GetValueOrDefault(g) : null);
+    }
+
+    private int? Group(PciAddress a) => int.TryParse(Host.ReadLinkName(SysfsPaths.IommuGroup(a)), out var g) ? g : null;
 
     private static List<PciAddress> Functions(IEnumerable<string> addresses) => addresses.Select(PciAddress.Parse).Distinct().ToList();
 

@@ -97,9 +97,17 @@ public sealed class HostRoot
     {
         var bytes = Encoding.UTF8.GetBytes(value);
         // O_TRUNC as the shell's `>` does: sysfs ignores it, and a plain file in a captured tree then holds the value.
-        using var handle = File.OpenHandle(Path(relative), FileMode.Truncate, FileAccess.Write);
-        RandomAccess.Write(handle, bytes, 0);
+        using (var handle = File.OpenHandle(Path(relative), FileMode.Truncate, FileAccess.Write))
+            RandomAccess.Write(handle, bytes, 0);
+        AfterWrite?.Invoke(relative, value);
     }
+
+    /// <summary>
+    /// Tests' kernel: called after each <see cref="WriteAttribute"/> with the root-relative path and the value, so a
+    /// scratch tree can react as sysfs would (bind a driver on drivers_probe, create VFs on sriov_numvfs), refuse with
+    /// an IOException as the kernel's errno would, or stop the process there. Null on real hosts.
+    /// </summary>
+    internal Action<string, string>? AfterWrite { get; set; }
 
     public override string ToString() => Root;
 }

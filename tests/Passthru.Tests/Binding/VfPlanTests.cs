@@ -191,11 +191,11 @@ public sealed class VfPlanTests : IDisposable
         Assert.Equal(0, r.ExitCode);
         Assert.Equal("""
             plan (give back):
-               1. clear /sys/bus/pci/devices/0000:03:00.1/driver_override
-               2. write 0000:03:00.1 > /sys/bus/pci/drivers/vfio-pci/unbind
-               3. check 0000:03:00.1 is bound to no driver
-               4. check 0000:03:00.2 is bound to no driver
-               5. write 1 > /sys/bus/pci/devices/0000:03:00.0/sriov_drivers_autoprobe
+               1. write 1 > /sys/bus/pci/devices/0000:03:00.0/sriov_drivers_autoprobe
+               2. clear /sys/bus/pci/devices/0000:03:00.1/driver_override
+               3. write 0000:03:00.1 > /sys/bus/pci/drivers/vfio-pci/unbind
+               4. check 0000:03:00.1 is bound to no driver
+               5. check 0000:03:00.2 is bound to no driver
                6. write 0 > /sys/bus/pci/devices/0000:03:00.0/sriov_numvfs
                7. check 0000:03:00.0 has no VFs
 
