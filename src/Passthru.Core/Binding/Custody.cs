@@ -90,9 +90,12 @@ public sealed class Custody : IDisposable
     /// that an earlier bind put on vfio-pci: the unsafe interrupts allowed for the run end with it). A function another
     /// running guest holds stays with it, and so do the parameters it needs (vfio-pci would wait for its QEMU to let go).
     /// </summary>
-    public BindPlan PlanGiveBack(IEnumerable<PciAddress> functions, IEnumerable<PciAddress>? claimsEnding = null)
+    public BindPlan PlanGiveBack(IEnumerable<PciAddress> functions, IEnumerable<PciAddress>? claimsEnding = null) =>
+        PlanGiveBack(functions, claimsEnding, HeldByGuests(cleanUp: false));
+
+    private BindPlan PlanGiveBack(IEnumerable<PciAddress> functions, IEnumerable<PciAddress>? claimsEnding, Dictionary<PciAddress, string> held)
     {
-        var holder = HolderOf(HeldByGuests(cleanUp: false));
+        var holder = HolderOf(held);
         var journaled = functions.Distinct().Where(a => Journal.Find(a) is not null).ToList();
         var back = journaled.Where(a => holder(a) is null).ToList();
         var plan = BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, back), Journal, back,
@@ -223,10 +226,33 @@ public sealed class Custody : IDisposable
         RequireLock();
         var guest = GuestRecords.Load(StateDir, name);
         if (guest is null) return []; // the guest ended meanwhile, and its end gave everything back
+        var functions = Leave(guest, which);
+        GuestRecords.Save(StateDir, guest);
+        return functions;
+    }
+
+    /// <summary>
+    /// The give-back a <see cref="Release"/> of these devices would lead to, planned without changing anything (for
+    /// detach --dry-run): the guest's claims as they would be after it, the rest of the host as it is.
+    /// </summary>
+    public BindPlan PlanRelease(string name, Func<GuestDevice, bool> which)
+    {
+        var guest = GuestRecords.Load(StateDir, name);
+        if (guest is null) return BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false), Journal, []);
+        var functions = Leave(guest, which);
+        return PlanGiveBack(functions, null, HeldByGuests(cleanUp: false, instead: guest));
+    }
+
+    /// <summary>Drops the devices from the record (in memory); the functions bound for them that no other device of the guest still holds.</summary>
+    private static IReadOnlyList<PciAddress> Leave(GuestRecord guest, Func<GuestDevice, bool> which)
+    {
         var leaving = guest.Devices.Where(which).ToList();
         guest.Devices.RemoveAll(leaving.Contains);
-        GuestRecords.Save(StateDir, guest);
-        return Functions(leaving.SelectMany(d => d.Returns).Where(f => guest.Devices.All(d => d.Address != f)));
+        var functions = Functions(leaving.SelectMany(d => d.Returns).Where(f => guest.Devices.All(d => d.Address != f)));
+        // A start device detached is no longer the guest's either: its end must not give it back a second time, and
+        // while it runs it does not hold it.
+        guest.Bound.RemoveAll(b => functions.Any(f => f.ToString() == b));
+        return functions;
     }
 
     /// <summary>Guests whose QEMU and `passthru run` are both gone (kill -9): their records go and their functions come back.</summary>
@@ -240,11 +266,13 @@ public sealed class Custody : IDisposable
     }
 
     /// <summary>The functions of guests whose QEMU runs, by guest name; with <paramref name="cleanUp"/>, records of guests that are gone are dropped.</summary>
-    public Dictionary<PciAddress, string> HeldByGuests(bool cleanUp)
+    /// <param name="instead">A guest's record as it would be after a change (detach --dry-run), read in place of the stored one.</param>
+    public Dictionary<PciAddress, string> HeldByGuests(bool cleanUp, GuestRecord? instead = null)
     {
         var held = new Dictionary<PciAddress, string>();
-        foreach (var g in Guests())
+        foreach (var stored in Guests())
         {
+            var g = instead is not null && stored.Name == instead.Name ? instead : stored;
             if (!GuestRecords.IsQemuAlive(Host, g))
             {
                 // restore gives their functions back from the journal.

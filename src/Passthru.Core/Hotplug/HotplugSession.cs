@@ -13,7 +13,8 @@ public sealed record AttachStep(PciAddress Address, string Port, string Id, Json
 public sealed record AttachPlan(GuestRecord Guest, BindPlan Binding, IReadOnlyList<AttachStep> Steps);
 
 /// <summary>What `detach` will do: one device_del per device, then the functions given back.</summary>
-public sealed record DetachPlan(GuestRecord Guest, IReadOnlyList<GuestDevice> Devices, TimeSpan Timeout);
+/// <param name="GiveBack">What custody gives back once the guest lets go of them, planned as for a real detach.</param>
+public sealed record DetachPlan(GuestRecord Guest, IReadOnlyList<GuestDevice> Devices, TimeSpan Timeout, BindPlan GiveBack);
 
 /// <summary>
 /// Hot-plug for guests `passthru run` started: `attach` binds a device (journaled, whole-group rules as for bind) and
@@ -204,7 +205,8 @@ public static class HotplugSession
                 throw new UserError($"guest '{name}' does not hold {s.Text}{(guest.Devices.Count == 0 ? " (it holds no devices)" : $" (it holds {string.Join(", ", guest.Devices.Select(d => d.Address))})")}", ExitCodes.Usage);
             if (!devices.Contains(held)) devices.Add(held);
         }
-        return new DetachPlan(guest, devices, timeout);
+        using var custody = Custody.Look(host, stateDir);
+        return new DetachPlan(guest, devices, timeout, custody.PlanRelease(name, d => devices.Any(x => x.Id == d.Id)));
     }
 
     public static IEnumerable<string> Describe(DetachPlan plan)
@@ -215,7 +217,9 @@ public static class HotplugSession
             yield return "  " + new JsonObject { ["execute"] = "device_del", ["arguments"] = new JsonObject { ["id"] = d.Id } }.ToJsonString();
             yield return $"  wait up to {plan.Timeout.TotalSeconds:0} s for the event DEVICE_DELETED of {d.Id} (the guest lets go of it)";
         }
-        yield return "then give back to their host drivers: " + string.Join(", ", plan.Devices.SelectMany(d => d.Returns).Distinct());
+        yield return "then, once the guest let go of them:";
+        foreach (var line in plan.GiveBack.Describe()) yield return line;
+        if (plan.GiveBack.IsEmpty) yield return "nothing to give back (Passthru did not bind them, or the guest holds them still)";
     }
 
     /// <summary>

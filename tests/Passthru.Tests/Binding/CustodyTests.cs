@@ -68,6 +68,56 @@ public sealed class CustodyTests : IDisposable
         Assert.False(File.Exists(Path.Combine(StateDir, "state.json")));
     }
 
+    /// <summary>A running guest in the tree: its record, and a QEMU in the tree's /proc whose command line names its socket.</summary>
+    private string RunningGuest(string devicesJson, string bound)
+    {
+        var guests = Directory.CreateDirectory(Path.Combine(StateDir, "guests")).FullName;
+        var qmp = Path.Combine(guests, "probe-1.qmp");
+        foreach (var (pid, cmdline) in new[] { (4242, $"qemu-system-x86_64\0-qmp\0unix:{qmp},server=on,wait=off\0"), (4241, "passthru\0run\0") })
+        {
+            Directory.CreateDirectory(Path.Combine(_tree, $"proc/{pid}"));
+            File.WriteAllText(Path.Combine(_tree, $"proc/{pid}/cmdline"), cmdline);
+        }
+        File.WriteAllText(Path.Combine(guests, "probe-1.json"), $$"""
+            { "name": "probe-1", "runner_pid": 4241, "qemu_pid": 4242, "qmp": "{{qmp}}", "machine": "q35",
+              "ports": ["pt0", "hp0"], "devices": {{devicesJson}}, "bound": {{bound}} }
+            """);
+        return guests;
+    }
+
+    [Fact]
+    public void Detach_dry_run_prints_the_give_back_from_the_plan_and_changes_nothing()
+    {
+        SysfsShaper.Rebind(_tree, Nic, "vfio-pci");
+        RunningGuest($$"""[ { "address": "{{Nic}}", "id": "hostdev-0000-00-02-0", "port": "pt0", "attached": false, "bound": [] } ]""", $"[\"{Nic}\"]");
+        var journal = File.ReadAllText(Path.Combine(StateDir, "state.json"));
+        var record = File.ReadAllText(Path.Combine(StateDir, "guests/probe-1.json"));
+        var r = CliRunner.Run("detach", "probe-1", Nic, "--root", _tree, "--dry-run");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal([
+            "then, once the guest let go of them:",
+            "plan (give back):",
+            $"   1. clear /sys/bus/pci/devices/{Nic}/driver_override",
+            $"   2. write {Nic} > /sys/bus/pci/drivers/vfio-pci/unbind",
+            $"   3. write {Nic} > /sys/bus/pci/drivers_probe",
+            $"   4. check {Nic} is bound to e1000e",
+        ], r.Lines.SkipWhile(l => !l.StartsWith("then,", StringComparison.Ordinal)));
+        Assert.Equal(journal, File.ReadAllText(Path.Combine(StateDir, "state.json")));
+        Assert.Equal(record, File.ReadAllText(Path.Combine(StateDir, "guests/probe-1.json")));
+    }
+
+    [Fact]
+    public void Restore_leaves_what_a_running_guest_holds_and_says_so()
+    {
+        SysfsShaper.Rebind(_tree, Nic, "vfio-pci");
+        RunningGuest($$"""[ { "address": "{{Nic}}", "id": "hostdev-0000-00-02-0", "port": "pt0", "attached": false, "bound": [] } ]""", $"[\"{Nic}\"]");
+        var r = CliRunner.Run("restore", "--root", _tree);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains($"{Nic} stays on vfio-pci: the running guest 'probe-1' holds it (it goes back when the guest ends)", r.Lines);
+        Assert.True(File.Exists(Path.Combine(StateDir, "state.json")));
+        Assert.EndsWith("vfio-pci", new FileInfo(Path.Combine(_tree, "sys/bus/pci/devices", Nic, "driver")).LinkTarget);
+    }
+
     [Fact]
     public void Restore_dry_run_prints_the_give_back_from_the_plan_with_the_parameter_it_puts_back()
     {
