@@ -130,6 +130,14 @@ public static class BindPlanner
                 if (!sriov.Any(x => x.Created.Contains(address))) notes.Add($"{address} no longer exists: dropped from the journal");
                 continue;
             }
+            if (device.Driver is { } now && now != Vfio && now != original.Driver && device.DriverOverride != Vfio)
+            {
+                // Not on vfio-pci, and not held for it: Passthru no longer has the function (someone gave it to another
+                // driver by hand). Moving it again would reprobe a working device on every restore, and the journal's
+                // driver is not a guess to act on: the function is left as it is and forgotten, and the user told.
+                notes.Add($"{address} is on {now} now, not vfio-pci (the journal said it came from {original.Driver ?? "no driver"}): left as it is and dropped from the journal");
+                continue;
+            }
             steps.AddRange(ReturnSteps(original, device.Driver, device.DriverOverride));
         }
         int probes = 0;

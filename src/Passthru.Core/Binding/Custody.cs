@@ -151,7 +151,9 @@ public sealed class Custody : IDisposable
     {
         RequireLock();
         if (plan.Kind != PlanKind.Return) throw new ArgumentException("a give-back plan is a return plan", nameof(plan));
-        var present = plan.Functions.Where(f => Host.Exists(SysfsPaths.Device(f.Address))).ToList();
+        // The functions the plan moves (each ends in a check of its driver); ones it only forgets are said in its notes.
+        var moving = plan.Steps.OfType<VerifyDriver>().Select(v => v.Function).ToHashSet();
+        var present = plan.Functions.Where(f => moving.Contains(f.Address) && Host.Exists(SysfsPaths.Device(f.Address))).ToList();
         var pfs = plan.Sriov.Where(x => Host.Exists(SysfsPaths.Device(x.Pf))).ToList();
         var lines = new List<string>(plan.Notes);
         // Without a step, a plan may still drop journal entries that need none (functions gone, a VF count already back).

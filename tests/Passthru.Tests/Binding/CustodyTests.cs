@@ -119,6 +119,23 @@ public sealed class CustodyTests : IDisposable
     }
 
     [Fact]
+    public void A_function_someone_gave_to_another_driver_is_left_as_it_is_and_forgotten_not_reprobed_on_every_restore()
+    {
+        // The journal says e1000x (wrong, or a driver since renamed); the NIC works on e1000e, not on vfio-pci.
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), $$"""
+            { "version": 1, "functions": [ { "address": "{{Nic}}", "driver": "e1000x", "driver_override": null, "group": 2 } ] }
+            """);
+        var overrideBefore = File.ReadAllText(Path.Combine(_tree, "sys/bus/pci/devices", Nic, "driver_override"));
+        var r = CliRunner.Run("restore", "--root", _tree);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal([$"{Nic} is on e1000e now, not vfio-pci (the journal said it came from e1000x): left as it is and dropped from the journal"], r.Lines);
+        Assert.False(File.Exists(Path.Combine(StateDir, "state.json")));
+        Assert.Equal(overrideBefore, File.ReadAllText(Path.Combine(_tree, "sys/bus/pci/devices", Nic, "driver_override")));
+        Assert.EndsWith("e1000e", new FileInfo(Path.Combine(_tree, "sys/bus/pci/devices", Nic, "driver")).LinkTarget);
+        Assert.Equal(["nothing to give back: Passthru has no devices bound (journal " + Path.Combine(StateDir, "state.json") + ")"], CliRunner.Run("restore", "--root", _tree).Lines);
+    }
+
+    [Fact]
     public void Restore_dry_run_prints_the_give_back_from_the_plan_with_the_parameter_it_puts_back()
     {
         const string param = "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts";

@@ -116,6 +116,19 @@ internal static class SysfsShaper
 
         private void Step()
         {
+            Unbinds();
+            if (Written(Path.Combine(Bus, "drivers_probe")) is string probed)
+            {
+                // Passthru writes the unbind before the probe: a probe seen here may have come after this step's first
+                // look at the unbind files, so look again first (the real kernel acts on each write as it comes).
+                Unbinds();
+                Probe(probed);
+            }
+            VfCounts();
+        }
+
+        private void Unbinds()
+        {
             foreach (var dir in Directory.GetDirectories(Path.Combine(Bus, "drivers")))
                 if (Written(Path.Combine(dir, "unbind")) is string address)
                 {
@@ -126,7 +139,10 @@ internal static class SysfsShaper
                         Did($"unbind {address} {Path.GetFileName(dir)}");
                     }
                 }
-            if (Written(Path.Combine(Bus, "drivers_probe")) is string probed)
+        }
+
+        private void Probe(string probed)
+        {
             {
                 var device = Path.Combine(Bus, "devices", probed);
                 if (LinkName(Path.Combine(device, "driver")) is null)
@@ -141,6 +157,10 @@ internal static class SysfsShaper
                     }
                 }
             }
+        }
+
+        private void VfCounts()
+        {
             foreach (var (pf, before) in _numVfs.ToList())
             {
                 var now = File.ReadAllText(Path.Combine(Bus, "devices", pf, "sriov_numvfs")).Trim();
