@@ -152,22 +152,28 @@ public static class QmpMessages
     /// <summary>One line from the socket as a JSON object; anything else is an error naming the socket.</summary>
     public static JsonObject Parse(string line, string path)
     {
+        // A key twice in one object is refused here: JsonObject would throw on first access, anywhere later.
+        var options = new JsonDocumentOptions { AllowDuplicateProperties = false };
         try
         {
-            return JsonNode.Parse(line) as JsonObject ?? throw new UserError($"QEMU sent a message that is not a JSON object on {path}: {line}");
+            return JsonNode.Parse(line, documentOptions: options) as JsonObject ?? throw new UserError($"QEMU sent a message that is not a JSON object on {path}: {Excerpt(line)}");
         }
         catch (JsonException e)
         {
-            throw new UserError($"QEMU sent something that is not JSON on {path} ({e.Message}): {line}");
+            throw new UserError($"QEMU sent something that is not JSON on {path} ({Passthru.Host.StateFile.Where(e)}): {Excerpt(line)}");
         }
     }
 
     /// <summary>QEMU's version from the greeting ({"QMP": {"version": {"qemu": {"major": 7, ...}}}}), "" when it has none.</summary>
     public static string Version(JsonObject greeting)
     {
-        var qemu = greeting["QMP"]?["version"]?["qemu"];
-        return qemu is null ? "" : $"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}";
+        // Indexing a value that is not an object throws: each level is matched as an object first.
+        return greeting["QMP"] is JsonObject { } qmp && qmp["version"] is JsonObject version && version["qemu"] is JsonObject qemu
+            ? Shown.Value($"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}") : "";
     }
+
+    /// <summary>A line as an error shows it: control characters escaped, at most 200 characters.</summary>
+    private static string Excerpt(string line) => Shown.Value(line.Length > 200 ? line[..200] + "…" : line);
 
     /// <summary>An event's name ({"event": "DEVICE_DELETED", ...}); null for other messages.</summary>
     public static string? EventName(JsonObject message) => message.ContainsKey("event") ? (string?)message["event"] : null;

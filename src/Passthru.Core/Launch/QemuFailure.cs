@@ -69,8 +69,9 @@ public static partial class QemuFailure
         foreach (var line in (host.ReadText("proc/iomem") ?? "").Split('\n'))
         {
             var m = IomemLine().Match(line);
-            if (!m.Success) continue;
-            ulong s = ulong.Parse(m.Groups[1].Value, NumberStyles.HexNumber), e = ulong.Parse(m.Groups[2].Value, NumberStyles.HexNumber);
+            // A range beyond 64 bits is no line the kernel writes: skipped, as other lines that do not parse.
+            if (!m.Success || !ulong.TryParse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var s)
+                || !ulong.TryParse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var e)) continue;
             var name = m.Groups[3].Value.Trim();
             if (s <= end && e >= start && Framebuffer().IsMatch(name)) holder = $"{name} at {m.Groups[1].Value}-{m.Groups[2].Value}";
         }
