@@ -172,11 +172,20 @@ public static class QmpMessages
             ? Shown.Value($"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}") : "";
     }
 
+    /// <summary>
+    /// A string value, or null for anything else: the explicit (string?) and (int?) conversions throw
+    /// InvalidOperationException on an object, an array or a value of another type.
+    /// </summary>
+    public static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
+    /// <summary>An int value, or null for anything else (see <see cref="Text"/>).</summary>
+    public static int? Int(JsonNode? node) => node is JsonValue v && v.TryGetValue<int>(out var i) ? i : null;
+
     /// <summary>A line as an error shows it: control characters escaped, at most 200 characters.</summary>
     private static string Excerpt(string line) => Shown.Value(line.Length > 200 ? line[..200] + "…" : line);
 
     /// <summary>An event's name ({"event": "DEVICE_DELETED", ...}); null for other messages.</summary>
-    public static string? EventName(JsonObject message) => message.ContainsKey("event") ? (string?)message["event"] : null;
+    public static string? EventName(JsonObject message) => message.ContainsKey("event") ? Text(message["event"]) : null;
 
     /// <summary>
     /// Whether a message is the answer to the command with this id; if so its "return" value, or
@@ -185,9 +194,9 @@ public static class QmpMessages
     public static bool Answer(JsonObject reply, string id, string command, out JsonNode? result)
     {
         result = null;
-        if ((string?)reply["id"] != id) return false;
+        if (Text(reply["id"]) != id) return false;
         if (reply["error"] is JsonObject error)
-            throw new QmpError(command, (string?)error["class"] ?? "GenericError", (string?)error["desc"] ?? error.ToJsonString());
+            throw new QmpError(command, Shown.Value(Text(error["class"]) ?? "GenericError"), Shown.Value(Text(error["desc"]) ?? error.ToJsonString()));
         result = reply["return"];
         return true;
     }
