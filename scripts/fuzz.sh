@@ -15,6 +15,10 @@ targets() { sed -n 's/^ *\["\([a-z-]*\)"\] = .*/\1/p' "$fuzz/Passthru.Fuzz/Targe
 usage() { echo "usage: scripts/fuzz.sh list | TARGET SECONDS | replay TARGET FILE..." >&2; exit 2; }
 [ $# -ge 1 ] || usage
 if [ "$1" = list ]; then targets; exit 0; fi
+if [ "$1" != replay ]; then
+  [ $# -eq 2 ] || usage
+  targets | grep -qx -- "$1" || { echo "unknown target '$1' (scripts/fuzz.sh list)" >&2; exit 2; }
+fi
 
 # The tools: afl-fuzz from Debian's afl++ (only here: CI never runs it), SharpFuzz's instrumenter as a local dotnet tool.
 if ! command -v afl-fuzz >/dev/null; then
@@ -33,9 +37,7 @@ harness=(dotnet "$out/Passthru.Fuzz.dll")
 
 # Replay runs the uninstrumented build: instrumented code writes to AFL's shared map, which exists only under afl-fuzz.
 if [ "$1" = replay ]; then shift; exec dotnet "$fuzz/Passthru.Fuzz/bin/Release/net10.0/Passthru.Fuzz.dll" replay "$@"; fi
-[ $# -eq 2 ] || usage
 target=$1 seconds=$2
-targets | grep -qx -- "$target" || { echo "unknown target '$target' (scripts/fuzz.sh list)" >&2; exit 2; }
 
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
 for dir in "$fuzz/corpus/$target" "$fuzz/regressions/$target"; do [ -d "$dir" ] && cp "$dir"/* "$seeds"/ 2>/dev/null || true; done
