@@ -40,10 +40,10 @@ public sealed class Journal
         var path = Path.Combine(directory, FileName);
         var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
         if (bytes is null) return new Journal(directory, [], [], []);
-        JournalFile file;
+        JournalFile? file;
         try
         {
-            file = JsonSerializer.Deserialize(bytes, JournalJson.Default.JournalFile) ?? throw new StateDamage("it holds null");
+            file = JsonSerializer.Deserialize(bytes, JournalJson.Default.JournalFile);
         }
         catch (JsonException e)
         {
@@ -51,6 +51,8 @@ public sealed class Journal
         }
         try
         {
+            // (Checked here, where StateDamage becomes the one-line error: a file holding `null` threw it raw.)
+            if (file is null) throw new StateDamage("it holds null");
             if (file.Version is not 1) throw new StateDamage($"version {file.Version}, which this passthru does not know (a newer one wrote it?)");
             var functions = (file.Functions ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
             {

@@ -44,7 +44,7 @@ public static partial class StateFile
     /// <summary>Where a JSON document stopped parsing, in our words (the static binary has no exception texts).</summary>
     public static string Where(JsonException e) =>
         e.Path is { Length: > 1 } jsonPath
-            ? $"a value of the wrong type or bad JSON at {jsonPath}, line {(e.LineNumber ?? 0) + 1}"
+            ? $"a value of the wrong type or bad JSON at {Shown.Value(jsonPath)}, line {(e.LineNumber ?? 0) + 1}"
             : $"not valid JSON, line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}";
 
     /// <summary>A kernel driver's name as sysfs shows it: restore builds sys/bus/pci/drivers/NAME/bind from it.</summary>

@@ -184,8 +184,8 @@ public static class HotplugSession
         {
             foreach (var d in devices?.OfType<JsonObject>() ?? [])
             {
-                if ((string?)d["qdev_id"] == id) return ((int?)d["bus"] ?? 0, (int?)d["slot"] ?? 0);
-                if (Find(d["pci_bridge"]?["devices"] as JsonArray) is { } below) return below;
+                if (QmpMessages.Text(d["qdev_id"]) == id) return (QmpMessages.Int(d["bus"]) ?? 0, QmpMessages.Int(d["slot"]) ?? 0);
+                if (Find((d["pci_bridge"] as JsonObject)?["devices"] as JsonArray) is { } below) return below;
             }
             return null;
         }
@@ -240,7 +240,7 @@ public static class HotplugSession
                 {
                     throw new UserError($"QEMU refused to remove {d.Address} from guest '{name}': \"{e.Description}\"; it stays with the guest");
                 }
-                bool gone = qmp.WaitForEvent("DEVICE_DELETED", data => (string?)data?["device"] == d.Id, plan.Timeout) is not null
+                bool gone = qmp.WaitForEvent("DEVICE_DELETED", data => QmpMessages.Text(data?["device"]) == d.Id, plan.Timeout) is not null
                     || FindInGuest(qmp.Execute("query-pci", null, CommandWait), d.Id) is null;
                 if (!gone)
                     throw new UserError($"guest '{name}' did not let go of {d.Address} within {plan.Timeout.TotalSeconds:0} s: its OS must accept the unplug request "

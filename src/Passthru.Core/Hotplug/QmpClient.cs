@@ -63,8 +63,7 @@ public sealed class QmpClient : IDisposable
             {
                 throw new UserError($"the guest's control socket {path} did not answer within {wait.TotalSeconds:0} s: another passthru attach or detach is talking to it (QEMU serves one at a time); try again");
             }
-            var qemu = greeting["QMP"]?["version"]?["qemu"];
-            client.QemuVersion = qemu is null ? "" : $"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}";
+            client.QemuVersion = QmpMessages.Version(greeting);
             client.Execute("qmp_capabilities", null, wait);
             return client;
         }
@@ -94,10 +93,7 @@ public sealed class QmpClient : IDisposable
                 throw new QmpTimeout($"QEMU did not answer {command} within {wait.TotalSeconds:0} s");
             }
             if (reply.ContainsKey("event")) { _events.Add(reply); continue; }
-            if ((string?)reply["id"] != id) continue; // an answer to someone else's command: not ours
-            if (reply["error"] is JsonObject error)
-                throw new QmpError(command, (string?)error["class"] ?? "GenericError", (string?)error["desc"] ?? error.ToJsonString());
-            return reply["return"];
+            if (QmpMessages.Answer(reply, id, command, out var result)) return result;
         }
     }
 
@@ -107,7 +103,7 @@ public sealed class QmpClient : IDisposable
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {
-            var seen = _events.FirstOrDefault(e => (string?)e["event"] == name && matches(e["data"] as JsonObject));
+            var seen = _events.FirstOrDefault(e => QmpMessages.EventName(e) == name && matches(e["data"] as JsonObject));
             if (seen is not null) { _events.Remove(seen); return seen; }
             if (DateTime.UtcNow >= deadline) return null;
             try
@@ -136,14 +132,7 @@ public sealed class QmpClient : IDisposable
             throw new TimeoutException();
         }
         if (line is null) throw new UserError($"the guest's control socket {Path} closed: QEMU has exited");
-        try
-        {
-            return JsonNode.Parse(line) as JsonObject ?? throw new UserError($"QEMU sent a message that is not a JSON object on {Path}: {line}");
-        }
-        catch (JsonException e)
-        {
-            throw new UserError($"QEMU sent something that is not JSON on {Path} ({e.Message}): {line}");
-        }
+        return QmpMessages.Parse(line, Path);
     }
 
     public void Dispose()
@@ -151,5 +140,64 @@ public sealed class QmpClient : IDisposable
         _reader.Dispose();
         _stream.Dispose();
         _socket.Dispose();
+    }
+}
+
+/// <summary>
+/// QMP messages as <see cref="QmpClient"/> reads them, apart from the socket (the fuzzer and tests call these
+/// directly): one line parsed, the greeting's version, an event's name, an answer to a command.
+/// </summary>
+public static class QmpMessages
+{
+    /// <summary>One line from the socket as a JSON object; anything else is an error naming the socket.</summary>
+    public static JsonObject Parse(string line, string path)
+    {
+        // A key twice in one object is refused here: JsonObject would throw on first access, anywhere later.
+        var options = new JsonDocumentOptions { AllowDuplicateProperties = false };
+        try
+        {
+            return JsonNode.Parse(line, documentOptions: options) as JsonObject ?? throw new UserError($"QEMU sent a message that is not a JSON object on {path}: {Excerpt(line)}");
+        }
+        catch (JsonException e)
+        {
+            throw new UserError($"QEMU sent something that is not JSON on {path} ({Passthru.Host.StateFile.Where(e)}): {Excerpt(line)}");
+        }
+    }
+
+    /// <summary>QEMU's version from the greeting ({"QMP": {"version": {"qemu": {"major": 7, ...}}}}), "" when it has none.</summary>
+    public static string Version(JsonObject greeting)
+    {
+        // Indexing a value that is not an object throws: each level is matched as an object first.
+        return greeting["QMP"] is JsonObject { } qmp && qmp["version"] is JsonObject version && version["qemu"] is JsonObject qemu
+            ? Shown.Value($"{qemu["major"]}.{qemu["minor"]}.{qemu["micro"]}") : "";
+    }
+
+    /// <summary>
+    /// A string value, or null for anything else: the explicit (string?) and (int?) conversions throw
+    /// InvalidOperationException on an object, an array or a value of another type.
+    /// </summary>
+    public static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
+    /// <summary>An int value, or null for anything else (see <see cref="Text"/>).</summary>
+    public static int? Int(JsonNode? node) => node is JsonValue v && v.TryGetValue<int>(out var i) ? i : null;
+
+    /// <summary>A line as an error shows it: control characters escaped, at most 200 characters.</summary>
+    private static string Excerpt(string line) => Shown.Value(line.Length > 200 ? line[..200] + "…" : line);
+
+    /// <summary>An event's name ({"event": "DEVICE_DELETED", ...}); null for other messages.</summary>
+    public static string? EventName(JsonObject message) => message.ContainsKey("event") ? Text(message["event"]) : null;
+
+    /// <summary>
+    /// Whether a message is the answer to the command with this id; if so its "return" value, or
+    /// <see cref="QmpError"/> for an "error" answer. An answer to someone else's command is not ours.
+    /// </summary>
+    public static bool Answer(JsonObject reply, string id, string command, out JsonNode? result)
+    {
+        result = null;
+        if (Text(reply["id"]) != id) return false;
+        if (reply["error"] is JsonObject error)
+            throw new QmpError(command, Shown.Value(Text(error["class"]) ?? "GenericError"), Shown.Value(Text(error["desc"]) ?? error.ToJsonString()));
+        result = reply["return"];
+        return true;
     }
 }

@@ -50,7 +50,7 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
                     break;
                 default:
                     if (!Ignored.Contains(command))
-                        throw new UserError($"{name}:{i + 1}: unknown menu command '{command}' (expected kernel, module, modulenounzip, root, title, timeout or mmap)", ExitCodes.Usage);
+                        throw new UserError($"{name}:{i + 1}: unknown menu command '{Shown.Value(command)}' (expected kernel, module, modulenounzip, root, title, timeout or mmap)", ExitCodes.Usage);
                     break;
             }
         }

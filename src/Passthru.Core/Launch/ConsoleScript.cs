@@ -41,7 +41,7 @@ public sealed record ConsoleScript(string File, IReadOnlyList<ScriptStep> Steps)
         for (int i = 0; i < lines.Length; i++)
         {
             int number = i + 1;
-            UserError Bad(string what) => new($"{name}:{number}: {what}", ExitCodes.Usage);
+            UserError Bad(string what) => new($"{name}:{number}: {Shown.Value(what)}", ExitCodes.Usage);
             var line = lines[i].TrimEnd('\r').TrimStart();
             if (line.Length == 0 || line[0] == '#') continue;
             int space = line.IndexOfAny([' ', '\t']);

@@ -11,7 +11,7 @@ public static class MemorySize
     public static int ParseMiB(string text, string where)
     {
         var t = text.Trim();
-        string Bad(string why) => $"{where} '{text}': {why} (give MiB, or a size such as 512M, 2G or 1.5G)";
+        string Bad(string why) => $"{where} '{Shown.Value(text)}': {why} (give MiB, or a size such as 512M, 2G or 1.5G)";
         int split = 0;
         while (split < t.Length && (char.IsAsciiDigit(t[split]) || t[split] == '.')) split++;
         var (number, unit) = (t[..split], t[split..]);
@@ -23,8 +23,10 @@ public static class MemorySize
             "K" or "KB" or "KIB" => 1m / 1024,
             "G" or "GB" or "GIB" => 1024,
             "T" or "TB" or "TIB" => 1024 * 1024,
-            _ => throw new UserError(Bad($"unknown unit '{unit}'"), ExitCodes.Usage),
+            _ => throw new UserError(Bad($"unknown unit '{Shown.Value(unit)}'"), ExitCodes.Usage),
         };
+        // A number so large that scaling it overflows decimal is too large as well.
+        if (value > int.MaxValue / scale) throw new UserError(Bad("too large"), ExitCodes.Usage);
         var mib = value * scale;
         if (mib != decimal.Truncate(mib)) throw new UserError(Bad("not a whole number of MiB"), ExitCodes.Usage);
         if (mib > int.MaxValue) throw new UserError(Bad("too large"), ExitCodes.Usage);
@@ -35,6 +37,6 @@ public static class MemorySize
     public static int ParseCount(string text, string where)
     {
         if (text.Length > 0 && text.All(char.IsAsciiDigit) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) return n;
-        throw new UserError($"{where} '{text}': give a whole number", ExitCodes.Usage);
+        throw new UserError($"{where} '{Shown.Value(text)}': give a whole number", ExitCodes.Usage);
     }
 }

@@ -16,15 +16,15 @@ public static partial class QemuFailure
     public static string? Explain(string qemuStderr, IReadOnlyList<string> kernelLines, HostRoot host, int guestMiB)
     {
         var kernel = string.Join('\n', kernelLines);
-        if (NotViable().Match(qemuStderr) is { Success: true } nv)
-            return NotViableCause(host, nv.Groups[1].Value, int.Parse(nv.Groups[2].Value, CultureInfo.InvariantCulture));
+        // Numbers are parsed with TryParse: \d also matches other scripts' digits, and a number can overflow.
+        if (NotViable().Match(qemuStderr) is { Success: true } nv && int.TryParse(nv.Groups[2].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var nvGroup))
+            return NotViableCause(host, nv.Groups[1].Value, nvGroup);
         if (qemuStderr.Contains("Failed to set iommu for container: Operation not permitted", StringComparison.Ordinal)
             || kernel.Contains("No interrupt remapping support", StringComparison.Ordinal))
             return "the IOMMU does not remap interrupts and vfio_iommu_type1 does not allow unsafe interrupts, so vfio refused the device; "
                 + "fix: passthru run --allow-unsafe-interrupts (for this run) or passthru setup --allow-unsafe-interrupts (for good): " + InterruptSafety.Risk;
-        if (Busy().Match(qemuStderr) is { Success: true } busy)
+        if (Busy().Match(qemuStderr) is { Success: true } busy && int.TryParse(busy.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var group))
         {
-            int group = int.Parse(busy.Groups[1].Value, CultureInfo.InvariantCulture);
             var holders = ProcessScan.Holders(host, $"/dev/vfio/{group}");
             return $"IOMMU group {group} is already open{(holders.Count > 0 ? $" by {string.Join(", ", holders)}" : " by another process")} (another guest has its devices); "
                 + "fix: stop that guest first, or pass a different device";
@@ -33,14 +33,16 @@ public static partial class QemuFailure
         if (ml.Success || qemuStderr.Contains("VFIO_MAP_DMA failed: Cannot allocate memory", StringComparison.Ordinal))
         {
             // The kernel's line has QEMU's limit; without it (dmesg restricted), QEMU inherited this process's.
-            long? bytes = ml.Success ? long.Parse(ml.Groups[1].Value, CultureInfo.InvariantCulture)
+            long? bytes = ml.Success && long.TryParse(ml.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var kernelLimit) ? kernelLimit
                 : host.IsLive && ResourceLimits.LockedMemory().Soft is var soft && soft < long.MaxValue ? (long)soft : null;
             var limit = bytes is long b ? $"the locked-memory limit ({b >> 10} KiB)" : "the locked-memory limit";
             return $"QEMU could not pin the guest's memory for DMA: {limit} is below the {guestMiB} MiB the guest needs (vfio pins all of it, plus some MiB for device ROMs); "
                 + $"fix: raise it to at least {guestMiB + 64} MiB (ulimit -l {(guestMiB + 64) * 1024}, or unlimited; memlock in /etc/security/limits.conf), or run as root";
         }
-        if (BarReserve().Match(kernel) is { Success: true } bar)
-            return BarCause(host, bar.Groups[1].Value, bar.Groups[2].Value, ulong.Parse(bar.Groups[3].Value, NumberStyles.HexNumber), ulong.Parse(bar.Groups[4].Value, NumberStyles.HexNumber));
+        if (BarReserve().Match(kernel) is { Success: true } bar
+            && ulong.TryParse(bar.Groups[3].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var barStart)
+            && ulong.TryParse(bar.Groups[4].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var barEnd))
+            return BarCause(host, bar.Groups[1].Value, bar.Groups[2].Value, barStart, barEnd);
         if (D3cold().Match(kernel) is { Success: true } d3)
             return $"{d3.Groups[1].Value} is stuck in D3cold (powered off) and does not answer; fix: keep it powered (echo on > /sys/bus/pci/devices/{d3.Groups[1].Value}/power/control), "
                 + $"or remove and rescan it (echo 1 > /sys/bus/pci/devices/{d3.Groups[1].Value}/remove; echo 1 > /sys/bus/pci/rescan); reboot the host if it still does not answer";
@@ -69,8 +71,9 @@ public static partial class QemuFailure
         foreach (var line in (host.ReadText("proc/iomem") ?? "").Split('\n'))
         {
             var m = IomemLine().Match(line);
-            if (!m.Success) continue;
-            ulong s = ulong.Parse(m.Groups[1].Value, NumberStyles.HexNumber), e = ulong.Parse(m.Groups[2].Value, NumberStyles.HexNumber);
+            // A range beyond 64 bits is no line the kernel writes: skipped, as other lines that do not parse.
+            if (!m.Success || !ulong.TryParse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var s)
+                || !ulong.TryParse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var e)) continue;
             var name = m.Groups[3].Value.Trim();
             if (s <= end && e >= start && Framebuffer().IsMatch(name)) holder = $"{name} at {m.Groups[1].Value}-{m.Groups[2].Value}";
         }

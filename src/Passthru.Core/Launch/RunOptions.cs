@@ -20,7 +20,7 @@ public sealed record PassthroughDevice(DeviceSelector Selector, bool RomBar = tr
                 ("romfile", { Length: > 0 } file) => device with { RomFile = file },
                 ("x-vga", "on" or "1") => device with { XVga = true },
                 ("x-vga", "off" or "0") => device with { XVga = false },
-                _ => throw new UserError($"--device '{text}': unknown option '{option}' (use rombar=0, romfile=FILE or x-vga=on)", ExitCodes.Usage),
+                _ => throw new UserError($"--device '{Shown.Value(text)}': unknown option '{Shown.Value(option)}' (use rombar=0, romfile=FILE or x-vga=on)", ExitCodes.Usage),
             };
         }
         return device;
@@ -44,13 +44,13 @@ public sealed record GuestNetwork(string? Model)
         var parts = text.Split(',');
         if (parts.Length == 1 && parts[0] == "none") return null;
         if (parts[0] != "user")
-            throw new UserError($"{where} '{text}': give none, user or user,model=NAME (e.g. user,model=e1000)", ExitCodes.Usage);
+            throw new UserError($"{where} '{Shown.Value(text)}': give none, user or user,model=NAME (e.g. user,model=e1000)", ExitCodes.Usage);
         string? model = null;
         foreach (var option in parts.Skip(1))
         {
             if (option.StartsWith("model=", StringComparison.Ordinal) && option.Length > 6 && option[6..].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
                 model = option[6..];
-            else throw new UserError($"{where} '{text}': unknown option '{option}' (only model=NAME, e.g. model=e1000)", ExitCodes.Usage);
+            else throw new UserError($"{where} '{Shown.Value(text)}': unknown option '{Shown.Value(option)}' (only model=NAME, e.g. model=e1000)", ExitCodes.Usage);
         }
         return new GuestNetwork(model);
     }

@@ -25,12 +25,12 @@ public static class RunProfile
         try { table = TomlSerializer.Deserialize(text, ProfileTomlContext.Default.TomlTable) ?? new TomlTable(); }
         catch (Exception e) when (e is not UserError)
         {
-            throw new UserError($"{path}: not valid TOML: {TomlReason(e.Message)}", ExitCodes.Usage);
+            throw new UserError($"{path}: not valid TOML: {Shown.Value(TomlReason(e.Message))}", ExitCodes.Usage);
         }
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         foreach (var key in table.Keys)
             if (!Keys.Contains(key))
-                throw new UserError($"{path}: unknown key '{key}' (known: {string.Join(", ", Keys)})", ExitCodes.Usage);
+                throw new UserError($"{path}: unknown key '{Shown.Value(key)}' (known: {string.Join(", ", Keys)})", ExitCodes.Usage);
 
         string? Text(string key) => table.TryGetValue(key, out var v)
             ? v as string ?? throw new UserError($"{path}: '{key}' must be a string", ExitCodes.Usage) : null;
@@ -105,7 +105,7 @@ public static class RunProfile
         "kvm" => Accel.Kvm,
         "tcg" => Accel.Tcg,
         "auto" => Accel.Auto,
-        _ => throw new UserError($"{where}: accel '{text}' is not kvm, tcg or auto", ExitCodes.Usage),
+        _ => throw new UserError($"{where}: accel '{Shown.Value(text)}' is not kvm, tcg or auto", ExitCodes.Usage),
     };
 }
 

@@ -23,7 +23,7 @@ public abstract record DeviceSelector(string Text)
     }
 
     internal static string FormatError(string text) =>
-        $"'{text}' is not a PCI device: use a full address like 0000:83:00.0, a short one like 83:00.0, or vendor:device IDs like 15b3:1003";
+        $"'{Shown.Value(text)}' is not a PCI device: use a full address like 0000:83:00.0, a short one like 83:00.0, or vendor:device IDs like 15b3:1003";
 
     private static bool IsHex(ReadOnlySpan<char> s)
     {
