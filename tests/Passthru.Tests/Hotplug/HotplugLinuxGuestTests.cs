@@ -18,13 +18,24 @@ public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper out
     private const string Log = "/tmp/hotplug-guest.log";
     private string Driver => vm.RunOk("basename $(readlink /sys/bus/pci/devices/0000:00:02.0/driver)").Trim();
 
-    /// <summary>Waits until the guest's serial console shows a line (as a fixed string), and says how long it took.</summary>
-    private void WaitFor(string line, TimeSpan limit, Stopwatch clock)
+    /// <summary>
+    /// Waits until the guest's serial console shows a line (as a fixed string), and says how long it took; stops
+    /// waiting as soon as the guest's `passthru run` has ended (its QEMU died: nothing more will come).
+    /// </summary>
+    private bool TryWaitFor(string line, TimeSpan limit, Stopwatch clock)
     {
-        var r = vm.Run($"for i in $(seq {(int)limit.TotalSeconds}); do tr -d '\\r' < {Log} | grep -qF -- '{line}' && exit 0; sleep 1; done; exit 1", limit + TimeSpan.FromMinutes(1));
-        output.WriteLine($"{clock.Elapsed.TotalSeconds,6:0} s  {line}{(r.ExitCode == 0 ? "" : "  (NOT SEEN)")}");
-        Assert.True(r.ExitCode == 0, $"the guest did not print '{line}' within {limit}:\n" + vm.RunOk($"tr -d '\\r' < {Log} | tail -n 30; cat /tmp/hotplug-guest.out"));
+        var r = vm.Run($"for i in $(seq {(int)limit.TotalSeconds}); do tr -d '\\r' < {Log} | grep -qF -- '{line}' && exit 0; "
+            + "pgrep -f '[p]assthru run --kernel .* --name lg' > /dev/null || exit 2; sleep 1; done; exit 1", limit + TimeSpan.FromMinutes(1));
+        output.WriteLine($"{clock.Elapsed.TotalSeconds,6:0} s  {line}{(r.ExitCode == 0 ? "" : r.ExitCode == 2 ? "  (NOT SEEN: the run ended)" : "  (NOT SEEN)")}");
+        return r.ExitCode == 0;
     }
+
+    private void WaitFor(string line, TimeSpan limit, Stopwatch clock) =>
+        Assert.True(TryWaitFor(line, limit, clock), $"the guest did not print '{line}' within {limit}:\n" + vm.RunOk($"tr -d '\\r' < {Log} | tail -n 30; cat /tmp/hotplug-guest.out"));
+
+    private void StartGuest() =>
+        vm.RunOk($"({P} run --kernel {vm.GuestKernel} --initrd {vm.GuestInitrd} --append 'console=ttyS0 quiet guest.watch' --memory 256 "
+            + $"--name lg --serial-log {Log} --quiet > /tmp/hotplug-guest.out 2>&1 &)");
 
     [Fact]
     public void The_guests_e1000e_driver_takes_an_attached_nic_gets_a_lease_through_it_and_lets_go_on_detach()
@@ -32,8 +43,17 @@ public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper out
         var clock = Stopwatch.StartNew();
         try
         {
-            vm.RunOk($"({P} run --kernel {vm.GuestKernel} --initrd {vm.GuestInitrd} --append 'console=ttyS0 quiet guest.watch' --memory 256 "
-                + $"--name lg --serial-log {Log} --quiet > /tmp/hotplug-guest.out 2>&1 &)");
+            StartGuest();
+            // QEMU 7.2 nested under TCG has once died here before any device was passed, on its own assertion in
+            // msix_table_mmio_write (the guest's root-port MSI-X table), a QEMU fault outside Passthru: that one case
+            // starts the guest once more, and only that one (said in the test's output).
+            if (!TryWaitFor("guest: watching PCI", TimeSpan.FromMinutes(15), clock)
+                && vm.RunOk("cat /tmp/hotplug-guest.out").Contains("msix_table_mmio_write: Assertion", StringComparison.Ordinal))
+            {
+                output.WriteLine("QEMU died on its msix_table_mmio_write assertion while the guest booted: starting it once more");
+                vm.Run($"{P} guests");
+                StartGuest();
+            }
             WaitFor("guest: watching PCI", TimeSpan.FromMinutes(15), clock);
             Assert.Contains("lg", vm.RunOk($"{P} guests"));
 
