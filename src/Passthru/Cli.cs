@@ -164,16 +164,11 @@ public static partial class Cli
         return null;
     }
 
+    /// <summary>The command named on the line, when it is one of ours.</summary>
     internal static string? CommandName(string[] args)
     {
-        for (int i = 0; i < args.Length; i++)
-        {
-            var a = args[i];
-            if (a is "--root" or "--pci-ids") { i++; continue; }
-            if (a.StartsWith('-')) continue;
-            foreach (var (name, _) in Commands) if (name == a) return name;
-            return null;
-        }
+        var word = FirstWord(args);
+        foreach (var (name, _) in Commands) if (name == word) return name;
         return null;
     }
 }

@@ -240,7 +240,7 @@ public sealed class Custody : IDisposable
     public BindPlan PlanRelease(string name, Func<GuestDevice, bool> which)
     {
         var guest = GuestRecords.Load(StateDir, name);
-        if (guest is null) return BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false), Journal, []);
+        if (guest is null) return PlanGiveBack([]);
         var functions = Leave(guest, which);
         return PlanGiveBack(functions, null, HeldByGuests(cleanUp: false, instead: guest));
     }
@@ -293,12 +293,18 @@ public sealed class Custody : IDisposable
     /// </summary>
     private Func<PciAddress, string?> HolderOf(Dictionary<PciAddress, string> held)
     {
+        // Each function's group link is read once, however often a plan asks who holds it.
+        var known = new Dictionary<PciAddress, int?>();
+        int? Group(PciAddress a)
+        {
+            if (!known.TryGetValue(a, out var g))
+                known[a] = g = int.TryParse(Host.ReadLinkName(SysfsPaths.IommuGroup(a)), out var n) ? n : null;
+            return g;
+        }
         var groups = new Dictionary<int, string>();
         foreach (var (a, guest) in held) if (Group(a) is int g) groups.TryAdd(g, guest);
         return a => held.GetValueOrDefault(a) ?? (Group(a) is int g ? groups.GetValueOrDefault(g) : null);
     }
-
-    private int? Group(PciAddress a) => int.TryParse(Host.ReadLinkName(SysfsPaths.IommuGroup(a)), out var g) ? g : null;
 
     private static List<PciAddress> Functions(IEnumerable<string> addresses) => addresses.Select(PciAddress.Parse).Distinct().ToList();
 

@@ -27,7 +27,7 @@ public static class InputFile
         var kind = NativeFiles.KindOf(path);
         if (kind == NativeFiles.FileKind.Missing) throw new UserError($"{Shown.Value(path)}: no such file", ExitCodes.Usage);
         if (kind == NativeFiles.FileKind.Regular || (blockDevice && kind == NativeFiles.FileKind.BlockDevice)) return;
-        throw new UserError($"{option} {Shown.Value(path)} is {Describe(kind)}, not a regular file", ExitCodes.Usage);
+        throw new UserError($"{option} {Shown.Value(path)} is {NativeFiles.Describe(kind)}, not a regular file", ExitCodes.Usage);
     }
 
     public static byte[] ReadBytes(string option, string path)
@@ -35,11 +35,8 @@ public static class InputFile
         Require(option, path);
         try
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
-            if (stream.Length > MaxBytes) throw new UserError($"{option} {Shown.Value(path)} is {stream.Length} bytes: far larger than any such file", ExitCodes.Usage);
-            var bytes = new byte[stream.Length];
-            stream.ReadExactly(bytes);
-            return bytes;
+            return NativeFiles.ReadCapped(path, MaxBytes)
+                ?? throw new UserError($"{option} {Shown.Value(path)} is {new FileInfo(path).Length} bytes: far larger than any such file", ExitCodes.Usage);
         }
         catch (UnauthorizedAccessException)
         {
@@ -59,13 +56,4 @@ public static class InputFile
         return System.Text.Encoding.UTF8.GetString(bytes, start, bytes.Length - start);
     }
 
-    private static string Describe(NativeFiles.FileKind kind) => kind switch
-    {
-        NativeFiles.FileKind.Directory => "a directory",
-        NativeFiles.FileKind.CharacterDevice => "a character device",
-        NativeFiles.FileKind.BlockDevice => "a block device",
-        NativeFiles.FileKind.Fifo => "a FIFO",
-        NativeFiles.FileKind.Socket => "a socket",
-        _ => "a special file",
-    };
 }

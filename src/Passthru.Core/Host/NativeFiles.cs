@@ -279,6 +279,32 @@ internal static unsafe partial class NativeFiles
     /// <summary>What a path is, following symlinks (stat(2)'s S_IFMT bits).</summary>
     public enum FileKind { Missing, Regular, Directory, CharacterDevice, BlockDevice, Fifo, Socket, Other }
 
+    /// <summary>A kind of file in words for a message: "a directory", "a FIFO", ...</summary>
+    public static string Describe(FileKind kind) => kind switch
+    {
+        FileKind.Regular => "a regular file",
+        FileKind.Directory => "a directory",
+        FileKind.CharacterDevice => "a character device",
+        FileKind.BlockDevice => "a block device",
+        FileKind.Fifo => "a FIFO",
+        FileKind.Socket => "a socket",
+        FileKind.Missing => "missing",
+        _ => "a special file",
+    };
+
+    /// <summary>
+    /// A regular file's bytes, at most <paramref name="max"/> of them; null when it is larger (damage, not input).
+    /// Throws IOException or UnauthorizedAccessException for the caller to word.
+    /// </summary>
+    public static byte[]? ReadCapped(string path, long max)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
+        if (stream.Length > max) return null;
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
     public static FileKind KindOf(string path)
     {

@@ -27,7 +27,7 @@ public static class OutputFile
         }
         catch (IOException e)
         {
-            throw new UserError($"{option} {Shown(path)}: {e.Message}");
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {e.Message}");
         }
     }
 
@@ -46,7 +46,7 @@ public static class OutputFile
         if (string.IsNullOrWhiteSpace(path))
             throw new UserError($"{option} is empty: name the file to write", ExitCodes.Usage);
         if (path.Contains('\0'))
-            throw new UserError($"{option} {Shown(path)}: a file name cannot hold a NUL character", ExitCodes.Usage);
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: a file name cannot hold a NUL character", ExitCodes.Usage);
         var full = Path.GetFullPath(path);
         string target = full;
         try
@@ -56,11 +56,11 @@ public static class OutputFile
         }
         catch (IOException e)
         {
-            throw new UserError($"{option} {Shown(path)}: {e.Message} (a symlink loop?)", ExitCodes.Usage);
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {e.Message} (a symlink loop?)", ExitCodes.Usage);
         }
         catch (UnauthorizedAccessException)
         {
-            throw new UserError($"{option} {Shown(path)}: permission denied reading the link", ExitCodes.Usage);
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: permission denied reading the link", ExitCodes.Usage);
         }
         var kind = NativeFiles.KindOf(target);
         switch (kind)
@@ -68,25 +68,16 @@ public static class OutputFile
             case NativeFiles.FileKind.Missing:
                 var dir = Path.GetDirectoryName(target);
                 if (dir is null || NativeFiles.KindOf(dir) != NativeFiles.FileKind.Directory)
-                    throw new UserError($"{option} {Shown(path)}: the directory {Shown(dir ?? target)} does not exist", ExitCodes.Usage);
+                    throw new UserError($"{option} {Passthru.Shown.Value(path)}: the directory {Passthru.Shown.Value(dir ?? target)} does not exist", ExitCodes.Usage);
                 break;
             case NativeFiles.FileKind.Directory:
-                throw new UserError($"{option} {Shown(path)} is a directory: name a file (e.g. {Shown(Path.Combine(path, "vm.out"))})", ExitCodes.Usage);
+                throw new UserError($"{option} {Passthru.Shown.Value(path)} is a directory: name a file (e.g. {Passthru.Shown.Value(Path.Combine(path, "vm.out"))})", ExitCodes.Usage);
             case NativeFiles.FileKind.Regular or NativeFiles.FileKind.CharacterDevice or NativeFiles.FileKind.Fifo:
                 break;
             default:
-                throw new UserError($"{option} {Shown(path)} is a {Describe(kind)}, not a file: Passthru writes only regular files, character devices and FIFOs", ExitCodes.Usage);
+                throw new UserError($"{option} {Passthru.Shown.Value(path)} is {NativeFiles.Describe(kind)}, not a file: Passthru writes only regular files, character devices and FIFOs", ExitCodes.Usage);
         }
         return (target, kind);
     }
 
-    private static string Describe(NativeFiles.FileKind kind) => kind switch
-    {
-        NativeFiles.FileKind.BlockDevice => "block device",
-        NativeFiles.FileKind.Socket => "socket",
-        _ => "special file",
-    };
-
-    /// <summary>A user's value in an error line, control characters escaped so the line stays one line.</summary>
-    private static string Shown(string value) => Passthru.Shown.Value(value);
 }

@@ -22,14 +22,11 @@ public static partial class StateFile
             return NativeFiles.ReadLink(path) is null ? null
                 : throw new UserError($"{what} {path} is a symlink to nothing: remove it; {why}");
         if (kind != NativeFiles.FileKind.Regular)
-            throw new UserError($"{what} {path} is a {(kind == NativeFiles.FileKind.Directory ? "directory" : "special file")}, not a file: move it aside; {why}");
+            throw new UserError($"{what} {path} is {NativeFiles.Describe(kind)}, not a file: move it aside; {why}");
         try
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
-            if (stream.Length > MaxBytes) throw new UserError($"{what} {path} is {stream.Length} bytes, far more than any passthru writes: move it aside; {why}");
-            var bytes = new byte[stream.Length];
-            stream.ReadExactly(bytes);
-            return bytes;
+            return NativeFiles.ReadCapped(path, MaxBytes)
+                ?? throw new UserError($"{what} {path} is {new FileInfo(path).Length} bytes, far more than any passthru writes: move it aside; {why}");
         }
         catch (UnauthorizedAccessException)
         {

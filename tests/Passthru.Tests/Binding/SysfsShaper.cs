@@ -143,18 +143,16 @@ internal static class SysfsShaper
 
         private void Probe(string probed)
         {
+            var device = Path.Combine(Bus, "devices", probed);
+            if (LinkName(Path.Combine(device, "driver")) is null)
             {
-                var device = Path.Combine(Bus, "devices", probed);
-                if (LinkName(Path.Combine(device, "driver")) is null)
+                var over = File.Exists(Path.Combine(device, "driver_override")) ? File.ReadAllText(Path.Combine(device, "driver_override")).Trim() : "";
+                var driver = over is "" or "(null)" ? _native.GetValueOrDefault(probed) : over;
+                if (driver is not null && Directory.Exists(Path.Combine(Bus, "drivers", driver)))
                 {
-                    var over = File.Exists(Path.Combine(device, "driver_override")) ? File.ReadAllText(Path.Combine(device, "driver_override")).Trim() : "";
-                    var driver = over is "" or "(null)" ? _native.GetValueOrDefault(probed) : over;
-                    if (driver is not null && Directory.Exists(Path.Combine(Bus, "drivers", driver)))
-                    {
-                        var real = RealDirectory(device);
-                        File.CreateSymbolicLink(Path.Combine(real, "driver"), Path.GetRelativePath(real, Path.Combine(Bus, "drivers", driver)));
-                        Did($"bind {probed} {driver}");
-                    }
+                    var real = RealDirectory(device);
+                    File.CreateSymbolicLink(Path.Combine(real, "driver"), Path.GetRelativePath(real, Path.Combine(Bus, "drivers", driver)));
+                    Did($"bind {probed} {driver}");
                 }
             }
         }
