@@ -90,6 +90,7 @@ Version: $version
 Architecture: amd64
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
+Depends: adduser
 Recommends: qemu-system-x86, pciutils
 Section: admin
 Priority: optional
@@ -102,10 +103,20 @@ Description: pass PCIe devices through to QEMU guests with vfio-pci
  and boots guests in QEMU with the devices passed through.
 EOF
 
+# The account `passthru run` starts QEMU as (it never runs as root): a system user, as libvirt's libvirt-qemu is.
+# run creates it on first use where the package was not installed; purge leaves it, as Debian's policy asks.
+cat > "$root/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    adduser --system --group --quiet --no-create-home --home /nonexistent --gecos "Passthru QEMU guests" passthru-qemu
+fi
+EOF
+
 (cd "$root" && find usr -type f -print0 | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 find "$root" -type d -exec chmod 755 {} +
 find "$root" -type f -exec chmod 644 {} +
-chmod 755 "$root/usr/bin/passthru"
+chmod 755 "$root/usr/bin/passthru" "$root/DEBIAN/postinst"
 
 deb="artifacts/passthru_${version}_amd64.deb"
 rm -f artifacts/passthru_*_amd64.deb

@@ -36,6 +36,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         }
         var touched = new List<FunctionState>();
         _changedParameters.Clear();
+        _changedNodes.Clear();
         _changedSriov.Clear();
         BindStep? current = null;
         try
@@ -102,6 +103,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         int.TryParse(host.ReadLinkName(SysfsPaths.IommuGroup(function)), out var g) ? g : null;
 
     private readonly List<ParameterState> _changedParameters = [];
+    private readonly List<NodeState> _changedNodes = [];
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -121,6 +123,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             {
                 failures.Add($"{f.Address}: {Reason(e)}");
             }
+        }
+        foreach (var n in _changedNodes)
+        {
+            try { if (host.Exists(n.Path)) host.SetOwner(n.Path, n.Uid, n.Gid, n.Mode); journal.Remove(n); }
+            catch (IOException e) { failures.Add($"/{n.Path}: {Reason(e)}"); }
         }
         foreach (var p in _changedParameters)
         {
@@ -150,8 +157,9 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         foreach (var f in _vanished)
             if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0 && counts.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
+            .Concat(_changedNodes.Select(n => $"/{n.Path} to {n.Uid}:{n.Gid}"))
             .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")).Concat(counts));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
@@ -193,6 +201,15 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 if (journal.FindParameter(p.Path) is { } state) journal.Remove(state);
                 journal.Save();
                 break;
+            case HandOverNode h:
+                HandOver(h);
+                break;
+            case PutBackNode n:
+                // The node goes with its group's last vfio-pci function (and comes back root's when bound again).
+                if (host.Exists(n.Path)) host.SetOwner(n.Path, n.Uid, n.Gid, n.Mode);
+                if (journal.FindNode(n.Path) is { } node) journal.Remove(node);
+                journal.Save();
+                break;
             case VerifyDriver v:
                 if (!WaitFor(() => host.ReadLinkName(SysfsPaths.Driver(v.Function)) == v.Driver))
                     throw new StepFailed($"{v.Function} is bound to {host.ReadLinkName(SysfsPaths.Driver(v.Function)) ?? "no driver"}, not {v.Driver ?? "no driver"}");
@@ -229,6 +246,18 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         if (original == m.Value) return; // already set by Passthru for other devices: now kept for these too
         _changedParameters.Add(state);
         host.WriteAttribute(m.Path, m.Value);
+    }
+
+    /// <summary>Journals the node's owner and mode, then hands it over; one already handed over keeps its first original.</summary>
+    private void HandOver(HandOverNode h)
+    {
+        var now = host.Owner(h.Path) ?? throw new StepFailed($"/{h.Path} does not exist (is the group on vfio-pci?)");
+        var earlier = journal.FindNode(h.Path);
+        var state = new NodeState(h.Path, earlier?.Uid ?? now.Uid, earlier?.Gid ?? now.Gid, earlier?.Mode ?? now.Mode, h.For);
+        journal.Record(state);
+        journal.Save(); // before the change: a crash from here on leaves restore what to put back
+        if (earlier is null) _changedNodes.Add(state);
+        host.SetOwner(h.Path, h.Uid, h.Gid, HandOverNode.Mode);
     }
 
     private void LoadModule(string name)

@@ -51,6 +51,24 @@ public sealed record PutBackParameter(string Path, string Value) : BindStep
 }
 
 /// <summary>
+/// Hands a group's vfio node (/dev/vfio/N) to the unprivileged user a guest's QEMU runs as, mode 0600, so that QEMU
+/// (never root) can open it, at its start or on a hot-plug. Its owner and mode are journaled before the change and
+/// put back once no running guest holds the group (or by restore after a crash).
+/// </summary>
+public sealed record HandOverNode(int Group, int Uid, int Gid, string User, IReadOnlyList<PciAddress> For) : BindStep
+{
+    public const int Mode = 0x180; // 0600: the guest's QEMU alone
+    public string Path => SysfsPaths.VfioGroup(Group);
+    public override string Describe() => $"hand /{Path} to {User} ({Uid}:{Gid}, mode 0600) while the guest holds {string.Join(", ", For)}";
+}
+
+/// <summary>Puts a vfio group node back to the owner and mode the journal recorded (a node gone with its group's last vfio-pci function needs nothing).</summary>
+public sealed record PutBackNode(string Path, int Uid, int Gid, int Mode) : BindStep
+{
+    public override string Describe() => $"put /{Path} back to {Uid}:{Gid}, mode {Convert.ToString(Mode, 8).PadLeft(4, '0')} (no running guest holds it)";
+}
+
+/// <summary>
 /// A write to one of a physical function's SR-IOV attributes: sriov_numvfs (the kernel creates or removes the VFs
 /// during the write) or sriov_drivers_autoprobe (whether host drivers probe VFs as they appear).
 /// </summary>

@@ -81,6 +81,42 @@ public sealed class Custody : IDisposable
         new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, cancel);
     }
 
+    /// <summary>
+    /// Hands the vfio nodes of the functions' groups to the account a guest's QEMU runs as (before QEMU starts, or
+    /// before a hot-plug's device_add): a plan of the binding engine, journaled before each change, its inverse put back
+    /// by every give-back once no running guest holds the group. Groups not on vfio-pci yet are named by the check.
+    /// </summary>
+    public BindPlan PlanHandOver(IEnumerable<PciAddress> functions, Account user)
+    {
+        var steps = new List<BindStep>();
+        foreach (var byGroup in functions.Distinct().GroupBy(a => ReadGroup(a) ?? throw new UserError($"{a} is in no IOMMU group")).OrderBy(g => g.Key))
+        {
+            var owner = Host.Owner(SysfsPaths.VfioGroup(byGroup.Key));
+            if (owner is { } o && o.Uid == user.Uid && o.Gid == user.Gid && o.Mode == HandOverNode.Mode && Journal.FindNode(SysfsPaths.VfioGroup(byGroup.Key)) is null)
+                continue; // the node is the user's already, not by Passthru's doing: nothing to hand over or put back
+            steps.Add(new HandOverNode(byGroup.Key, user.Uid, user.Gid, user.Name, byGroup.Order().ToList()));
+        }
+        return new BindPlan(PlanKind.Bind, [], steps, []);
+    }
+
+    private int? ReadGroup(PciAddress a) => int.TryParse(Host.ReadLinkName(SysfsPaths.IommuGroup(a)), out var g) ? g : null;
+
+    /// <summary>
+    /// The nodes to put back in a give-back: every handed-over node whose group no running guest holds any more (the
+    /// guest ended, was killed, or its devices of that group were detached). A node is never left with a user no
+    /// guest runs as; it goes back before its group's functions leave vfio-pci (the node goes with them).
+    /// </summary>
+    private List<BindStep> NodePutBacks(Dictionary<PciAddress, string> held)
+    {
+        if (Journal.Nodes.Count == 0) return [];
+        var heldGroups = held.Keys.Select(ReadGroup).OfType<int>().ToHashSet();
+        return Journal.Nodes.Where(n => !heldGroups.Contains(n.Group))
+            .Select(n => (BindStep)new PutBackNode(n.Path, n.Uid, n.Gid, n.Mode)).ToList();
+    }
+
+    private static BindPlan WithNodes(BindPlan plan, List<BindStep> nodes) =>
+        nodes.Count == 0 ? plan : plan with { Steps = [.. nodes, .. plan.Steps] };
+
     // ---- Giving back ------------------------------------------------------------------------------------------------
 
     /// <summary>
@@ -101,6 +137,7 @@ public sealed class Custody : IDisposable
         var plan = BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, back), Journal, back,
             released: claimsEnding?.Where(a => holder(a) is null));
         var notes = journaled.Where(a => holder(a) is not null).Select(a => $"{a} stays on vfio-pci: the running guest '{holder(a)}' holds it or its IOMMU group").ToList();
+        plan = WithNodes(plan, NodePutBacks(held));
         return notes.Count == 0 ? plan : plan with { Notes = [.. notes, .. plan.Notes] };
     }
 
@@ -118,7 +155,8 @@ public sealed class Custody : IDisposable
             journal.Functions.Select(f => f.Address).Concat(journal.Sriov.Select(x => x.Pf)));
         var addresses = Select(selectors, journal, inventory, wholeGroup && !restore);
         var notes = new List<string>();
-        var holder = HolderOf(HeldByGuests(cleanUp: _lock is not null));
+        var held = HeldByGuests(cleanUp: _lock is not null);
+        var holder = HolderOf(held);
         // restore puts back the VF counts Passthru changed: all of them, or those of the PFs named (with their VFs).
         var sriov = !restore ? [] : journal.Sriov.Where(x => selectors.Count == 0 || addresses.Contains(x.Pf)).ToList();
         foreach (var x in sriov.ToList())
@@ -139,7 +177,7 @@ public sealed class Custody : IDisposable
             notes.Add($"{a} stays on vfio-pci: the running guest '{holder(a)}' holds it (it goes back when the guest ends)");
             addresses.Remove(a);
         }
-        var plan = BindPlanner.PlanReturn(inventory, journal, addresses, sriov);
+        var plan = WithNodes(BindPlanner.PlanReturn(inventory, journal, addresses, sriov), NodePutBacks(held));
         return plan with { Notes = [.. notes, .. plan.Notes] };
     }
 
@@ -164,6 +202,8 @@ public sealed class Custody : IDisposable
             lines.Add($"put {x.Pf} back to {x.OriginalCount} VF{(x.OriginalCount == 1 ? "" : "s")}"
                 + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
         foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
+        foreach (var n in plan.Steps.OfType<PutBackNode>())
+            lines.Add($"gave /{n.Path} back to {Accounts.UserName(Host, n.Uid)}:{Accounts.GroupName(Host, n.Gid)}, mode {Convert.ToString(n.Mode, 8).PadLeft(4, '0')}");
         // VFs a count change removes (or makes anew) are not the functions that were given back: nothing to check.
         var renewed = plan.Sriov.SelectMany(x => x.Created).ToHashSet();
         var problems = DeviceHealth.Check(Host, present.Where(f => !renewed.Contains(f.Address)));

@@ -42,6 +42,13 @@ public sealed class GuestRecord
     public List<GuestDevice> Devices { get; set; } = [];
     /// <summary>The functions `run` itself moved to vfio-pci before QEMU started: given back when the guest ends.</summary>
     public List<string> Bound { get; set; } = [];
+    /// <summary>The unprivileged account QEMU runs as (null: as root, with --as-root): attach hands new group nodes to it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? User { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Uid { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Gid { get; set; }
 
     public IEnumerable<string> FreePorts => Ports.Where(p => Devices.All(d => d.Port != p));
 }
@@ -110,6 +117,8 @@ public static class GuestRecords
             if (a is null || !Passthru.Pci.PciAddress.TryParse(a, out _)) throw new StateDamage($"'{Shown.Value(a ?? "null")}' is not a PCI address");
         foreach (var d in r.Devices)
             if (d.Id is null || d.Port is null) throw new StateDamage($"device {d.Address} has no QEMU id or port");
+        if ((r.User is null) != (r.Uid is null) || (r.Uid is null) != (r.Gid is null) || r.Uid is <= 0 || r.Gid is < 0 || (r.User is not null && !Accounts.IsValidName(r.User)))
+            throw new StateDamage("its QEMU user (user, uid, gid) is incomplete or not an unprivileged account");
     }
 
     public static IReadOnlyList<GuestRecord> All(string stateDir)
@@ -207,7 +216,24 @@ public static class GuestRecords
     }
 
     /// <summary>Whether a pid is alive and still the process the record means (pids are reused): its command line names the socket.</summary>
-    public static bool IsQemuAlive(HostRoot host, GuestRecord r) => r.QemuPid > 0 && CmdlineContains(host, r.QemuPid, r.Qmp);
+    /// <summary>
+    /// Whether the record's QEMU runs: its pid's command line names the guest's control socket (as root, QEMU creates it
+    /// from -qmp unix:PATH) or the guest's <see cref="Uuid"/> (unprivileged, QEMU is given the socket Passthru listens on).
+    /// </summary>
+    public static bool IsQemuAlive(HostRoot host, GuestRecord r) =>
+        r.QemuPid > 0 && (CmdlineContains(host, r.QemuPid, r.Qmp) || CmdlineContains(host, r.QemuPid, Uuid(r.Qmp)));
+
+    /// <summary>
+    /// The guest's SMBIOS UUID (QEMU's -uuid), made from its control socket's path: unique among running guests, and
+    /// how a record knows its QEMU when the command line holds only the socket's descriptor number.
+    /// </summary>
+    public static string Uuid(string qmp)
+    {
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("passthru-guest:" + qmp));
+        hash[6] = (byte)(hash[6] & 0x0F | 0x80); // version 8 (vendor-specific), RFC 9562
+        hash[8] = (byte)(hash[8] & 0x3F | 0x80); // variant 10
+        return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();
+    }
 
     public static bool IsRunnerAlive(HostRoot host, GuestRecord r) => r.RunnerPid > 0 && CmdlineContains(host, r.RunnerPid, "run");
 

@@ -17,6 +17,7 @@ public sealed class Journal
     private readonly List<FunctionState> _functions;
     private readonly List<ParameterState> _parameters;
     private readonly List<SriovState> _sriov;
+    private readonly List<NodeState> _nodes;
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -24,13 +25,15 @@ public sealed class Journal
     public IReadOnlyList<ParameterState> Parameters => _parameters;
     /// <summary>Physical functions whose VF count Passthru changed, with the count (and VF autoprobe) to put back.</summary>
     public IReadOnlyList<SriovState> Sriov => _sriov;
+    /// <summary>vfio group nodes Passthru handed to a guest's QEMU user, with the owner and mode to put back.</summary>
+    public IReadOnlyList<NodeState> Nodes => _nodes;
 
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0;
 
-    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov)
+    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes)
     {
-        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov;
+        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov; _nodes = nodes;
     }
 
     public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
@@ -39,7 +42,7 @@ public sealed class Journal
     {
         var path = Path.Combine(directory, FileName);
         var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
-        if (bytes is null) return new Journal(directory, [], [], []);
+        if (bytes is null) return new Journal(directory, [], [], [], []);
         JournalFile? file;
         try
         {
@@ -80,7 +83,20 @@ public sealed class Journal
                 return new SriovState(Address(x.Pf, $"{at}.pf"), count, StateFile.OneLine(x.OriginalAutoprobe, $"{at}.original_autoprobe"),
                     (x.Created ?? []).Select((a, j) => Address(a, $"{at}.created[{j}]")).ToList());
             }).ToList();
-            return new Journal(directory, functions, parameters, sriov);
+            // Journals written before least privilege have no "nodes" list.
+            var nodes = (file.Nodes ?? []).Select((n, i) =>
+            {
+                var at = $"nodes[{i}]";
+                if (n is null) throw new StateDamage($"{at} is null");
+                // The journal names the file restore hands back as root: only a vfio group node, never a path elsewhere.
+                if (n.Path is null || !NodeState.IsVfioGroupNode(n.Path))
+                    throw new StateDamage($"{at}.path '{Shown.Value(n.Path ?? "null")}' is not a vfio group node (dev/vfio/N)");
+                if (n.OriginalUid is not int uid || uid < 0 || n.OriginalGid is not int gid || gid < 0)
+                    throw new StateDamage($"{at}.original_uid or original_gid is missing or negative");
+                if (n.OriginalMode is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
+                return new NodeState(n.Path, uid, gid, mode, (n.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+            }).ToList();
+            return new Journal(directory, functions, parameters, sriov, nodes);
         }
         catch (StateDamage e)
         {
@@ -147,6 +163,21 @@ public sealed class Journal
         if (i >= 0) _sriov[i] = state;
     }
 
+    public NodeState? FindNode(string path) => _nodes.FirstOrDefault(n => n.Path == path);
+
+    /// <summary>
+    /// Records a node's owner and mode before Passthru hands it over; when it is already handed over (to the same guest,
+    /// for another of the group's functions), the first original stays and these functions are added.
+    /// </summary>
+    public void Record(NodeState state)
+    {
+        int i = _nodes.FindIndex(n => n.Path == state.Path);
+        if (i < 0) _nodes.Add(state);
+        else _nodes[i] = _nodes[i] with { For = _nodes[i].For.Union(state.For).ToList() };
+    }
+
+    public void Remove(NodeState state) => _nodes.RemoveAll(n => n.Path == state.Path);
+
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
@@ -160,6 +191,10 @@ public sealed class Journal
             {
                 Pf = x.Pf.ToString(), OriginalNumvfs = x.OriginalCount, OriginalAutoprobe = x.OriginalAutoprobe, Created = x.Created.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalSriov?>(),
+            Nodes = _nodes.Count == 0 ? null : _nodes.Select(n => new JournalNode
+            {
+                Path = n.Path, OriginalUid = n.Uid, OriginalGid = n.Gid, OriginalMode = n.Mode, For = n.For.Select(a => a.ToString()).ToList<string?>(),
+            }).ToList<JournalNode?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -175,6 +210,17 @@ internal sealed class JournalFile
     public List<JournalParameter?>? Parameters { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalSriov?>? Sriov { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalNode?>? Nodes { get; set; }
+}
+
+internal sealed class JournalNode
+{
+    public string? Path { get; set; }
+    public int? OriginalUid { get; set; }
+    public int? OriginalGid { get; set; }
+    public int? OriginalMode { get; set; }
+    public List<string?>? For { get; set; }
 }
 
 internal sealed class JournalFunction
@@ -213,6 +259,19 @@ public sealed record ParameterState(string Path, string Original, IReadOnlyList<
 /// the change created (predicted from the PF's offset and stride before they exist).
 /// </summary>
 public sealed record SriovState(PciAddress Pf, int OriginalCount, string? OriginalAutoprobe, IReadOnlyList<PciAddress> Created);
+
+/// <summary>
+/// A vfio group node (dev/vfio/N) Passthru handed to a guest's unprivileged QEMU user: the owner and mode it had (put
+/// back when no guest holds the group any more), and the functions it was handed over for.
+/// </summary>
+public sealed record NodeState(string Path, int Uid, int Gid, int Mode, IReadOnlyList<PciAddress> For)
+{
+    public static bool IsVfioGroupNode(string path) =>
+        path.StartsWith("dev/vfio/", StringComparison.Ordinal) && path.Length > 9 && path.Length <= 16 && path[9..].All(char.IsAsciiDigit);
+
+    /// <summary>The IOMMU group the node is for.</summary>
+    public int Group => int.Parse(Path[9..], System.Globalization.CultureInfo.InvariantCulture);
+}
 
 /// <summary>
 /// An exclusive lock on the state directory, so that two Passthru processes never interleave writes to devices or

@@ -25,6 +25,8 @@ public static partial class HostCheck
         findings.Add(VfioModules(facts));
         findings.Add(Qemu(facts));
         findings.Add(LockedMemory(facts));
+        findings.Add(QemuUser(facts));
+        findings.Add(QemuSandbox(facts));
         return findings;
     }
 
@@ -180,13 +182,45 @@ public static partial class HostCheck
         const string t = "Locked memory limit";
         var limit = f.LockedMemoryLimit();
         if (f.EffectiveUid() == 0)
-            return new("memlock", t, Status.Pass, "running as root: QEMU may pin all guest memory");
+            return ResourceLimits.MayRaiseHardLimits() || !f.Host.IsLive
+                ? new("memlock", t, Status.Pass, "running as root: passthru run raises the limit for each guest's QEMU alone (guest RAM + 1 GiB)")
+                : limit is long l && l < MinimumLockedMemoryForGuests
+                    ? new("memlock", t, Status.Warn, $"{Mib(l)}, and this root may not raise it (no CAP_SYS_RESOURCE: a container?): QEMU cannot pin guest memory for vfio",
+                        "run passthru on the host itself, or raise the container's memlock limit")
+                    : new("memlock", t, Status.Pass, $"{(limit == long.MaxValue ? "unlimited" : Mib(limit ?? 0))} (this root may not raise it further)");
         if (limit is null) return new("memlock", t, Status.Warn, "unknown (no /proc/self/limits)", "check `ulimit -l`");
         if (limit == long.MaxValue) return new("memlock", t, Status.Pass, "unlimited");
         return limit >= MinimumLockedMemoryForGuests
             ? new("memlock", t, Status.Pass, $"{Mib(limit.Value)}: guests up to that size can be pinned")
             : new("memlock", t, Status.Warn, $"{Mib(limit.Value)}: vfio pins all guest memory, so larger guests fail to start",
                 "raise it: `ulimit -l unlimited` as root, or a memlock line in /etc/security/limits.conf");
+    }
+
+    /// <summary>The unprivileged account `passthru run` starts QEMU as (as libvirt's libvirt-qemu).</summary>
+    public static Finding QemuUser(HostFacts f)
+    {
+        const string t = "QEMU user";
+        var name = Accounts.DefaultQemuUser;
+        return Accounts.Find(f.Host, name) is { } a
+            ? a.Uid == 0
+                ? new("qemu-user", t, Status.Fail, $"{name} has uid 0: QEMU would run as root", $"make {name} an unprivileged system user (userdel {name}; passthru run creates it again)")
+                : new("qemu-user", t, Status.Pass, $"{name} ({a.Ids}): passthru run starts QEMU as it, never as root")
+            : new("qemu-user", t, Status.Note, $"{name} does not exist yet: the first passthru run creates it (useradd --system), as the Debian package does",
+                $"create it now: adduser --system --group --no-create-home {name}");
+    }
+
+    /// <summary>Whether QEMU was built with seccomp: its -help lists -sandbox only then.</summary>
+    public static Finding QemuSandbox(HostFacts f)
+    {
+        const string t = "QEMU sandbox";
+        var path = Programs.Find(f.Host, "qemu-system-x86_64");
+        if (path is null) return new("sandbox", t, Status.Note, "no QEMU to ask (see the QEMU line)");
+        if (!f.Host.IsLive) return new("sandbox", t, Status.Note, "not probed in a captured tree");
+        var help = Programs.Run(path, ["-help"], TimeSpan.FromSeconds(30));
+        return help is { ExitCode: 0 } h && h.Stdout.Contains("\n-sandbox ", StringComparison.Ordinal)
+            ? new("sandbox", t, Status.Pass, "seccomp available: passthru run starts QEMU with -sandbox on (obsolete, elevateprivileges, spawn, resourcecontrol denied)")
+            : new("sandbox", t, Status.Warn, $"{path} has no -sandbox (built without seccomp): guests run unsandboxed",
+                "install a QEMU built with seccomp (Debian's qemu-system-x86 is)");
     }
 
     private static string Mib(long bytes) => bytes >= 1 << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";

@@ -38,7 +38,7 @@ public static class DomainExport
             Cpus = options.Cpus,
             Machine = options.Machine,
             Accelerator = plan.Kvm ? "kvm" : "tcg",
-            Emulator = plan.Argv[0],
+            Emulator = plan.Qemu,
             Kernel = plan.Boot.Kernel,
             Initrd = plan.Boot.Initrd,
             Cmdline = plan.Boot.Append is { Length: > 0 } a ? a : null,

@@ -102,6 +102,17 @@ public sealed class HostRoot
         AfterWrite?.Invoke(relative, value);
     }
 
+    /// <summary>Owner, group and permission bits of a file (a /dev/vfio node); null when it does not exist.</summary>
+    public (int Uid, int Gid, int Mode)? Owner(string relative) =>
+        NativeFiles.Owner(Path(relative)) is var (u, g, m) ? ((int)u, (int)g, (int)m) : null;
+
+    /// <summary>Hands a file (a /dev/vfio node) to an owner with a mode; IOException when the kernel refuses.</summary>
+    public void SetOwner(string relative, int uid, int gid, int mode)
+    {
+        NativeFiles.SetOwner(Path(relative), (uint)uid, (uint)gid, (uint)mode);
+        AfterWrite?.Invoke(relative, $"owner {uid}:{gid} mode {Convert.ToString(mode, 8)}");
+    }
+
     /// <summary>
     /// Tests' kernel: called after each <see cref="WriteAttribute"/> with the root-relative path and the value, so a
     /// scratch tree can react as sysfs would (bind a driver on drivers_probe, create VFs on sriov_numvfs), refuse with

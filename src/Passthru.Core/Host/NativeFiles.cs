@@ -56,6 +56,21 @@ internal static unsafe partial class NativeFiles
     private static partial int stat(byte* path, byte* buffer);
 
     [LibraryImport("libc", SetLastError = true)]
+    private static partial byte* realpath(byte* path, byte* resolved);
+
+    [LibraryImport("libc")]
+    private static partial void free(byte* pointer);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int chown(byte* path, uint owner, uint group);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int chmod(byte* path, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int command, int argument);
+
+    [LibraryImport("libc", SetLastError = true)]
     private static partial nint opendir(byte* path);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -303,6 +318,50 @@ internal static unsafe partial class NativeFiles
         var bytes = new byte[stream.Length];
         stream.ReadExactly(bytes);
         return bytes;
+    }
+
+    /// <summary>Owner, group and permission bits (with setuid/setgid/sticky) of a path after following symlinks; null when it does not exist.</summary>
+    public static (uint Uid, uint Gid, uint Mode)? Owner(string path)
+    {
+        // struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each), st_mode, st_uid, st_gid (4 each); the generic
+        // layout of arm64 and others has st_dev, st_ino (8 each), st_mode, st_nlink, st_uid, st_gid (4 each).
+        bool x64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+        int modeOffset = x64 ? 24 : 16, uidOffset = x64 ? 28 : 24;
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        byte* buffer = stackalloc byte[256];
+        int rc;
+        fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
+        if (rc != 0) return null;
+        return (*(uint*)(buffer + uidOffset), *(uint*)(buffer + uidOffset + 4), *(uint*)(buffer + modeOffset) & 0xFFF);
+    }
+
+    /// <summary>The path with every symlink resolved (realpath(3)); null when a part of it does not exist.</summary>
+    public static string? RealPath(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        byte* resolved;
+        fixed (byte* p = CString(path, cpath)) resolved = realpath(p, null);
+        if (resolved is null) return null;
+        try { return Marshal.PtrToStringUTF8((nint)resolved); }
+        finally { free(resolved); }
+    }
+
+    /// <summary>chown(2) then chmod(2) of a path (following symlinks); IOException with the errno's words when refused.</summary>
+    public static void SetOwner(string path, uint uid, uint gid, uint mode)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        fixed (byte* p = CString(path, cpath))
+        {
+            if (chown(p, uid, gid) != 0) throw Error($"cannot change the owner of {path}");
+            if (chmod(p, mode) != 0) throw Error($"cannot change the mode of {path}");
+        }
+    }
+
+    /// <summary>Lets a child process inherit the descriptor (clears FD_CLOEXEC): how QEMU gets the QMP socket Passthru listens on.</summary>
+    public static void Inheritable(int fd)
+    {
+        const int F_SETFD = 2;
+        if (fcntl(fd, F_SETFD, 0) != 0) throw Error($"cannot pass descriptor {fd} on");
     }
 
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>

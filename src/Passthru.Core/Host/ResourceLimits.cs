@@ -31,4 +31,14 @@ public static partial class ResourceLimits
         var wanted = new RLimit { Current = bytes, Maximum = hard };
         return setrlimit(RLIMIT_MEMLOCK, in wanted) == 0;
     }
+
+    /// <summary>Whether this process may raise hard limits (CAP_SYS_RESOURCE in its effective set): root on a host, often not in a container.</summary>
+    public static bool MayRaiseHardLimits()
+    {
+        const int CapSysResource = 24;
+        var line = (NativeFiles.ReadAll("/proc/self/status") is { } b ? System.Text.Encoding.ASCII.GetString(b) : "")
+            .Split('\n').FirstOrDefault(l => l.StartsWith("CapEff:", StringComparison.Ordinal));
+        return line is not null && ulong.TryParse(line[7..].Trim(), System.Globalization.NumberStyles.HexNumber, null, out var caps)
+            && (caps >> CapSysResource & 1) == 1;
+    }
 }

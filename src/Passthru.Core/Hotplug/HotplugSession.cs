@@ -79,9 +79,15 @@ public static class HotplugSession
         return new AttachPlan(guest, binding, steps);
     }
 
+    /// <summary>The unprivileged account the guest's QEMU runs as; null when it runs as root (--as-root).</summary>
+    public static Account? QemuUserOf(GuestRecord guest) =>
+        guest is { User: { } user, Uid: int uid, Gid: int gid } ? new Account(user, uid, gid, []) : null;
+
     public static IEnumerable<string> Describe(AttachPlan plan)
     {
         foreach (var line in plan.Binding.Describe()) yield return line;
+        if (QemuUserOf(plan.Guest) is { } user)
+            yield return $"then: hand the vfio node of each device's IOMMU group to {user.Name} ({user.Ids}), the user the guest's QEMU runs as";
         yield return $"then, over QMP ({plan.Guest.Qmp}):";
         foreach (var s in plan.Steps)
         {
@@ -117,6 +123,14 @@ public static class HotplugSession
                 });
             }
             custody.Save(guest);
+            // An unprivileged QEMU opens the new group's node itself at device_add: it is handed to the guest's user
+            // first (journaled; every give-back puts it back once the guest no longer holds the group).
+            if (QemuUserOf(guest) is { } user)
+            {
+                var handOver = custody.PlanHandOver(plan.Steps.Select(s => s.Address), user);
+                custody.Apply(handOver);
+                foreach (var h in handOver.Steps.OfType<HandOverNode>()) messages.WriteLine($"handed /{h.Path} to {h.User} ({h.Uid}:{h.Gid}), the guest's QEMU user");
+            }
         }
         var attached = new List<string>();
         string? failure = null;

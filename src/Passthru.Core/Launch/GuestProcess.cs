@@ -43,6 +43,11 @@ public sealed record GuestWatch
     /// exits. Line endings become carriage returns, the Enter key of a serial console, as the terminal stays cooked.
     /// </summary>
     public Stream? KeepRunningInput { get; init; }
+    /// <summary>
+    /// The QMP socket Passthru listens on for an unprivileged QEMU: made here, inherited by QEMU under the number that
+    /// replaces <see cref="QemuCommand.QmpDescriptor"/> in its arguments, and closed in Passthru once QEMU has it.
+    /// </summary>
+    public string? ListenOn { get; init; }
 }
 
 /// <summary>
@@ -54,6 +59,12 @@ public static class GuestProcess
 {
     public static GuestOutcome Run(IReadOnlyList<string> argv, GuestWatch watch, CancellationToken cancel = default)
     {
+        using var listener = watch.ListenOn is null ? null : Listen(watch.ListenOn);
+        if (listener is not null)
+        {
+            var fd = listener.SafeHandle.DangerousGetHandle().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            argv = argv.Select(a => a.Replace(QemuCommand.QmpDescriptor, fd, StringComparison.Ordinal)).ToList();
+        }
         var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
             RedirectStandardInput = watch.Script is not null };
         foreach (var a in argv.Skip(1)) start.ArgumentList.Add(a);
@@ -70,6 +81,7 @@ public static class GuestProcess
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {e.Message}"); }
         using var _ = process;
+        listener?.Dispose(); // QEMU has its own copy now
         watch.Started?.Invoke(process.Id);
         var matched = new ManualResetEventSlim();
         object gate = new();
@@ -135,6 +147,26 @@ public static class GuestProcess
         }
         lock (gate) return new GuestOutcome(end, process.ExitCode, watcher.LastLines, clock.Elapsed, held?.ToString(),
             script?.Result(stoppedEarly: end is not GuestEnd.Completed && !forwarding));
+    }
+
+    /// <summary>A listening Unix socket at <paramref name="path"/> (a stale one replaced), 0600, that a child process inherits.</summary>
+    private static System.Net.Sockets.Socket Listen(string path)
+    {
+        if (NativeFiles.KindOf(path) == NativeFiles.FileKind.Socket) File.Delete(path);
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            socket.Listen(1);
+            NativeFiles.Inheritable((int)socket.SafeHandle.DangerousGetHandle());
+            return socket;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            socket.Dispose();
+            throw new UserError($"cannot listen on the guest's control socket {path}: {e.Message}");
+        }
     }
 
     /// <summary>--keep-running: the user's typing goes to the guest (a background reader; it ends with Passthru).</summary>

@@ -74,7 +74,15 @@ public static class QemuCommand
         return new PortLayout(ports, placed);
     }
 
-    public static IReadOnlyList<string> Build(string qemu, RunOptions o, GuestBoot boot, bool kvm, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices)
+    /// <summary>
+    /// Stands for the QMP socket's descriptor in an unprivileged QEMU's argument vector: Passthru listens on the socket
+    /// (under its root-only state directory, where QEMU's user could not create it) and QEMU inherits it under this
+    /// number, filled in when it starts.
+    /// </summary>
+    public const string QmpDescriptor = "@qmp-fd@";
+
+    public static IReadOnlyList<string> Build(string qemu, RunOptions o, GuestBoot boot, bool kvm, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices,
+        QemuPrivilege? privilege = null)
     {
         var argv = new List<string> { qemu, "-machine", $"{o.Machine},accel={(kvm ? "kvm" : "tcg")}" };
         if (kvm) argv.AddRange(["-cpu", "host"]);
@@ -114,8 +122,13 @@ public static class QemuCommand
             if (d.Options.XVga) props += ",x-vga=on";
             argv.AddRange(["-device", props]);
         }
-        // The guest's control socket (attach, detach): QEMU listens, and serves one client at a time.
-        if (o.ControlSocket is not null) argv.AddRange(["-qmp", $"unix:{QemuArgs.EscapeCommas(o.ControlSocket)},server=on,wait=off"]);
+        // The guest's control socket (attach, detach): QEMU listens, and serves one client at a time. An unprivileged
+        // QEMU listens on the socket Passthru made; the guest's UUID then names it in QEMU's command line.
+        if (o.ControlSocket is not null && privilege?.User is not null)
+            argv.AddRange(["-uuid", Passthru.Binding.GuestRecords.Uuid(o.ControlSocket),
+                "-chardev", $"socket,id=qmp,fd={QmpDescriptor},server=on,wait=off", "-mon", "chardev=qmp,mode=control"]);
+        else if (o.ControlSocket is not null) argv.AddRange(["-qmp", $"unix:{QemuArgs.EscapeCommas(o.ControlSocket)},server=on,wait=off"]);
+        if (privilege?.Sandbox == true) argv.AddRange(["-sandbox", QemuPrivilege.SandboxOption]);
         argv.AddRange(o.ExtraArgs);
         return argv;
     }

@@ -98,6 +98,10 @@ public sealed record RunOptions
     public int? HotplugSlots { get; init; }
     /// <summary>QEMU's QMP socket for attach and detach (set by run, under the state directory; null: none).</summary>
     public string? ControlSocket { get; init; }
+    /// <summary>The unprivileged account QEMU runs as when Passthru is root (--user; null: passthru-qemu).</summary>
+    public string? QemuUser { get; init; }
+    /// <summary>--as-root: QEMU keeps root, unsandboxed, as before least privilege (warned about).</summary>
+    public bool AsRoot { get; init; }
 
     public bool IsPcie => Machine.StartsWith("q35", StringComparison.Ordinal);
     public int SpareHotplugPorts => HotplugSlots ?? (IsPcie ? 2 : 0);
@@ -123,6 +127,9 @@ public sealed record RunOptions
         if (HotplugSlots is < 0 or > 8) throw new UserError($"--hotplug-slots {HotplugSlots}: give 0 to 8", ExitCodes.Usage);
         if (HotplugSlots is > 0 && !IsPcie)
             throw new UserError($"--hotplug-slots {HotplugSlots}: hot-plug ports are PCIe root ports, which need a q35 machine (not --machine {Machine})", ExitCodes.Usage);
+        if (QemuUser is not null && !Host.Accounts.IsValidName(QemuUser))
+            throw new UserError($"--user '{Shown.Value(QemuUser)}': give a system user name (lower-case letters, digits, '-' or '_', starting with a letter)", ExitCodes.Usage);
+        if (QemuUser is not null && AsRoot) throw new UserError("give either --user NAME or --as-root, not both", ExitCodes.Usage);
         if (TimeoutSeconds is <= 0) throw new UserError("--timeout must be a positive number of seconds", ExitCodes.Usage);
         if (Machine.Length == 0 || Machine.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
             throw new UserError($"--machine '{Machine}': give a QEMU machine type such as q35 or pc (qemu-system-x86_64 -machine help lists them)", ExitCodes.Usage);

@@ -8,7 +8,12 @@ namespace Passthru.Launch;
 
 /// <summary>What a run will do, decided before anything happens: shown by --dry-run, carried out by <see cref="RunSession.Execute"/>.</summary>
 public sealed record RunPlan(RunOptions Options, GuestBoot Boot, IReadOnlyList<string> Argv, BindPlan Binding, bool Kvm, IReadOnlyList<string> Warnings,
-    IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices, ConsoleScript? Script = null);
+    IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> Devices, ConsoleScript? Script = null)
+{
+    /// <summary>The QEMU binary (the argument vector may start with the wrapper that drops its privileges).</summary>
+    public string Qemu { get; init; } = Argv.Count > 0 ? Argv[0] : "";
+    public QemuPrivilege Privilege { get; init; } = QemuPrivilege.Inherited;
+}
 
 /// <summary>
 /// `passthru run`: the devices bound to vfio-pci (managed, like libvirt's managed='yes'), every precondition checked,
@@ -40,9 +45,75 @@ public static class RunSession
             warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
         var (devices, binding) = PlanDevices(host, o, exporting);
-        var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
-        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script);
+        var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count, warnings);
+        // (On a captured tree the plan is for another machine: its accounts are not this one's files' readers.)
+        if (host.IsLive) privilege.CheckFiles(GuestFiles(boot, devices));
+        var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
+        if (privilege.User is not null)
+            argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
+        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege };
     }
+
+    private static string Tool(HostRoot host, string name) =>
+        Programs.Find(host, name) ?? (!host.IsLive ? $"/usr/bin/{name}" : null) ?? throw new UserError($"{name} not found: install util-linux (it starts QEMU unprivileged), or run with --as-root");
+
+    /// <summary>Every file QEMU opens itself: the unprivileged account must be able to (disks for writing).</summary>
+    private static IEnumerable<(string Path, string What, bool Write)> GuestFiles(GuestBoot boot, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices)
+    {
+        if (boot.Kernel is not null) yield return (boot.Kernel, "the kernel", false);
+        foreach (var f in RunOptions.InitrdFiles(boot.Initrd)) yield return (f, boot.Initrd!.Contains(',') || boot.Initrd.Contains(' ') ? "the module" : "the initrd", false);
+        foreach (var d in boot.Disks) yield return (d, "the disk", true);
+        if (boot.Cdrom is not null) yield return (boot.Cdrom, "the ISO", false);
+        foreach (var (_, d) in devices) if (d.RomFile is not null) yield return (Path.GetFullPath(d.RomFile), "the ROM file", false);
+    }
+
+    /// <summary>
+    /// Least privilege: as root, QEMU runs as an unprivileged account (passthru-qemu, or --user), under seccomp, with
+    /// the locked memory vfio needs raised for it alone; --as-root keeps root, loudly. Run without root, QEMU is the
+    /// caller's already.
+    /// </summary>
+    private static QemuPrivilege DecidePrivilege(HostRoot host, RunOptions o, string qemu, bool kvm, int devices, List<string> warnings)
+    {
+        if (o.AsRoot)
+        {
+            warnings.Add($"warning: --as-root: QEMU runs as root without a sandbox while it holds devices that can DMA into the host's memory: one QEMU escape owns the host (without --as-root it runs as {Accounts.DefaultQemuUser}, sandboxed)");
+            return QemuPrivilege.Inherited;
+        }
+        // A captured tree (--root) has no accounts to run QEMU as: a test of the plan, run as its caller.
+        if (!host.IsLive) return QemuPrivilege.Inherited with { Why = $"QEMU runs as the user running passthru (the captured tree {host.Root} has no accounts)" };
+        bool sandbox = SupportsSandbox(qemu);
+        if (!Environment.IsPrivilegedProcess) return QemuPrivilege.Inherited with { Sandbox = sandbox, Why = "QEMU runs as you (passthru is not root)" };
+        var name = o.QemuUser ?? Accounts.DefaultQemuUser;
+        var account = Accounts.Find(host, name);
+        if (account is null && o.QemuUser is not null)
+            throw new UserError($"--user {name}: no such user: create it (useradd --system --user-group --no-create-home {name}), or leave --user out for {Accounts.DefaultQemuUser}", ExitCodes.Usage);
+        if (account is { Uid: 0 }) throw new UserError($"--user {name}: that is root (uid 0): give an unprivileged user, or --as-root", ExitCodes.Usage);
+        var groups = kvm && Accounts.GroupId(host, "kvm") is not null ? new[] { "kvm" } : [];
+        return new QemuPrivilege(account ?? new Account(name, -1, -1, []), account is null, LockedMemory(host, o, devices, warnings), sandbox, groups);
+    }
+
+    /// <summary>
+    /// The locked-memory limit for QEMU alone when vfio may pin its RAM (devices now, or hot-plug ports for later):
+    /// guest RAM plus libvirt's 1 GiB allowance. Root raises the hard limit too where it has CAP_SYS_RESOURCE.
+    /// </summary>
+    private static (ulong, ulong)? LockedMemory(HostRoot host, RunOptions o, int devices, List<string> warnings)
+    {
+        bool hotplug = o.ControlSocket is not null && o.SpareHotplugPorts > 0;
+        if (devices == 0 && !hotplug) return null;
+        ulong wanted = ((ulong)o.MemoryMiB << 20) + QemuPrivilege.VfioAllowance;
+        if (!host.IsLive) return (wanted, wanted); // planned for the captured host's root, which may raise it
+        var (_, hard) = ResourceLimits.LockedMemory();
+        if (hard == ResourceLimits.Infinity || hard >= wanted) return (wanted, hard);
+        if (ResourceLimits.MayRaiseHardLimits()) return (wanted, wanted);
+        var why = $"the locked-memory limit's ceiling here is {hard >> 20} MiB and this process may not raise it (no CAP_SYS_RESOURCE: a container?)";
+        if (devices > 0) throw new UserError($"{why}: vfio pins the guest's {o.MemoryMiB} MiB; raise it (memlock in /etc/security/limits.conf) or run on the host itself");
+        warnings.Add($"note: {why}: `passthru attach` into this guest would fail");
+        return null;
+    }
+
+    /// <summary>Whether this QEMU was built with seccomp (its -help lists -sandbox only then).</summary>
+    private static bool SupportsSandbox(string qemu) =>
+        Programs.Run(qemu, ["-help"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r && r.Stdout.Contains("\n-sandbox ", StringComparison.Ordinal);
 
     /// <summary>
     /// The devices named by --device, resolved on this host, with the binding that would put them (and with --group
@@ -90,6 +161,12 @@ public static class RunSession
     {
         var o = plan.Options;
         foreach (var w in plan.Warnings) messages.WriteLine(w);
+        try { plan = WithAccount(host, plan, messages); }
+        catch when (o.ControlSocket is not null && o.Name is not null)
+        {
+            GuestRecords.ForgetReservation(stateDir, o.Name); // the name this run reserved
+            throw;
+        }
         // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
         var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
         var notBack = new List<string>();
@@ -98,12 +175,34 @@ public static class RunSession
         return notBack.Count > 0 && code == ExitCodes.Ok ? ExitCodes.Failure : code;
     }
 
+    /// <summary>
+    /// The QEMU account as it exists: made first when it does not (useradd --system, as the Debian package's postinst
+    /// does; an account is not a device's state, so nothing gives it back), then read for its ids.
+    /// </summary>
+    private static RunPlan WithAccount(HostRoot host, RunPlan plan, TextWriter messages)
+    {
+        if (plan.Privilege.User is not { } user) return plan;
+        if (plan.Privilege.Create)
+        {
+            if (!host.IsLive) throw new UserError($"the QEMU user {user.Name} does not exist in {host.Root}, and users are only created on the live host");
+            var useradd = Programs.Find(host, "useradd") ?? throw new UserError($"useradd not found: create the user {user.Name} (adduser --system --group {user.Name}), or run with --as-root");
+            var command = Accounts.CreateCommand(user.Name);
+            var r = Programs.Run(useradd, command.Skip(1), TimeSpan.FromSeconds(60));
+            if (r is not { ExitCode: 0 } && Accounts.Find(host, user.Name) is null) // (another run may have made it meanwhile)
+                throw new UserError($"could not create the QEMU user {user.Name} ({(r is null ? "useradd did not finish" : r.Stderr.Trim().Split('\n')[0])}): create it (adduser --system --group {user.Name}), or run with --as-root");
+            messages.WriteLine($"[passthru] created the system user {user.Name} for QEMU ({string.Join(" ", command)})");
+        }
+        var account = Accounts.Find(host, user.Name) ?? throw new UserError($"the QEMU user {user.Name} does not exist");
+        return plan with { Privilege = plan.Privilege with { User = account, Create = false } };
+    }
+
     /// <summary>Binds, starts and watches the guest; gives everything back however it ends, and checks it came back (into <paramref name="notBack"/>).</summary>
     private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress, List<string> notBack)
     {
         var o = plan.Options;
         IReadOnlyList<FunctionState> moved = [];
         IReadOnlyList<PciAddress> unsafeFor = [];
+        bool handedOver = false;
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
         using var interrupt = new CancellationTokenSource();
@@ -113,7 +212,8 @@ public static class RunSession
         using var sighup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, Stop);
         try
         {
-            if (!plan.Binding.IsEmpty)
+            var user = plan.Devices.Count > 0 ? plan.Privilege.User : null;
+            if (!plan.Binding.IsEmpty || user is not null)
             {
                 if (host.IsLive && !Environment.IsPrivilegedProcess)
                     throw new UserError("run binds devices to vfio-pci, which needs root (sudo passthru run ...); nothing was changed");
@@ -130,6 +230,14 @@ public static class RunSession
                         guest.Bound = moved.Select(f => f.Address.ToString()).ToList();
                         custody.Save(guest);
                     }
+                    if (user is not null)
+                    {
+                        // QEMU, never root, opens the groups' nodes itself: they are its user's while the guest runs.
+                        var handOver = custody.PlanHandOver(plan.Devices.Select(d => d.Address), user);
+                        handedOver = true;
+                        custody.Apply(handOver, interrupt.Token);
+                        foreach (var h in handOver.Steps.OfType<HandOverNode>()) messages.WriteLine($"[passthru] handed /{h.Path} to {h.User} ({h.Uid}:{h.Gid}) until the guest ends");
+                    }
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
                 if (unsafeFor.Count > 0)
@@ -137,6 +245,7 @@ public static class RunSession
             }
             Preflight(host, plan);
             if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
+            messages.WriteLine($"[passthru] {plan.Privilege.Describe()}");
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
             return Watch(host, plan, console, messages, progress, interrupt.Token,
@@ -146,7 +255,7 @@ public static class RunSession
         {
             // Whichever way the guest ended: its claims end, and what was bound for it (at its start, attached since)
             // goes back, checked afterwards.
-            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0)
+            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0 || handedOver)
                 notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, unsafeFor, messages));
         }
     }
@@ -213,7 +322,7 @@ public static class RunSession
                 throw new UserError($"the locked-memory limit ({ResourceLimits.LockedMemory().Soft >> 20} MiB) is below the guest's {plan.Options.MemoryMiB} MiB, which vfio pins: raise it (ulimit -l unlimited as root, or memlock in /etc/security/limits.conf)");
             // The minimum is vfio passthrough's (vfio-pci behind pcie-root-ports): a guest without devices does not
             // pay for starting QEMU once more just to ask its version (about 50 ms, as much as the rest of run).
-            if (host.IsLive && Programs.Run(plan.Argv[0], ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r
+            if (host.IsLive && Programs.Run(plan.Qemu, ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r
                 && HostCheck.QemuVersion(r.Stdout) is string v && Version.TryParse(v, out var version) && version < MinimumQemu)
                 throw new UserError($"QEMU {v} is too old for vfio passthrough as Passthru drives it: install {MinimumQemu} or newer");
         }
@@ -232,6 +341,7 @@ public static class RunSession
             Started = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
             Ports = layout.Ports.Select(p => p.Id).ToList(),
             Devices = layout.Devices.Select(d => new GuestDevice { Address = d.Address.ToString(), Id = d.Id, Port = d.Bus }).ToList(),
+            User = plan.Privilege.User?.Name, Uid = plan.Privilege.User?.Uid, Gid = plan.Privilege.User?.Gid,
         };
         var cleaned = new List<string>();
         using (var custody = Custody.Take(host, stateDir)) custody.Register(record, cleaned);
@@ -264,6 +374,7 @@ public static class RunSession
         {
             Expect = expect,
             Started = started,
+            ListenOn = plan.Privilege.User is not null ? o.ControlSocket : null,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,

@@ -29,10 +29,12 @@ public static class RunCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not show the guest's console on the terminal (--serial-log and --script still see it)" };
         var keepRunning = new Option<bool>("--keep-running") { Description = "With --script: after it, leave the guest running with the console handed back to the terminal" };
         var stateDir = BindingOptions.StateDirOption();
+        var user = new Option<string?>("--user") { Description = $"Run QEMU as this unprivileged user (default {Passthru.Host.Accounts.DefaultQemuUser}, created on first use)" };
+        var asRoot = new Option<bool>("--as-root") { Description = "Run QEMU as root without its seccomp sandbox, as before (warned about: a QEMU escape then owns the host)" };
         var hotplugSlots = new Option<string?>("--hotplug-slots") { Description = "Spare PCIe root ports for `passthru attach` (q35 only; default 2, 0 for none)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
-            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir, hotplugSlots,
+            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir, hotplugSlots, user, asRoot,
         };
         vm.AddTo(command);
         command.SetAction(p =>
@@ -51,6 +53,8 @@ public static class RunCommand
                 KeepRunning = p.GetValue(keepRunning) || options0.KeepRunning,
                 TimeoutSeconds = p.GetValue(timeout) is string t ? MemorySize.ParseCount(t, "--timeout") : options0.TimeoutSeconds,
                 HotplugSlots = p.GetValue(hotplugSlots) is string h ? MemorySize.ParseCount(h, "--hotplug-slots") : options0.HotplugSlots,
+                QemuUser = p.GetValue(user) ?? options0.QemuUser,
+                AsRoot = p.GetValue(asRoot) || options0.AsRoot,
             };
             var host = globals.Host(p);
             var dir = BindingOptions.StateDirectory(p, stateDir, host);
@@ -76,6 +80,11 @@ public static class RunCommand
                         foreach (var step in BindPlanner.PredictReturn(host, plan.Binding)) stdout.WriteLine($"  {i++,2}. {step.Describe()}");
                     }
                 }
+                if (plan.Privilege.User is { } account && plan.Devices.Count > 0)
+                    stdout.WriteLine($"then: hand the vfio node of each device's IOMMU group (/dev/vfio/N) to {account.Name}, mode 0600, until the guest ends (journaled; put back as it was)");
+                stdout.WriteLine(plan.Privilege.Describe());
+                if (plan.Argv.Any(a => a.Contains(QemuCommand.QmpDescriptor, StringComparison.Ordinal)))
+                    stdout.WriteLine($"(the control socket {options.ControlSocket} is made by passthru and handed to QEMU as {QemuCommand.QmpDescriptor})");
                 stdout.WriteLine(QemuArgs.ShellJoin(plan.Argv));
                 return ExitCodes.Ok;
             }

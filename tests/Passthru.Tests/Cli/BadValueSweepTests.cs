@@ -18,7 +18,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
     /// <summary>A scratch directory with an empty kernel.elf (a kernel the base lines can name), a menu and a console script.</summary>
     private static string ScratchDirectory()
     {
-        var dir = Directory.CreateTempSubdirectory("passthru-sweep-").FullName;
+        var dir = GuestFiles.Directory("passthru-sweep-").FullName;
         File.WriteAllText(Path.Combine(dir, "kernel.elf"), "");
         // A Barrelfish build's layout: platforms/menu.lst names files from the build directory's top (the menu's parent's).
         Directory.CreateDirectory(Path.Combine(dir, "platforms"));
@@ -167,6 +167,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         ["--vmid"] = "abc",
         ["--count"] = "two",
         ["--vfs"] = "03:00.0=two",
+        ["--user"] = "Bad User",
     };
 
     /// <summary>Options whose value is any text for this command: the table's null ones, and two that a command passes on unread.</summary>

@@ -12,7 +12,7 @@ public sealed class HostileInputTests : IDisposable
 {
     /// <summary>Published first when missing or older than the sources, so the class passes run alone too.</summary>
     private static string Binary => PublishedBinary.Path;
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-hostile-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-hostile-").FullName;
     private readonly string _tree = Repo.CopyCapture("vhost");
     private string Kernel => Path.Combine(_dir, "kernel.elf");
 

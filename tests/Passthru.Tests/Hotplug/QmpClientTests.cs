@@ -13,7 +13,7 @@ namespace Passthru.Tests.Hotplug;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class QmpClientTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-qmp-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-qmp-").FullName;
     private readonly Process _qemu;
     private string Socket => Path.Combine(_dir, "guest.qmp");
 

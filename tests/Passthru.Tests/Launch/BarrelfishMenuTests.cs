@@ -6,7 +6,7 @@ namespace Passthru.Tests.Launch;
 /// <summary>menu.lst → QEMU's -kernel, -append, -initrd, on Barrelfish's real x86_64 menu (../shared) and edge cases.</summary>
 public sealed class BarrelfishMenuTests : IDisposable
 {
-    private readonly string _build = Directory.CreateTempSubdirectory("passthru-bf-").FullName;
+    private readonly string _build = GuestFiles.Directory("passthru-bf-").FullName;
     public void Dispose() => Directory.Delete(_build, true);
 
     private static string SharedMenu => Repo.Shared("fixtures/barrelfish/menu.lst.x86_64");

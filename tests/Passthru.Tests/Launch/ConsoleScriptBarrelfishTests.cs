@@ -13,7 +13,7 @@ namespace Passthru.Tests.Launch;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptBarrelfishTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-bf-script-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-bf-script-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
     /// <summary>Up to the shell's first prompt: "> ", printed once both of its cursor queries were answered.</summary>

@@ -61,7 +61,7 @@ public sealed class ConsoleScriptParserTests
     [Fact]
     public void Run_refuses_a_malformed_script_before_qemu_starts_in_one_line_exit_2()
     {
-        var dir = Directory.CreateTempSubdirectory("passthru-script-").FullName;
+        var dir = GuestFiles.Directory("passthru-script-").FullName;
         try
         {
             var script = Path.Combine(dir, "boot.script");

@@ -12,7 +12,7 @@ namespace Passthru.Tests.Launch;
 /// </summary>
 public sealed class ConsoleScriptTerminalTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-script-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-script-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
     /// <summary>Barrelfish's fish at a prompt, as recorded from its console: it asks twice (before and after moving right).</summary>
@@ -216,7 +216,7 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptKeepRunningTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-keep-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-keep-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
     [Fact]

@@ -7,7 +7,7 @@ namespace Passthru.Tests.Launch;
 /// <summary>The QEMU command line `run --dry-run` prints, on the virtual host's capture (so the devices are real ones).</summary>
 public sealed class RunPlanTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-run-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-run-").FullName;
     private readonly string _kernel;
     public void Dispose() => Directory.Delete(_dir, true);
 

@@ -10,7 +10,7 @@ namespace Passthru.Tests.Launch;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class RunTerminalTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-tty-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-tty-").FullName;
     private static string Binary => PublishedBinary.Path;
     public void Dispose() => Directory.Delete(_dir, true);
 

@@ -1,0 +1,67 @@
+using Passthru.Host;
+
+namespace Passthru.Launch;
+
+/// <summary>
+/// How a guest's QEMU runs: as which unprivileged account (null: as whoever started Passthru), with which locked-memory
+/// limit, and whether under QEMU's seccomp sandbox. Decided with the run's plan, shown by --dry-run.
+/// </summary>
+/// <param name="User">The account (for one still to be created: its name, with uid and gid -1).</param>
+/// <param name="Create">The account does not exist yet: run creates it first, as a system package would.</param>
+/// <param name="LockedMemory">RLIMIT_MEMLOCK set for QEMU alone (vfio pins guest RAM), soft and hard; null: inherited.</param>
+/// <param name="Groups">Supplementary groups QEMU keeps (kvm, for /dev/kvm); by name.</param>
+/// <param name="Why">For QEMU run as its caller (no <paramref name="User"/>): why, as --dry-run and run say it.</param>
+public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulong Hard)? LockedMemory, bool Sandbox, IReadOnlyList<string> Groups,
+    string Why = "QEMU runs as root, without its sandbox (--as-root)")
+{
+    /// <summary>QEMU as its caller, unsandboxed: root with --as-root (an export's QEMU is another host's).</summary>
+    public static readonly QemuPrivilege Inherited = new(null, false, null, false, []);
+
+    /// <summary>
+    /// The sandbox libvirt turns on for its QEMUs: the default filter, plus no obsolete system calls, no set*uid, no
+    /// fork/exec, no scheduler or resource changes. QEMU cannot take root back, nor start anything else.
+    /// </summary>
+    public const string SandboxOption = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+    /// <summary>What vfio needs locked beyond guest RAM: libvirt's allowance for a VM with host devices (1 GiB).</summary>
+    public const ulong VfioAllowance = 1UL << 30;
+
+    /// <summary>
+    /// The wrapper that starts QEMU unprivileged, prepended to its argument vector. prlimit sets the locked-memory
+    /// limit on itself and execs setpriv, which drops to the account (no supplementary groups but those named, no
+    /// capabilities in any set, no_new_privs) and execs QEMU: one process, one pid, never a shell. Chosen over QEMU's
+    /// own -runas (-run-with user= since 9.1), which opens everything as root before it drops and so cannot prove the
+    /// files are the user's to read; with setpriv QEMU never holds root at all, as libvirt's forked child does not.
+    /// </summary>
+    public IReadOnlyList<string> Wrapper(string prlimit, string setpriv)
+    {
+        if (User is null) return [];
+        var argv = new List<string>();
+        if (LockedMemory is var (soft, hard)) argv.AddRange([prlimit, $"--memlock={soft}:{hard}", "--"]);
+        argv.AddRange([setpriv, $"--reuid={User.Name}", $"--regid={User.Name}",
+            Groups.Count > 0 ? $"--groups={string.Join(",", Groups)}" : "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]);
+        return argv;
+    }
+
+    /// <summary>What --dry-run and the run itself say about it, one line.</summary>
+    public string Describe() => User is null
+        ? Why + (Sandbox ? $", sandboxed (-sandbox {SandboxOption})" : "")
+        : $"QEMU runs as {User.Name}{(User.Uid >= 0 ? $" ({User.Ids})" : " (created first, as a system user)")}"
+          + (Groups.Count > 0 ? $" with the group {string.Join(", ", Groups)}" : "")
+          + (LockedMemory is var (s, _) ? $", locked memory up to {s >> 20} MiB for it alone" : "")
+          + (Sandbox ? $", sandboxed (-sandbox {SandboxOption})" : ", without a sandbox (this QEMU has no seccomp support)");
+
+    /// <summary>
+    /// Refuses, before anything is bound, a file QEMU must open that the account cannot: named, with the ways to fix
+    /// it. Passthru never loosens a file's mode itself.
+    /// </summary>
+    public void CheckFiles(IEnumerable<(string Path, string What, bool Write)> files)
+    {
+        if (User is null) return;
+        foreach (var (path, what, write) in files)
+            if (AccountAccess.Denied(path, User, write) is string why)
+                throw new UserError($"QEMU runs as {User.Name}, which cannot {(write ? "write" : "read")} {what} {path}: {why}; "
+                    + $"move it where {User.Name} can {(write ? "write" : "read")} it, grant access (setfacl -m u:{User.Name}:{(write ? "rw" : "r")} on it, x on its directories), or run with --as-root");
+    }
+}

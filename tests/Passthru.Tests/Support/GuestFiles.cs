@@ -1,0 +1,16 @@
+namespace Passthru.Tests.Support;
+
+/// <summary>
+/// Scratch directories for the files a test guest boots (kernels, scripts, disks). `passthru run` as root starts QEMU
+/// as passthru-qemu, which must be able to read them: like a user's build directory (and unlike
+/// Directory.CreateTempSubdirectory's 0700), these are 0755.
+/// </summary>
+public static class GuestFiles
+{
+    public static DirectoryInfo Directory(string prefix)
+    {
+        var dir = System.IO.Directory.CreateTempSubdirectory(prefix);
+        File.SetUnixFileMode(dir.FullName, (UnixFileMode)0x1ED); // 0755
+        return dir;
+    }
+}
