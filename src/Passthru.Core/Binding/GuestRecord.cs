@@ -213,6 +213,7 @@ public static class GuestRecords
         if (!IsValidName(name)) throw new ArgumentException($"not a guest name: {name}", nameof(name));
         File.Delete(PathOf(stateDir, name));
         File.Delete(SocketOf(stateDir, name));
+        File.Delete(SocketOf(stateDir, name) + ".new"); // made for an unprivileged QEMU that never started
     }
 
     /// <summary>Whether a pid is alive and still the process the record means (pids are reused): its command line names the socket.</summary>

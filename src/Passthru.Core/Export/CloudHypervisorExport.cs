@@ -36,6 +36,9 @@ public static class CloudHypervisorExport
         if (options.Machine != "q35") notes.Add($"note: --machine {options.Machine} cannot be expressed: cloud-hypervisor has one machine type of its own");
         if (vm.Net is not null) notes.Add("note: --net user has no cloud-hypervisor equivalent (it has no user-mode network): add --net tap=NAME for a tap device");
         if (options.Qemu is not null) notes.Add("note: --qemu is not used: cloud-hypervisor is its own VMM");
+        if (vm.Devices.Count > 0)
+            notes.Add("note: cloud-hypervisor's seccomp filters are on by default (--seccomp true); to run it unprivileged as passthru run does QEMU, give its user the "
+                + "vfio group nodes (chown USER /dev/vfio/N) and the locked memory the guest needs (prlimit --memlock), then start it with setpriv");
         if (options.Name is not null) notes.Add("note: --name is not used: a cloud-hypervisor VM has no name (its API socket, --api-socket, tells VMs apart)");
         if (vm.ExtraQemuArgs.Count > 0) notes.Add($"note: the QEMU arguments after -- ({string.Join(' ', vm.ExtraQemuArgs)}) have no cloud-hypervisor equivalent and are left out");
         if (vm.Devices.Count > 0)

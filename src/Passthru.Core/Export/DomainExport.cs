@@ -20,6 +20,9 @@ public static class DomainExport
             notes.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
         foreach (var d in vm.Devices.Where(d => d.XVga))
             notes.Add($"note: x-vga=on for {d.Address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
+        // Least privilege is libvirt's own default: only whose QEMU it is differs from passthru run's.
+        notes.Add("note: libvirt runs the domain's QEMU unprivileged itself (qemu.conf user/group, libvirt-qemu on Debian; seccomp_sandbox; the vfio group nodes handed to it): "
+            + $"the guest's files must be readable by that user, not by {Accounts.DefaultQemuUser} as for passthru run");
         return (vm, notes);
     }
 

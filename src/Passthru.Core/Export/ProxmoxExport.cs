@@ -51,6 +51,8 @@ public static partial class ProxmoxExport
         if (vm.Net is not null)
             notes.Add($"note: --net user has no Proxmox equivalent (its NICs sit on bridges): add --net0 {vm.Net.Model ?? "e1000"},bridge=vmbr0 for one");
         if (options.Qemu is not null) notes.Add("note: --qemu is not used: Proxmox runs its own QEMU");
+        // (#24) Proxmox VE has no unprivileged QEMU user to name: say so rather than imply passthru run's.
+        notes.Add($"note: Proxmox VE runs its QEMU as root (it has no equivalent of passthru run's {Accounts.DefaultQemuUser} user); its only confinement is the VM's own settings");
 
         var lines = new List<string> { QemuArgs.ShellJoin(create) };
         for (int i = 0; i < vm.Devices.Count; i++)

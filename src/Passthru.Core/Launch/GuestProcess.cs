@@ -81,8 +81,12 @@ public static class GuestProcess
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {e.Message}"); }
         using var _ = process;
-        listener?.Dispose(); // QEMU has its own copy now
+        // (Passthru's copy of the listening socket stays open until the guest ends: it never accepts, QEMU does, and
+        // disposing it would unlink the socket's file.)
         watch.Started?.Invoke(process.Id);
+        // The socket appears at its name once QEMU's pid is recorded, as when QEMU makes it itself: whoever waits for
+        // it (attach, scripts) finds a guest that has started.
+        if (watch.ListenOn is { } socketPath) File.Move(socketPath + ".new", socketPath, overwrite: true);
         var matched = new ManualResetEventSlim();
         object gate = new();
         var held = watch.HoldStderrUntilConsole ? new System.Text.StringBuilder() : null;
@@ -152,6 +156,8 @@ public static class GuestProcess
     /// <summary>A listening Unix socket at <paramref name="path"/> (a stale one replaced), 0600, that a child process inherits.</summary>
     private static System.Net.Sockets.Socket Listen(string path)
     {
+        if (NativeFiles.KindOf(path) == NativeFiles.FileKind.Socket) File.Delete(path);
+        path += ".new"; // renamed to its name once QEMU runs (a listening socket stays reachable under its new name)
         if (NativeFiles.KindOf(path) == NativeFiles.FileKind.Socket) File.Delete(path);
         var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
         try

@@ -49,6 +49,9 @@ public partial class RealGuestTests(VirtualHostFixture vm, ITestOutputHelper out
             output.WriteLine(interrupts.Value);
             Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
             Assert.Equal("e1000e", vm.RunOk(Drv).Trim());
+            // All of it with QEMU never root (#24): its own user, the group node handed to it, the sandbox on.
+            Assert.Matches(@"\[passthru\] QEMU runs as passthru-qemu \(\d+:\d+\), locked memory up to 1280 MiB for it alone, sandboxed", r.Stderr);
+            Assert.Matches(@"\[passthru\] handed /dev/vfio/2 to passthru-qemu \(\d+:\d+\) until the guest ends", r.Stderr);
         }
         finally { vm.Run($"{vm.Passthru} restore"); }
     }
