@@ -40,6 +40,7 @@ public static class RunSession
             warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
         var (devices, binding) = PlanDevices(host, o, exporting);
+        if (o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script);
     }
@@ -62,6 +63,25 @@ public static class RunSession
             throw new UserError("a device is named twice in --device", ExitCodes.Usage);
         binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
         return (devices, binding);
+    }
+
+    /// <summary>
+    /// One warning per passed device that the build's device database (or the menu) leaves without a driver: kaluga
+    /// would leave it alone and the guest would never use it. A menu that loads no SKB RAM disk is not checked.
+    /// </summary>
+    private static void WarnDriverless(HostRoot host, RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices, List<string> warnings)
+    {
+        var drivers = BarrelfishDrivers.ForMenu(BarrelfishMenu.Load(o.Menu!), o.Menu!, o.BuildDir);
+        if (drivers is null) return;
+        var inventory = PciInventory.Load(host);
+        foreach (var (address, _) in devices)
+        {
+            var device = inventory.Find(address);
+            if (device is null) continue;
+            var verdict = drivers.For(device.VendorId, device.DeviceId);
+            if (!verdict.Taken)
+                warnings.Add($"warning: {address} [{device.VendorId:x4}:{device.DeviceId:x4}] gets no Barrelfish driver: {verdict.Text}");
+        }
     }
 
     private static string NoLocalQemu(List<string> warnings)
