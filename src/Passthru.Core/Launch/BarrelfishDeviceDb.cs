@@ -16,8 +16,12 @@ public sealed record PciCard(CardField Vendor, CardField Device, int Line);
 /// <summary>One pci_driver fact: the binary kaluga starts, the cards it lists, and its priority when more than one matches.</summary>
 public sealed record PciDriverFact(string Binary, string? Module, IReadOnlyList<PciCard> Cards, long? Priority, int Line);
 
-/// <summary>The answer for one device: the driver kaluga picks (null: none, kaluga leaves the device alone) and every other that lists it.</summary>
-public sealed record DriverMatch(PciDriverFact? Driver, IReadOnlyList<PciDriverFact> Others);
+/// <summary>
+/// The answer for one device: the driver kaluga picks (null: none, kaluga leaves the device alone) and every other that
+/// lists it. <paramref name="Tied"/>: those of the same priority as the pick (the first in the file), among which
+/// find_pci_driver's sort decides by ECLiPSe's order of terms, which the file does not fix.
+/// </summary>
+public sealed record DriverMatch(PciDriverFact? Driver, IReadOnlyList<PciDriverFact> Others, IReadOnlyList<PciDriverFact> Tied);
 
 /// <summary>
 /// The SKB's device database of a Barrelfish build (skb/device_db.pl inside skb_ramfs.cpio.gz): the pci_driver facts
@@ -39,10 +43,10 @@ public sealed record BarrelfishDeviceDb(string Source, IReadOnlyList<PciDriverFa
     public DriverMatch Match(ushort vendor, ushort device)
     {
         var candidates = Drivers.Where(d => d.Cards.Any(c => c.Vendor.Matches(vendor) && c.Device.Matches(device))).ToList();
-        if (candidates.Count == 0) return new DriverMatch(null, []);
+        if (candidates.Count == 0) return new DriverMatch(null, [], []);
         long? best = candidates.Max(d => d.Priority);
         var top = candidates.Where(d => d.Priority == best).ToList();
-        return new DriverMatch(top[0], candidates.Where(d => !ReferenceEquals(d, top[0])).ToList());
+        return new DriverMatch(top[0], candidates.Where(d => !ReferenceEquals(d, top[0])).ToList(), top.Skip(1).Where(d => d.Binary != top[0].Binary).ToList());
     }
 
     /// <summary>The database of the build whose SKB RAM disk is <paramref name="ramfs"/>; any problem is one line, exit 2.</summary>
@@ -134,9 +138,11 @@ public sealed record BarrelfishDeviceDb(string Source, IReadOnlyList<PciDriverFa
 }
 
 /// <summary>What Barrelfish will do with one device: whether a driver takes it, and the line that says so.</summary>
-public sealed record DriverVerdict(string? Driver, string Text)
+/// <param name="Detail">Why: the database line, and for none the reason kaluga leaves the device alone.</param>
+public sealed record DriverVerdict(string? Driver, string Detail)
 {
     public bool Taken => Driver is not null;
+    public string Text => $"{Driver ?? "none"}: {Detail}";
 }
 
 /// <summary>
@@ -176,18 +182,19 @@ public sealed record BarrelfishDrivers(BarrelfishDeviceDb Database, string Ramfs
         var match = Database.Match(vendor, device);
         var where = $"{BarrelfishDeviceDb.Member} in {Ramfs}";
         if (match.Driver is not { } d)
-            return new(null, $"none: no pci_driver in this build's device database lists {ids} ({where}), so kaluga leaves the device alone");
-        var others = match.Others.Count == 0 ? "" : $"; also listed by {string.Join(", ", match.Others.Select(o => $"{o.Binary} (line {o.Line})"))}";
+            return new(null, $"no pci_driver in this build's device database lists {ids} ({where}), so kaluga leaves the device alone");
+        var others = match.Others.Count == 0 ? "" : $"; also listed by {string.Join(", ", match.Others.Select(o => $"{o.Binary} (line {o.Line})"))}"
+            + (match.Tied.Count == 0 ? "" : $", of the same priority: ECLiPSe's order of terms decides between {d.Binary} and {string.Join(" and ", match.Tied.Select(t => t.Binary))}");
         if (Menu is not null)
         {
             // kaluga's find_module compares the binary with each module's file name; is_auto_driver looks for `auto` among its arguments.
             var loaded = Menu.Modules.Where(m => m.Path.Split('/')[^1] == d.Binary).ToList();
             if (loaded.Count == 0)
-                return new(null, $"none: the device database names {d.Binary} (line {d.Line} of {where}), but the menu does not load {d.Binary}, so kaluga leaves the device alone{others}");
+                return new(null, $"the device database names {d.Binary} (line {d.Line} of {where}), but the menu does not load {d.Binary}, so kaluga leaves the device alone{others}");
             if (!loaded.Any(m => m.Arguments.Split(' ').Contains("auto")))
-                return new(null, $"none: the device database names {d.Binary} (line {d.Line} of {where}), but the menu loads it without `auto` (line {loaded[0].Line}), so kaluga does not start it{others}");
-            return new(d.Binary, $"{d.Binary}: kaluga starts it for this device (line {d.Line} of {where}; the menu loads it with `auto`, line {loaded[0].Line}){others}");
+                return new(null, $"the device database names {d.Binary} (line {d.Line} of {where}), but the menu loads it without `auto` (line {loaded[0].Line}), so kaluga does not start it{others}");
+            return new(d.Binary, $"kaluga starts it for this device (line {d.Line} of {where}; the menu loads it with `auto`, line {loaded[0].Line}){others}");
         }
-        return new(d.Binary, $"{d.Binary}: kaluga starts it for this device, when the boot menu loads it with `auto` (line {d.Line} of {where}){others}");
+        return new(d.Binary, $"kaluga starts it for this device, when the boot menu loads it with `auto` (line {d.Line} of {where}){others}");
     }
 }

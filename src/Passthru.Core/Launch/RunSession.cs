@@ -80,7 +80,7 @@ public static class RunSession
             if (device is null) continue;
             var verdict = drivers.For(device.VendorId, device.DeviceId);
             if (!verdict.Taken)
-                warnings.Add($"warning: {address} [{device.VendorId:x4}:{device.DeviceId:x4}] gets no Barrelfish driver: {verdict.Text}");
+                warnings.Add($"warning: {address} [{device.VendorId:x4}:{device.DeviceId:x4}] gets no Barrelfish driver: {verdict.Detail}");
         }
     }
 
