@@ -41,6 +41,8 @@ public static class RunSession
 
         var (devices, binding) = PlanDevices(host, o, exporting);
         if (o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
+        if (o.Menu is not null && o.Cpus > 1 && OneCoreOnly(BarrelfishMenu.Load(o.Menu)) is { } why)
+            warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices);
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script);
     }
@@ -82,6 +84,22 @@ public static class RunSession
             if (!verdict.Taken)
                 warnings.Add($"warning: {address} [{device.VendorId:x4}:{device.DeviceId:x4}] gets no Barrelfish driver: {verdict.Detail}");
         }
+    }
+
+    /// <summary>
+    /// Why a Barrelfish menu boots no core but the first, or null. Barrelfish boots the others itself: kaluga sees each
+    /// processor ACPI reports (QEMU's -smp) and starts corectrl to boot a CPU driver there, but only when the menu loads
+    /// corectrl with `auto` (usr/kaluga/start_cpu.c). A menu without kaluga is not a Barrelfish one to judge.
+    /// </summary>
+    public static string? OneCoreOnly(BarrelfishMenu menu)
+    {
+        static string File(MenuModule m) => m.Path.Split('/')[^1];
+        if (!menu.Modules.Any(m => File(m) == "kaluga")) return null;
+        var corectrl = menu.Modules.Where(m => File(m) == "corectrl").ToList();
+        if (corectrl.Count == 0) return "the menu loads no corectrl, which kaluga needs to boot the other cores";
+        if (!corectrl.Any(m => m.Arguments.Split(' ').Contains("auto")))
+            return $"the menu loads corectrl without `auto` (line {corectrl[0].Line}), so kaluga does not start it to boot the other cores";
+        return null;
     }
 
     private static string NoLocalQemu(List<string> warnings)

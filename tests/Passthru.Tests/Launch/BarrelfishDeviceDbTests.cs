@@ -312,4 +312,24 @@ public sealed class BarrelfishDeviceCliTests
         Assert.True(Array.IndexOf(lines, warning) < Array.IndexOf(lines, "plan:"));
         Assert.DoesNotContain(lines, l => l.Contains("0000:00:02.0 [8086:10d3] gets no"));
     }
+
+    [Theory]
+    [InlineData("module /x86_64/sbin/corectrl auto", null)]
+    [InlineData("module /x86_64/sbin/corectrl", "warning: --cpus 4: the menu loads corectrl without `auto` (line 4), so kaluga does not start it to boot the other cores, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)")]
+    [InlineData("# no corectrl", "warning: --cpus 4: the menu loads no corectrl, which kaluga needs to boot the other cores, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)")]
+    public void Run_with_more_cpus_asks_for_every_core_and_warns_when_the_menu_cannot_boot_them(string corectrl, string? warning)
+    {
+        // The shared build's own files, under a menu that differs from Barrelfish's only in its corectrl line.
+        var dir = Directory.CreateTempSubdirectory("passthru-bf-cores-").FullName;
+        try
+        {
+            var menu = Path.Combine(dir, "menu.lst");
+            File.WriteAllText(menu, $"kernel /x86_64/sbin/elver loglevel=3\nmodule /x86_64/sbin/cpu loglevel=3\nmodule /x86_64/sbin/kaluga boot\n{corectrl}\n");
+            var r = CliRunner.OnCapture("vhost", "run", "--dry-run", "--menu", menu, "--build-dir", Build, "--accel", "tcg", "--cpus", "4");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains(" -smp 4 ", r.Lines[^1]);
+            Assert.Equal(warning, r.Lines.SingleOrDefault(l => l.StartsWith("warning: --cpus", StringComparison.Ordinal)));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
