@@ -123,7 +123,7 @@ public sealed record BarrelfishDeviceDb(string Source, IReadOnlyList<PciDriverFa
                     }
                 }
                 break;
-            case var other: throw new FormatException($"line {other.Line}: {binary}'s supported_cards is not a list");
+            case var other: throw new FormatException($"line {other.Line}: {Shown.Value(binary.Length > 40 ? binary[..40] + "..." : binary)}'s supported_cards is not a list");
         }
         long? priority = s["priority"] switch { IntTerm i => i.Value, _ => null };
         return new PciDriverFact(binary, module, cards, priority, s.Line);
@@ -180,6 +180,9 @@ public sealed record BarrelfishDrivers(BarrelfishDeviceDb Database, string Ramfs
     {
         var ids = $"{vendor:x4}:{device:x4}";
         var match = Database.Match(vendor, device);
+        // Names from the database reach the terminal: shown escaped.
+        static PciDriverFact Safe(PciDriverFact f) => f with { Binary = Shown.Value(f.Binary) };
+        match = match with { Driver = match.Driver is { } picked ? Safe(picked) : null, Others = match.Others.Select(Safe).ToList(), Tied = match.Tied.Select(Safe).ToList() };
         var where = $"{BarrelfishDeviceDb.Member} in {Ramfs}";
         if (match.Driver is not { } d)
             return new(null, $"no pci_driver in this build's device database lists {ids} ({where}), so kaluga leaves the device alone");

@@ -93,11 +93,14 @@ public static class EclipseTerms
         return clauses;
     }
 
+    /// <summary>A name from the input inside a message: escaped, and cut at 40 characters.</summary>
+    private static string Name(string name) => Shown.Value(name.Length > 40 ? name[..40] + "..." : name);
+
     private static string Describe(Token t) => t.Kind switch
     {
         Kind.Eof => "the end of the file",
         Kind.End => "'.'",
-        _ => $"'{Shown.Value(t.Text.Length > 40 ? t.Text[..40] + "..." : t.Text)}'",
+        _ => $"'{Name(t.Text)}'",
     };
 
     private static List<Token> Tokenize(string s)
@@ -402,8 +405,8 @@ public static class EclipseTerms
                     while (true)
                     {
                         var f = Next();
-                        if (f.Kind is not (Kind.Atom or Kind.QuotedAtom)) { Position--; throw Error($"expected a field name in {name}{{...}}"); }
-                        if (!(Peek.Kind == Kind.Atom && Peek.Text == ":")) throw Error($"expected ':' after the field {f.Text} of {name}{{...}}");
+                        if (f.Kind is not (Kind.Atom or Kind.QuotedAtom)) { Position--; throw Error($"expected a field name in {Name(name)}{{...}}"); }
+                        if (!(Peek.Kind == Kind.Atom && Peek.Text == ":")) throw Error($"expected ':' after the field {Name(f.Text)} of {Name(name)}{{...}}");
                         Position++;
                         fields.Add((f.Text, Parse(999, depth + 1)));
                         if (IsPunct(",")) { Position++; continue; }
