@@ -19,7 +19,7 @@ for round in $(seq "$rounds"); do
     junit=$work/cores-$n-$round.xml
     if artifacts/bin/passthru run --menu "$menu" --memory 1024 --accel tcg --cpus "$n" --quiet \
          --script "$script" --junit "$junit" --timeout 900 > "$work/cores-$n-$round.log" 2>&1; then
-      shell=$(python3 -c 'import sys, xml.etree.ElementTree as E; c=E.parse(sys.argv[1]).getroot().findall("testcase"); print(f"{sum(float(x.get(\"time\")) for x in c[:2]):.1f}")' "$junit")
+      shell=$(python3 -c 'import sys, xml.etree.ElementTree as E; c=E.parse(sys.argv[1]).getroot().findall("testcase"); print("%.1f" % sum(float(x.get("time")) for x in c[:2]))' "$junit")
       printf '%s\t%s\t%s\n' "$n" "$round" "$shell" | tee -a "$results"
     else
       printf '%s\t%s\tfailed (see %s)\n' "$n" "$round" "$work/cores-$n-$round.log" | tee -a "$results"
