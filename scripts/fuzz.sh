@@ -41,6 +41,10 @@ target=$1 seconds=$2
 
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
 for dir in "$fuzz/corpus/$target" "$fuzz/regressions/$target"; do [ -d "$dir" ] && cp "$dir"/* "$seeds"/ 2>/dev/null || true; done
+# The shared Barrelfish build's SKB RAM disk: gunzipped for cpio, its device_db.pl for devicedb (copied to the temporary seeds only).
+ramfs=$repo/../shared/barrelfish/build/skb_ramfs.cpio.gz
+if [ "$target" = cpio ] && [ -f "$ramfs" ]; then gzip -dc "$ramfs" > "$seeds/shared-skb_ramfs.cpio"; fi
+if [ "$target" = devicedb ] && [ -f "$ramfs" ]; then gzip -dc "$ramfs" | (cd "$seeds" && cpio -i --quiet --to-stdout skb/device_db.pl > shared-device_db.pl); fi
 if [ "$target" = menu ]; then for f in "$repo"/../shared/fixtures/barrelfish/menu.lst*; do [ -f "$f" ] && cp "$f" "$seeds/shared-$(basename "$f")"; done; fi
 [ -n "$(ls -A "$seeds")" ] || { echo "no seeds for $target" >&2; exit 1; }
 

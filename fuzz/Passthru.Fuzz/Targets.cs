@@ -38,6 +38,8 @@ public static class FuzzTargets
         ["config"] = ConfigSpace,
         ["sysfs"] = SysfsAttributes,
         ["values"] = Values,
+        ["devicedb"] = DeviceDb,
+        ["cpio"] = Cpio,
     };
 
     /// <summary>Runs one input through a target, enforcing the contract; throws whatever breaks it.</summary>
@@ -59,6 +61,23 @@ public static class FuzzTargets
     // ---- text formats a user hands to run ----
 
     private static void Menu(byte[] input) => BarrelfishMenu.Parse(Text(input), "menu.lst");
+
+    /// <summary>Barrelfish's SKB device database (device_db.pl's ECLiPSe text), then kaluga's lookup for a few devices.</summary>
+    private static void DeviceDb(byte[] input)
+    {
+        BarrelfishDeviceDb db;
+        try { db = BarrelfishDeviceDb.Parse(Text(input), "device_db.pl"); }
+        catch (FormatException e) { throw new UserError(e.Message, ExitCodes.Usage); }
+        foreach (var (vendor, device) in new (ushort, ushort)[] { (0x8086, 0x10d3), (0x1b36, 0x0010), (0, 0), (0xffff, 0xffff) })
+            _ = db.Match(vendor, device);
+    }
+
+    /// <summary>A cpio newc archive (the SKB RAM disk once gunzipped): the database member looked up.</summary>
+    private static void Cpio(byte[] input)
+    {
+        try { _ = CpioArchive.Find(input, BarrelfishDeviceDb.Member); }
+        catch (FormatException e) { throw new UserError(e.Message, ExitCodes.Usage); }
+    }
 
     private static void Profile(byte[] input) => RunProfile.Load(Scratch.Write("profile.toml", input));
 

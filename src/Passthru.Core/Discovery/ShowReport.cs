@@ -6,7 +6,8 @@ namespace Passthru.Discovery;
 /// <summary>Everything about one device, for `passthru show`.</summary>
 public static class ShowReport
 {
-    public static void WriteText(TextWriter o, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host)
+    /// <param name="barrelfish">With --build-dir or --menu: the Barrelfish driver that takes the device (null: none) and the line saying so.</param>
+    public static void WriteText(TextWriter o, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host, (string? Driver, string Text)? barrelfish = null)
     {
         var a = PassthroughAssessment.Of(d, inventory);
         o.WriteLine(ListReport.LspciLine(d, ids));
@@ -45,6 +46,7 @@ public static class ShowReport
         if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
         else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.SriovNumVfs ?? d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"
             + (d.VirtualFunctions.Count > 0 ? $" ({string.Join(", ", d.VirtualFunctions)})" : "") + $"; set with `passthru vfs {d.Address} --count N`");
+        if (barrelfish is { } bf) Row(o, "Barrelfish", bf.Text);
         Row(o, "Passthrough", Verdict(a));
         foreach (var m in a.ToMove) Row(o, "", $"move {m.Address} from {m.Driver ?? "no driver"} to vfio-pci");
         foreach (var x in a.Obstacles) Row(o, "", $"cannot: {x}");
@@ -57,7 +59,7 @@ public static class ShowReport
     private static void Row(TextWriter o, string label, string value) =>
         o.WriteLine(label.Length == 0 ? $"  {"",-16} {value}" : $"  {label + ":",-16} {value}");
 
-    public static void WriteJson(Stream stream, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host)
+    public static void WriteJson(Stream stream, PciDevice d, PciInventory inventory, PciIds ids, Host.HostRoot host, (string? Driver, string Text)? barrelfish = null)
     {
         var a = PassthroughAssessment.Of(d, inventory);
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
@@ -92,6 +94,13 @@ public static class ShowReport
         json.WriteEndArray();
         if (d.SriovTotalVfs is int total) json.WriteNumber("sriov_totalvfs", total); else json.WriteNull("sriov_totalvfs");
         if (d.SriovNumVfs is int now) json.WriteNumber("sriov_numvfs", now); else json.WriteNull("sriov_numvfs");
+        if (barrelfish is { } bf)
+        {
+            json.WriteStartObject("barrelfish");
+            json.WriteString("driver", bf.Driver);
+            json.WriteString("explanation", bf.Text);
+            json.WriteEndObject();
+        }
         json.WriteStartObject("passthrough");
         json.WriteBoolean("possible", a.Possible);
         json.WriteBoolean("ready", a.Ready);

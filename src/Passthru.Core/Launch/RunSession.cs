@@ -45,6 +45,9 @@ public static class RunSession
             warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
         var (devices, binding) = PlanDevices(host, o, exporting);
+        if (o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
+        if (o.Menu is not null && o.Cpus > 1 && OneCoreOnly(BarrelfishMenu.Load(o.Menu)) is { } why)
+            warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
         var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count, warnings);
         // (On a captured tree the plan is for another machine: its accounts are not this one's files' readers.)
         if (host.IsLive) privilege.CheckFiles(GuestFiles(boot, devices));
@@ -133,6 +136,41 @@ public static class RunSession
             throw new UserError("a device is named twice in --device", ExitCodes.Usage);
         binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
         return (devices, binding);
+    }
+
+    /// <summary>
+    /// One warning per passed device that the build's device database (or the menu) leaves without a driver: kaluga
+    /// would leave it alone and the guest would never use it. A menu that loads no SKB RAM disk is not checked.
+    /// </summary>
+    private static void WarnDriverless(HostRoot host, RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices, List<string> warnings)
+    {
+        var drivers = BarrelfishDrivers.ForMenu(BarrelfishMenu.Load(o.Menu!), o.Menu!, o.BuildDir);
+        if (drivers is null) return;
+        var inventory = PciInventory.Load(host);
+        foreach (var (address, _) in devices)
+        {
+            var device = inventory.Find(address);
+            if (device is null) continue;
+            var verdict = drivers.For(device.VendorId, device.DeviceId);
+            if (!verdict.Taken)
+                warnings.Add($"warning: {address} [{device.VendorId:x4}:{device.DeviceId:x4}] gets no Barrelfish driver: {verdict.Detail}");
+        }
+    }
+
+    /// <summary>
+    /// Why a Barrelfish menu boots no core but the first, or null. Barrelfish boots the others itself: kaluga sees each
+    /// processor ACPI reports (QEMU's -smp) and starts corectrl to boot a CPU driver there, but only when the menu loads
+    /// corectrl with `auto` (usr/kaluga/start_cpu.c). A menu without kaluga is not a Barrelfish one to judge.
+    /// </summary>
+    public static string? OneCoreOnly(BarrelfishMenu menu)
+    {
+        static string File(MenuModule m) => m.Path.Split('/')[^1];
+        if (!menu.Modules.Any(m => File(m) == "kaluga")) return null;
+        var corectrl = menu.Modules.Where(m => File(m) == "corectrl").ToList();
+        if (corectrl.Count == 0) return "the menu loads no corectrl, which kaluga needs to boot the other cores";
+        if (!corectrl.Any(m => m.Arguments.Split(' ').Contains("auto")))
+            return $"the menu loads corectrl without `auto` (line {corectrl[0].Line}), so kaluga does not start it to boot the other cores";
+        return null;
     }
 
     private static string NoLocalQemu(List<string> warnings)

@@ -30,16 +30,23 @@ public sealed class FuzzCorpusTests : IDisposable
         // The Barrelfish menus of the shared fixtures are seeds too, read where they are.
         if (target == "menu") inputs.AddRange(Files(Repo.Shared("fixtures/barrelfish")).Where(f => Path.GetFileName(f).StartsWith("menu.lst", StringComparison.Ordinal)));
 
+        var seeds = inputs.Select(f => (Name: f, Bytes: File.ReadAllBytes(f))).ToList();
+        // The shared Barrelfish build's SKB RAM disk (gunzipped) and its device database are seeds too, read where they are.
+        var ramfs = Repo.Shared("barrelfish/build/" + Passthru.Launch.BarrelfishDeviceDb.RamfsName);
+        if (target == "cpio") seeds.Add((ramfs, Passthru.Launch.CpioArchive.Gunzip(File.ReadAllBytes(ramfs))));
+        if (target == "devicedb")
+            seeds.Add((ramfs + ":" + Passthru.Launch.BarrelfishDeviceDb.Member,
+                Passthru.Launch.CpioArchive.Find(Passthru.Launch.CpioArchive.Gunzip(File.ReadAllBytes(ramfs)), Passthru.Launch.BarrelfishDeviceDb.Member)!));
+
         var broken = new List<string>();
-        foreach (var file in inputs)
+        foreach (var (file, bytes) in seeds)
         {
-            var bytes = File.ReadAllBytes(file);
             var run = Task.Run(() => FuzzTargets.Run(target, bytes));
             try { await run.WaitAsync(HangAfter); }
             catch (TimeoutException) when (!run.IsCompleted) { broken.Add($"{file}: still running after {HangAfter.TotalSeconds:0} s (a hang)"); }
             catch (Exception e) { broken.Add($"{file}: {e.GetType().Name}: {Shown.Value(e.Message)}"); }
         }
-        Assert.True(broken.Count == 0, $"{broken.Count} of {inputs.Count} inputs break the contract:\n" + string.Join('\n', broken));
+        Assert.True(broken.Count == 0, $"{broken.Count} of {seeds.Count} inputs break the contract:\n" + string.Join('\n', broken));
     }
 
     [Fact]

@@ -7,8 +7,8 @@ namespace Passthru.Tests.Launch;
 
 /// <summary>
 /// Scripts against real Barrelfish (../shared/barrelfish) under plain QEMU TCG on this machine, no device: its fish
-/// shell asks for the cursor position at every prompt and reads nothing until answered. Two boots (30-60 s each), in
-/// one class so they never run at the same time.
+/// shell asks for the cursor position at every prompt and reads nothing until answered. Four boots (30-90 s each),
+/// in one class so they never run at the same time.
 /// </summary>
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed class ConsoleScriptBarrelfishTests(ITestOutputHelper output) : IDisposable
@@ -45,6 +45,29 @@ public sealed class ConsoleScriptBarrelfishTests(ITestOutputHelper output) : IDi
         Assert.Equal(["3: expect fish v0\\.2", "4: expect >", "6: expect \\d+\\s+R\\s+fish", "7: expect >", "9: expect Free memory: \\d+ bytes"],
             suite.Elements("testcase").Select(c => (string)c.Attribute("name")!));
         Assert.All(suite.Elements("testcase"), c => Assert.Empty(c.Elements()));
+    }
+
+    /// <summary>
+    /// Barrelfish is a multikernel: with -smp N, kaluga sees N processors in ACPI and has corectrl boot a CPU driver on
+    /// each; startd starts the shell only once every core's spawnd is up, and fish's nproc counts those spawnds.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void Every_core_boots_its_cpu_driver_and_fishs_nproc_counts_them(int cores)
+    {
+        var junit = Path.Combine(_dir, "report.xml");
+        var r = Boot(ToTheShell + $"send nproc\\r\nexpect (?m)^{cores:x}\\r?$\nexpect > \n", "--cpus", cores.ToString(), "--junit", junit);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains($" -smp {cores} ", r.Stderr);
+        for (int core = 0; core < cores; core++)
+        {
+            Assert.Matches($"Barrelfish CPU driver starting on x86_64 apic_id {core}\\b", r.Stdout);
+            Assert.Contains($"spawnd.{core} up.", r.Stdout);
+        }
+        Assert.DoesNotMatch($"apic_id {cores}\\b", r.Stdout);
+        var steps = XDocument.Load(junit).Root!.Elements("testcase").ToList();
+        output.WriteLine($"{cores} cores: to the shell's first prompt {steps.Take(2).Sum(c => (double)c.Attribute("time")!):0.0} s");
     }
 
     [Fact]

@@ -1,0 +1,13 @@
+- :- local struct(pci_card(vendor, device,n, subvendor, subdevice)).
+:- dynamic(pci_driver/9).
+/* */
+pci_driver{ binary: "0n", module: "e1ule", priority: 2,
+    supported_cards: [ pci_card{ vendor: 16'8086, device: 16'10d3, function: _, svice: _ },pcR_card(16'8086, 16'100e, _, _, _), Any ],
+ad: 0.75, interrupt_model: ['legacy'], p: ['64', 'x8'] }.
+cpu_driver{'] }.
+bus_driver{ binary: "ioapic", core_hint: 0, platforms: ['x86_64'] }.
+int_model_enum(legacy, 1).
+get_interrupt_model(Inel) :-
+    ((var(Intls) -> Model = 0);
+    (maplist(int_model_enum,I, Mpd), sort(0,>,Mpd,[Model | _]))).
+x(X) :- \+ X = 0'a, X is -1 + 2 * 3 // 4
