@@ -89,6 +89,8 @@ public static partial class Cli
             // binary carries resource keys, not messages, so the exception's type is the useful part).
             Flush(stdout, stderr);
             stderr.WriteLine($"passthru: internal error ({e.GetType().Name}): this is a bug in passthru; the host was left as the journal says (passthru restore gives devices back)");
+            // For a bug report: PASSTHRU_DEBUG=1 adds where it happened.
+            if (Environment.GetEnvironmentVariable("PASSTHRU_DEBUG") is { Length: > 0 }) stderr.WriteLine(e.ToString());
             return ExitCodes.Failure;
         }
         finally

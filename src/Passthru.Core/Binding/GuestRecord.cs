@@ -230,7 +230,15 @@ public static class GuestRecords
     /// </summary>
     public static string Uuid(string qmp)
     {
-        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("passthru-guest:" + qmp));
+        // FNV-1a, twice with different offsets, for 16 bytes: not System.Security.Cryptography, whose OpenSSL a static
+        // binary would have to dlopen (a second libc in the process: it corrupted memory). Uniqueness among this
+        // host's guest sockets is all it needs.
+        var bytes = System.Text.Encoding.UTF8.GetBytes("passthru-guest:" + qmp);
+        var hash = new byte[16];
+        ulong a = 14695981039346656037UL, b = 0x6c62272e07bb0142UL;
+        foreach (var x in bytes) { a = (a ^ x) * 1099511628211UL; b = (b ^ x) * 1099511628211UL; }
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(hash, a);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(hash.AsSpan(8), b);
         hash[6] = (byte)(hash[6] & 0x0F | 0x80); // version 8 (vendor-specific), RFC 9562
         hash[8] = (byte)(hash[8] & 0x3F | 0x80); // variant 10
         return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();

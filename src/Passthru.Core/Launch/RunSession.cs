@@ -195,22 +195,28 @@ public static class RunSession
     }
 
     /// <summary>Carries a plan out; returns the exit code (QEMU's, or 0/1 for --expect).</summary>
-    public static int Execute(HostRoot host, RunPlan plan, string stateDir, TextWriter console, TextWriter messages, bool progress)
+    public static int Execute(HostRoot host, RunPlan planned, string stateDir, TextWriter console, TextWriter messages, bool progress)
     {
-        var o = plan.Options;
-        foreach (var w in plan.Warnings) messages.WriteLine(w);
-        try { plan = WithAccount(host, plan, messages); }
-        catch when (o.ControlSocket is not null && o.Name is not null)
-        {
-            GuestRecords.ForgetReservation(stateDir, o.Name); // the name this run reserved
-            throw;
-        }
+        var o = planned.Options;
+        foreach (var w in planned.Warnings) messages.WriteLine(w);
+        var plan = Prepared(host, planned, stateDir, messages);
         // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
         var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
         var notBack = new List<string>();
         int code = Session(host, plan, stateDir, guest, console, messages, progress, notBack);
         // A device that did not come back after the guest fails a run that otherwise succeeded.
         return notBack.Count > 0 && code == ExitCodes.Ok ? ExitCodes.Failure : code;
+    }
+
+    /// <summary>The plan with its QEMU account made and read; on failure the name this run reserved is let go.</summary>
+    private static RunPlan Prepared(HostRoot host, RunPlan plan, string stateDir, TextWriter messages)
+    {
+        try { return WithAccount(host, plan, messages); }
+        catch (UserError)
+        {
+            if (plan.Options is { ControlSocket: not null, Name: { } name }) GuestRecords.ForgetReservation(stateDir, name);
+            throw;
+        }
     }
 
     /// <summary>
