@@ -69,7 +69,7 @@ public static partial class KubeVirtExport
             // image in a container image; the disk boots first. The Containerfile is KubeVirt's documented one.
             var iso = Path.GetFileName(vm.Cdrom!);
             containerfile = ["FROM scratch", $"ADD --chown=107:107 {iso} {ContainerDiskDir}"];
-            notes.Add($"note: {image} must hold {vm.Cdrom} in {ContainerDiskDir}: build it from the Containerfile in the VM's comment, in {Path.GetDirectoryName(vm.Cdrom)} "
+            notes.Add($"note: {image} must hold {vm.Cdrom} in {ContainerDiskDir}: save the two Containerfile lines of the VM's comment as {Path.GetDirectoryName(vm.Cdrom)}/Containerfile, then in {Path.GetDirectoryName(vm.Cdrom)} "
                 + $"(podman build -t {image} -f Containerfile . && podman push {image})");
         }
 

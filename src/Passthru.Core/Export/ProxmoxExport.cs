@@ -29,10 +29,10 @@ public static partial class ProxmoxExport
             throw new UserError($"--name '{name}' cannot name a Proxmox VM: use letters, digits, '-' and '.' (a DNS name)", ExitCodes.Usage);
         if (options.Disks.Count > 0)
             throw new UserError("--disk: Proxmox VMs take disks from its storages: import the image with `qm disk import VMID FILE STORAGE` and export the kernel boot alone", ExitCodes.Usage);
-        if (options.Cdrom is not null && !IsoName().IsMatch(Path.GetFileName(options.Cdrom)))
-            throw new UserError($"--cdrom {Shown.Value(options.Cdrom)}: Proxmox's ISO storage takes files named NAME.iso, without spaces or commas: give the image such a name", ExitCodes.Usage);
 
         var (vm, plan) = DomainExport.Describe(host, options with { Accel = Accel.Tcg, Qemu = options.Qemu ?? RunSession.StandardQemu }, name);
+        if (options.Cdrom is not null && !IsoName().IsMatch(Path.GetFileName(options.Cdrom)))
+            throw new UserError($"--cdrom {Shown.Value(options.Cdrom)}: Proxmox's ISO storage takes files named NAME.iso, without spaces or commas: give the image such a name", ExitCodes.Usage);
         var notes = new List<string>(plan.Warnings);
         var id0 = vmid ?? "VMID";
         if (vmid is null) notes.Add("note: VMID stands for the VM's Proxmox ID (give --vmid N to fill it in; pvesh get /cluster/nextid gives a free one)");

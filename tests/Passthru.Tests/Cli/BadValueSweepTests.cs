@@ -165,6 +165,8 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         ["--output"] = "/nonexistent-dir/domain.xml",
         ["--boot-loader"] = "lilo",
         ["--image"] = "Not An Image",
+        ["--image-out"] = "/nonexistent-dir/bf.iso",
+        ["--iso"] = "/nonexistent/bf.iso",
         ["--flavor"] = "",
         ["--vmid"] = "abc",
         ["--count"] = "two",
@@ -194,9 +196,9 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
     {
         ("export cloud-hypervisor", "--menu" or "--build-dir") => "cloud-hypervisor has no multiboot loader",
         ("export cloud-hypervisor", "--cdrom") => "--cdrom: cloud-hypervisor emulates no CD-ROM drive",
-        ("export kubevirt", "--disk" or "--cdrom") => ": a KubeVirt VM takes its disks from volumes",
-        ("export proxmox", "--disk" or "--cdrom") => ": Proxmox VMs take disks from its storages",
-        ("run" or "export libvirt", "--cdrom") => "--cdrom boots the guest from the ISO, --kernel from its own files: give one",
+        ("export kubevirt", "--disk") => ": a KubeVirt VM takes its disks from volumes",
+        ("export proxmox", "--disk") => ": Proxmox VMs take disks from its storages",
+        ("run" or "export libvirt" or "export kubevirt" or "export proxmox", "--cdrom") => "--cdrom boots the guest from the ISO, --kernel from its own files: give one",
         _ => null,
     };
 
