@@ -44,6 +44,16 @@ public static class MenuImage
             menu.RequireFiles(o.BuildDir ?? menu.DefaultBuildDir(o.Menu));
             if (!IsIso9660(file))
                 throw new UserError($"{isoOption} {Shown.Value(file)} is not an ISO 9660 image: build the menu's with --image-out FILE.iso (or passthru image --menu MENU -o FILE.iso)", ExitCodes.Usage);
+            // Whether the ISO is this menu's: its grub.cfg against the one passthru image makes of the menu now.
+            if (Programs.Find(host, "xorriso") is string xorriso)
+            {
+                var held = BootImage.ReadGrubConfig(xorriso, file);
+                if (held is null)
+                    notes.Add($"note: {file} holds no /boot/grub/grub.cfg, so it is not an image passthru image made of {o.Menu}: the VM boots it as it is (--image-out FILE.iso builds the menu's)");
+                else if (held != BootImage.GrubConfig(menu, o.BuildDir ?? menu.DefaultBuildDir(o.Menu)))
+                    notes.Add($"note: the grub.cfg in {file} is not the one passthru image makes of {o.Menu} now (another menu or build): the VM boots what the ISO holds (--image-out FILE.iso builds it afresh)");
+            }
+            else notes.Add($"note: no xorriso on this host (apt-get install xorriso), so {file} was not compared with {o.Menu}");
         }
         // Named, unless --name says otherwise, after the ISO's file, as any VM that boots a CD.
         return export(o with { Menu = null, BuildDir = null, Cdrom = file });

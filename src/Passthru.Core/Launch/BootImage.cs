@@ -130,6 +130,20 @@ public static class BootImage
         }
     }
 
+    /// <summary>The grub.cfg an ISO holds (read by xorriso), or null when it holds none or cannot be read.</summary>
+    public static string? ReadGrubConfig(string xorriso, string iso)
+    {
+        var dir = NewWorkDir();
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            var target = Path.Combine(dir, "grub.cfg");
+            var r = Programs.Run(xorriso, ["-osirrox", "on", "-indev", iso, "-extract", "/boot/grub/grub.cfg", target], TimeSpan.FromMinutes(2));
+            return r is { ExitCode: 0 } && File.Exists(target) ? File.ReadAllText(target) : null;
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     /// <summary>A work directory name under the temporary directory, not created until the plan is applied.</summary>
     public static string NewWorkDir() => Path.Combine(Path.GetTempPath(), "passthru-image-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)));
 

@@ -120,6 +120,16 @@ public sealed class ExportCommandTests(LibvirtFixture libvirt, ITestOutputHelper
         Assert.Contains($"<source file=\"{iso}\" />", File.ReadAllText(xmlFile));
         var (code, text) = libvirt.Validate(xmlFile);
         Assert.True(code == 0, text);
+        // Given back with --image, the ISO is checked against the menu by the grub.cfg it holds (xorriso reads it).
+        var again = CliRunner.Run("export", "libvirt", "--menu", menu, "--image", iso, "--accel", "tcg");
+        Assert.True(again.ExitCode == 0, again.Stderr);
+        Assert.DoesNotContain("note:", again.Stderr);
+        File.AppendAllText(Path.Combine(_build, "platforms", "menu.lst.x86_64"), "module /x86_64/sbin/fish again\n");
+        var changed = CliRunner.Run("export", "libvirt", "--menu", menu, "--image", iso, "--accel", "tcg");
+        Assert.Contains($"note: the grub.cfg in {iso} is not the one passthru image makes of {menu} now (another menu or build): the VM boots what the ISO holds", changed.Stderr);
+        var plain = TinyIso.Make(_build, "plain.iso");
+        var other = CliRunner.Run("export", "libvirt", "--menu", menu, "--image", plain, "--accel", "tcg");
+        Assert.Contains($"note: {plain} holds no /boot/grub/grub.cfg, so it is not an image passthru image made of {menu}", other.Stderr);
     }
 
     [Fact]
