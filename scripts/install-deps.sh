@@ -13,6 +13,7 @@ packages=(
   libvirt-daemon libvirt-daemon-driver-qemu     # export: virsh domxml-to-native against a local daemon
   python3-yaml python3-jsonschema               # export kubevirt: KubeVirt's CRD schemas applied by /usr/bin/python3
   python3-nova                                  # export nova: Nova's own device_spec and alias parsers
+  grub-pc-bin grub-common xorriso mtools        # image: grub-mkrescue builds the bootable ISO (xorriso writes it; the tests list it)
   patch                       # setup tests: the printed plan must apply with patch(1)
   lintian man-db groff-base   # packaging: the .deb is checked by lintian, the man page rendered by man -l
   bash-completion zsh fish    # packaging: each generated completion script is loaded by its own shell

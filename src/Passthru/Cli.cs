@@ -26,6 +26,7 @@ public static partial class Cli
         ("attach", (g, o, _) => HotplugCommands.CreateAttach(g, o)),
         ("detach", (g, o, _) => HotplugCommands.CreateDetach(g, o)),
         ("setup", (g, o, _) => SetupCommand.Create(g, o)),
+        ("image", (g, o, e) => ImageCommand.Create(g, o, e)),
         ("export", ExportCommand.Create),
         ("completion", (_, o, _) => ReferenceCommands.CreateCompletion(o)),
         ("man", (_, o, _) => ReferenceCommands.CreateMan(o)),

@@ -18,15 +18,18 @@ public static partial class KubeVirtExport
     /// <summary>Where in --image the kernel and initrd are looked for: /boot/ and the file's own name.</summary>
     public const string ImageDir = "/boot/";
 
+    /// <summary>Where a containerDisk image holds its disk (KubeVirt takes the one file there).</summary>
+    public const string ContainerDiskDir = "/disk/";
+
     public static ExportResult Build(HostRoot host, RunOptions options, string? image)
     {
         if (image is null)
-            throw new UserError("export kubevirt needs --image IMAGE: the container image that holds the kernel (KubeVirt's kernelBoot reads it from an image, not from this host's files)", ExitCodes.Usage);
+            throw new UserError("export kubevirt needs --image IMAGE: the container image that holds the kernel or the ISO (KubeVirt reads them from an image, not from this host's files)", ExitCodes.Usage);
         if (!ImageReference().IsMatch(image))
             throw new UserError($"--image '{image}' is not a container image reference: give one like registry.example.com/guests/barrelfish:1", ExitCodes.Usage);
         var name = VmName(options);
-        if (options.Disks.Count > 0 || options.Cdrom is not null)
-            throw new UserError($"{(options.Disks.Count > 0 ? "--disk" : "--cdrom")}: a KubeVirt VM takes its disks from volumes (a containerDisk image or a PVC), not from this host's files; export kubevirt writes a kernel boot (--kernel or --menu) from --image", ExitCodes.Usage);
+        if (options.Disks.Count > 0)
+            throw new UserError("--disk: a KubeVirt VM takes its disks from volumes (a containerDisk image or a PVC), not from this host's files; export kubevirt writes a kernel boot (--kernel) or a CD (--cdrom, or --menu with --iso or --image-out) from --image", ExitCodes.Usage);
         if (!options.Machine.StartsWith("q35", StringComparison.Ordinal) && !options.Machine.StartsWith("pc-q35", StringComparison.Ordinal))
             throw new UserError($"--machine {options.Machine}: KubeVirt on x86_64 runs q35 machines (its default emulatedMachines are q35* and pc-q35*): leave --machine out or give q35", ExitCodes.Usage);
         if (options.Net?.Model is string model && !NicModels.Contains(model))
@@ -36,25 +39,39 @@ public static partial class KubeVirtExport
         var (vm, plan) = DomainExport.Describe(host, options with { Accel = Accel.Tcg, Qemu = options.Qemu ?? RunSession.StandardQemu }, name);
         var notes = new List<string>(plan.Warnings);
 
-        var kernelBoot = new YamlMap();
-        var container = new YamlMap { ["image"] = image, ["kernelPath"] = ImageDir + Path.GetFileName(vm.Kernel!) };
-        var initrdFiles = RunOptions.InitrdFiles(vm.Initrd).ToList();
-        if (options.Menu is not null && initrdFiles.Count > 0)
-            notes.Add($"note: the menu's {initrdFiles.Count} multiboot modules cannot go in kernelBoot.initrdPath, which carries one initrd file: the VM boots {Path.GetFileName(vm.Kernel)} alone. "
-                + "For Barrelfish, boot a disk image holding GRUB, menu.lst and the modules instead (a containerDisk volume), or run it with passthru run or export libvirt");
-        else if (initrdFiles.Count > 1 || (initrdFiles.Count == 1 && vm.Initrd != initrdFiles[0]))
-            notes.Add($"note: --initrd '{options.Initrd}' is a multiboot module list; kernelBoot.initrdPath carries one initrd file, so it is left out: put the modules in a disk image with a boot loader instead");
-        else if (initrdFiles.Count == 1)
+        YamlMap? kernelBoot = null;
+        List<string>? containerfile = null;
+        if (vm.Kernel is not null)
         {
-            if (Path.GetFileName(initrdFiles[0]) == Path.GetFileName(vm.Kernel))
-                throw new UserError($"--kernel and --initrd are both named {Path.GetFileName(vm.Kernel)}: in --image they would be the same file, {ImageDir}{Path.GetFileName(vm.Kernel)}; rename one", ExitCodes.Usage);
-            container["initrdPath"] = ImageDir + Path.GetFileName(initrdFiles[0]);
+            kernelBoot = new YamlMap();
+            var container = new YamlMap { ["image"] = image, ["kernelPath"] = ImageDir + Path.GetFileName(vm.Kernel!) };
+            var initrdFiles = RunOptions.InitrdFiles(vm.Initrd).ToList();
+            if (options.Menu is not null && initrdFiles.Count > 0)
+                notes.Add($"note: the menu's {initrdFiles.Count} multiboot modules cannot go in kernelBoot.initrdPath, which carries one initrd file: the VM boots {Path.GetFileName(vm.Kernel)} alone. "
+                    + "To boot the whole menu, give --image-out FILE.iso (or --iso FILE.iso from passthru image): the VM then boots that ISO as a containerDisk CD");
+            else if (initrdFiles.Count > 1 || (initrdFiles.Count == 1 && vm.Initrd != initrdFiles[0]))
+                notes.Add($"note: --initrd '{options.Initrd}' is a multiboot module list; kernelBoot.initrdPath carries one initrd file, so it is left out: put the modules in a disk image with a boot loader instead");
+            else if (initrdFiles.Count == 1)
+            {
+                if (Path.GetFileName(initrdFiles[0]) == Path.GetFileName(vm.Kernel))
+                    throw new UserError($"--kernel and --initrd are both named {Path.GetFileName(vm.Kernel)}: in --image they would be the same file, {ImageDir}{Path.GetFileName(vm.Kernel)}; rename one", ExitCodes.Usage);
+                container["initrdPath"] = ImageDir + Path.GetFileName(initrdFiles[0]);
+            }
+            kernelBoot["container"] = container;
+            kernelBoot["kernelArgs"] = vm.Cmdline;
+            var files = new[] { vm.Kernel! }.Concat(container["initrdPath"] is null ? [] : initrdFiles);
+            notes.Add($"note: {image} must hold {string.Join(" and ", files.Select(f => $"{f} at {ImageDir}{Path.GetFileName(f)}"))} "
+                + $"(a Containerfile: FROM scratch, then ADD for each file into {ImageDir})");
         }
-        kernelBoot["container"] = container;
-        kernelBoot["kernelArgs"] = vm.Cmdline;
-        var files = new[] { vm.Kernel! }.Concat(container["initrdPath"] is null ? [] : initrdFiles);
-        notes.Add($"note: {image} must hold {string.Join(" and ", files.Select(f => $"{f} at {ImageDir}{Path.GetFileName(f)}"))} "
-            + $"(a Containerfile: FROM scratch, then ADD for each file into {ImageDir})");
+        else
+        {
+            // A CD (the menu's image, or --cdrom): the ISO rides in a containerDisk, KubeVirt's way to bring a disk
+            // image in a container image; the disk boots first. The Containerfile is KubeVirt's documented one.
+            var iso = Path.GetFileName(vm.Cdrom!);
+            containerfile = ["FROM scratch", $"ADD --chown=107:107 {iso} {ContainerDiskDir}"];
+            notes.Add($"note: {image} must hold {vm.Cdrom} in {ContainerDiskDir}: save the two Containerfile lines of the VM's comment as {Path.GetDirectoryName(vm.Cdrom)}/Containerfile, then in {Path.GetDirectoryName(vm.Cdrom)} "
+                + $"(podman build -t {image} -f Containerfile . && podman push {image})");
+        }
 
         if (options.Qemu is not null) notes.Add("note: --qemu is not used: KubeVirt runs its own QEMU in each VM's pod");
         if (vm.ExtraQemuArgs.Count > 0)
@@ -82,16 +99,20 @@ public static partial class KubeVirtExport
         if (vm.Net is null) devices["autoattachPodInterface"] = false; // as run: only the devices passed through
         else devices["interfaces"] = new YamlList { new YamlMap { ["name"] = "default", ["masquerade"] = new YamlMap(), ["model"] = vm.Net.Model } };
         if (hostDevices.Count > 0) devices["hostDevices"] = hostDevices;
+        if (containerfile is not null)
+            devices["disks"] = new YamlList { new YamlMap { ["name"] = "cdrom", ["bootOrder"] = 1, ["cdrom"] = new YamlMap { ["bus"] = "sata", ["readonly"] = true } } };
 
         var domain = new YamlMap
         {
             ["cpu"] = new YamlMap { ["cores"] = vm.Cpus },
             ["memory"] = new YamlMap { ["guest"] = $"{vm.MemoryMiB}Mi" },
             ["machine"] = new YamlMap { ["type"] = vm.Machine },
-            ["firmware"] = new YamlMap { ["kernelBoot"] = kernelBoot },
             ["devices"] = devices,
         };
+        if (kernelBoot is not null) domain["firmware"] = new YamlMap { ["kernelBoot"] = kernelBoot };
         var vmiSpec = new YamlMap { ["domain"] = domain };
+        if (containerfile is not null)
+            vmiSpec["volumes"] = new YamlList { new YamlMap { ["name"] = "cdrom", ["containerDisk"] = new YamlMap { ["image"] = image } } };
         if (vm.Net is not null) vmiSpec["networks"] = new YamlList { new YamlMap { ["name"] = "default", ["pod"] = new YamlMap() } };
         var virtualMachine = new YamlMap
         {
@@ -136,7 +157,10 @@ public static partial class KubeVirtExport
             if (setup is not null) comments.Add("Each node that runs the VM needs the devices on vfio-pci at boot: " + setup);
             documents.Add((comments, kubevirt));
         }
-        documents.Add((["The VM `passthru run` starts, for KubeVirt (written by passthru export kubevirt)."], virtualMachine));
+        List<string> vmComments = ["The VM `passthru run` starts, for KubeVirt (written by passthru export kubevirt)."];
+        if (containerfile is not null)
+            vmComments.AddRange([$"Its CD is the containerDisk {image}, built from this Containerfile beside {Path.GetFileName(vm.Cdrom)}:", .. containerfile.Select(l => "  " + l)]);
+        documents.Add((vmComments, virtualMachine));
         if (setup is not null) notes.Add("on each node that runs it (devices on vfio-pci at boot): " + setup);
         return new ExportResult(YamlText.Write(documents), notes);
     }

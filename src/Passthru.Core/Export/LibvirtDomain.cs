@@ -23,8 +23,9 @@ public static class LibvirtDomain
         }
         else
         {
-            if (vm.Disks.Count > 0) os.Add(new XElement("boot", new XAttribute("dev", "hd")));
+            // The CD first, then the disks, as run boots them (-boot order=dc).
             if (vm.Cdrom is not null) os.Add(new XElement("boot", new XAttribute("dev", "cdrom")));
+            if (vm.Disks.Count > 0) os.Add(new XElement("boot", new XAttribute("dev", "hd")));
         }
 
         var devices = new XElement("devices");

@@ -16,6 +16,10 @@ public static partial class ProxmoxExport
     /// <summary>Proxmox keeps option ROMs in /usr/share/kvm/ and takes romfile= relative to it.</summary>
     public const string RomDir = "/usr/share/kvm/";
 
+    /// <summary>Proxmox's default storage for ISO images ("local"), and where it keeps them.</summary>
+    public const string IsoStorage = "local";
+    public const string IsoDir = "/var/lib/vz/template/iso/";
+
     public static ExportResult Build(HostRoot host, RunOptions options, string? vmid)
     {
         if (vmid is not null && !(int.TryParse(vmid, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id is >= 100 and <= 999_999_999))
@@ -23,10 +27,12 @@ public static partial class ProxmoxExport
         var name = options.Name ?? KubeVirtExport.VmName(options);
         if (!DnsName().IsMatch(name))
             throw new UserError($"--name '{name}' cannot name a Proxmox VM: use letters, digits, '-' and '.' (a DNS name)", ExitCodes.Usage);
-        if (options.Cdrom is not null || options.Disks.Count > 0)
-            throw new UserError($"{(options.Cdrom is not null ? "--cdrom" : "--disk")}: Proxmox VMs take disks from its storages: import the image with `qm disk import VMID FILE STORAGE` and export the kernel boot alone", ExitCodes.Usage);
+        if (options.Disks.Count > 0)
+            throw new UserError("--disk: Proxmox VMs take disks from its storages: import the image with `qm disk import VMID FILE STORAGE` and export the kernel boot alone", ExitCodes.Usage);
 
         var (vm, plan) = DomainExport.Describe(host, options with { Accel = Accel.Tcg, Qemu = options.Qemu ?? RunSession.StandardQemu }, name);
+        if (options.Cdrom is not null && !IsoName().IsMatch(Path.GetFileName(options.Cdrom)))
+            throw new UserError($"--cdrom {Shown.Value(options.Cdrom)}: Proxmox's ISO storage takes files named NAME.iso, without spaces or commas: give the image such a name", ExitCodes.Usage);
         var notes = new List<string>(plan.Warnings);
         var id0 = vmid ?? "VMID";
         if (vmid is null) notes.Add("note: VMID stands for the VM's Proxmox ID (give --vmid N to fill it in; pvesh get /cluster/nextid gives a free one)");
@@ -41,6 +47,13 @@ public static partial class ProxmoxExport
             args.AddRange(["-kernel", vm.Kernel]);
             if (vm.Initrd is not null) args.AddRange(["-initrd", vm.Initrd]);
             if (vm.Cmdline is not null) args.AddRange(["-append", vm.Cmdline]);
+        }
+        if (vm.Cdrom is not null)
+        {
+            // The CD from the node's ISO storage (local: /var/lib/vz/template/iso/), booted first.
+            var iso = Path.GetFileName(vm.Cdrom);
+            create.AddRange(["--ide2", $"{IsoStorage}:iso/{iso},media=cdrom", "--boot", "order=ide2"]);
+            notes.Add($"note: the VM boots {iso} from the Proxmox host's ISO storage '{IsoStorage}': copy {vm.Cdrom} to {IsoDir}{iso} there first");
         }
         args.AddRange(vm.ExtraQemuArgs);
         if (args.Count > 0)
@@ -71,6 +84,9 @@ public static partial class ProxmoxExport
         if (vm.Devices.Count > 0 && !q35) notes.Add($"note: --machine {vm.Machine} is not q35: the devices are plain PCI (pcie=1 needs q35)");
         return new ExportResult(string.Join('\n', lines) + "\n", notes);
     }
+
+    [GeneratedRegex(@"^[^\s,/]+\.[iI][sS][oO]$")]
+    private static partial Regex IsoName();
 
     [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")]
     private static partial Regex DnsName();

@@ -1,7 +1,10 @@
 namespace Passthru.Launch;
 
-/// <summary>One kernel or module line of a menu.lst: its path as written and its arguments.</summary>
-public sealed record MenuModule(string Path, string Arguments, int Line);
+/// <summary>
+/// One kernel or module line of a menu.lst: its path as written and its arguments. NoUnzip marks a modulenounzip line
+/// (QEMU never unpacks a module, so run treats both alike; GRUB's module command does unless told --nounzip).
+/// </summary>
+public sealed record MenuModule(string Path, string Arguments, int Line, bool NoUnzip = false);
 
 /// <summary>
 /// A Barrelfish boot menu (menu.lst), read the way Barrelfish's own tools/qemu-wrapper.sh reads it: the kernel line
@@ -10,6 +13,9 @@ public sealed record MenuModule(string Path, string Arguments, int Line);
 /// </summary>
 public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule> Modules, string? Root)
 {
+    /// <summary>The first title line's text (a GRUB menu entry's name), if the menu has one.</summary>
+    public string? Title { get; init; }
+
     private static readonly HashSet<string> Ignored = new(StringComparer.Ordinal) { "title", "timeout", "mmap", "default" };
 
     public static BarrelfishMenu Load(string path)
@@ -21,7 +27,7 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
     {
         MenuModule? kernel = null;
         var modules = new List<MenuModule>();
-        string? root = null;
+        string? root = null, title = null;
         var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
@@ -43,7 +49,10 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
                         if (kernel is not null) throw new UserError($"{name}:{i + 1}: a second kernel line (the first is on line {kernel.Line})", ExitCodes.Usage);
                         kernel = new MenuModule(path, args, i + 1);
                     }
-                    else modules.Add(new MenuModule(path, args, i + 1));
+                    else modules.Add(new MenuModule(path, args, i + 1, NoUnzip: command == "modulenounzip"));
+                    break;
+                case "title":
+                    title ??= parts.Length > 1 ? Normalize(string.Join(' ', parts[1..])) : null;
                     break;
                 case "root":
                     root = path is null or "(nd)" ? null : path;
@@ -54,7 +63,7 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
                     break;
             }
         }
-        return new BarrelfishMenu(kernel ?? throw new UserError($"{name}: no kernel line: not a Barrelfish menu.lst", ExitCodes.Usage), modules, root);
+        return new BarrelfishMenu(kernel ?? throw new UserError($"{name}: no kernel line: not a Barrelfish menu.lst", ExitCodes.Usage), modules, root) { Title = title };
     }
 
     /// <summary>Arguments as one space-separated string: tabs and runs of spaces collapse, as the shell's read does.</summary>
@@ -81,14 +90,20 @@ public sealed record BarrelfishMenu(MenuModule Kernel, IReadOnlyList<MenuModule>
     /// <summary>QEMU's -kernel, -append and -initrd for this menu; every named file must exist (all missing ones are named).</summary>
     public (string Kernel, string Append, string Initrd) ToQemu(string buildDir)
     {
-        var missing = new[] { Kernel }.Concat(Modules).Select(m => Resolve(buildDir, m.Path)).Where(f => !File.Exists(f)).ToList();
-        if (missing.Count > 0)
-            throw new UserError($"the menu names {missing.Count} file{(missing.Count == 1 ? "" : "s")} missing under {buildDir}: {string.Join(", ", missing)} (is --build-dir right? has the build finished?)", ExitCodes.Usage);
+        RequireFiles(buildDir);
         var initrd = string.Join(',', Modules.Select(m =>
         {
             var entry = Resolve(buildDir, m.Path) + (m.Arguments.Length > 0 ? " " + m.Arguments : "");
             return QemuArgs.EscapeCommas(entry);
         }));
         return (Resolve(buildDir, Kernel.Path), Kernel.Arguments, initrd);
+    }
+
+    /// <summary>Every file the menu names exists under the build directory; else one error naming all missing ones.</summary>
+    public void RequireFiles(string buildDir)
+    {
+        var missing = new[] { Kernel }.Concat(Modules).Select(m => Resolve(buildDir, m.Path)).Where(f => !File.Exists(f)).ToList();
+        if (missing.Count > 0)
+            throw new UserError($"the menu names {missing.Count} file{(missing.Count == 1 ? "" : "s")} missing under {buildDir}: {string.Join(", ", missing)} (is --build-dir right? has the build finished?)", ExitCodes.Usage);
     }
 }

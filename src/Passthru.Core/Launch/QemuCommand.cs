@@ -106,7 +106,13 @@ public static class QemuCommand
                                "-device", $"ide-hd,drive=disk{i},bus=ahci.{i}"]);
             }
         }
-        if (boot.Cdrom is not null) argv.AddRange(["-cdrom", boot.Cdrom]);
+        if (boot.Cdrom is not null)
+        {
+            argv.AddRange(["-cdrom", boot.Cdrom]);
+            // Boot from it, before any disk (then the disks): the firmware's own order tries the disks first, and a
+            // passed-through NIC's option ROM may add a network boot after them.
+            if (boot.Kernel is null) argv.AddRange(["-boot", boot.Disks.Count > 0 ? "order=dc" : "order=d"]);
+        }
         // The guest gets the devices it was given and no others: without -nic none QEMU adds its default NIC.
         argv.AddRange(["-nic", o.Net is null ? "none" : o.Net.Model is null ? "user" : $"user,model={o.Net.Model}"]);
 

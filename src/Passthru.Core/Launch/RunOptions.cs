@@ -117,6 +117,8 @@ public sealed record RunOptions
     {
         int guests = (Menu is null ? 0 : 1) + (Kernel is null ? 0 : 1);
         if (guests > 1) throw new UserError("give either --menu (Barrelfish) or --kernel, not both", ExitCodes.Usage);
+        if (guests > 0 && Cdrom is not null)
+            throw new UserError($"--cdrom boots the guest from the ISO, --{(Menu is not null ? "menu" : "kernel")} from its own files: give one (a Barrelfish ISO: passthru image --menu MENU -o FILE.iso, then --cdrom FILE.iso)", ExitCodes.Usage);
         if (guests == 0 && Disks.Count == 0 && Cdrom is null)
             throw new UserError("nothing to boot: give --menu FILE (Barrelfish), --kernel FILE, --disk IMAGE or --cdrom ISO", ExitCodes.Usage);
         if (Kernel is null && (Initrd is not null || Append is not null))

@@ -14,13 +14,16 @@ public static class ExportCommand
     {
         var vm = new RunCliOptions();
         var output = Output("Write the domain XML here (default: standard output)");
-        var libvirt = new Command("libvirt", "Export the VM `passthru run` would start as a libvirt domain definition") { output };
+        var (lvIso, lvIsoOut) = ImageOptions("--image", "--iso");
+        var libvirt = new Command("libvirt", "Export the VM `passthru run` would start as a libvirt domain definition") { output, lvIso, lvIsoOut };
         vm.AddTo(libvirt);
         libvirt.SetAction(p =>
         {
             CheckOutput(p.GetValue(output));
-            var (definition, notes) = DomainExport.Define(globals.Host(p), vm.Read(p));
-            foreach (var n in notes) stderr.WriteLine(n);
+            var host = globals.Host(p);
+            var carried = new List<string>();
+            var (definition, notes) = MenuImage.Carry(host, vm.Read(p), "--image", p.GetValue(lvIso), p.GetValue(lvIsoOut), o => DomainExport.Define(host, o), carried);
+            foreach (var n in notes.Concat(carried)) stderr.WriteLine(n);
             Emit(LibvirtDomain.ToXml(LibvirtDomain.Build(definition)), p.GetValue(output), stdout, stderr, file => $"`virsh define {file}` to add it to libvirt");
             return ExitCodes.Ok;
         });
@@ -28,15 +31,19 @@ public static class ExportCommand
         var kvm = new RunCliOptions();
         var kvOutput = Output("Write the YAML documents here (default: standard output)");
         var image = new Option<string?>("--image") { Description = $"Container image holding the kernel (and initrd) under {KubeVirtExport.ImageDir}, for KubeVirt's kernelBoot" };
+        var (kvIso, kvIsoOut) = ImageOptions("--iso");
         var kubevirt = new Command("kubevirt", "Export the VM `passthru run` would start as a KubeVirt VirtualMachine, with the KubeVirt CR settings that permit its devices")
         {
-            image, kvOutput,
+            image, kvOutput, kvIso, kvIsoOut,
         };
         kvm.AddTo(kubevirt);
         kubevirt.SetAction(p =>
         {
             CheckOutput(p.GetValue(kvOutput));
-            var result = KubeVirtExport.Build(globals.Host(p), kvm.Read(p), p.GetValue(image));
+            var host = globals.Host(p);
+            var carried = new List<string>();
+            var result = MenuImage.Carry(host, kvm.Read(p), "--iso", p.GetValue(kvIso), p.GetValue(kvIsoOut), o => KubeVirtExport.Build(host, o, p.GetValue(image)), carried);
+            result = result with { Notes = [.. carried, .. result.Notes] };
             return Finish(result, p.GetValue(kvOutput), stdout, stderr, file => $"`kubectl apply -f {file}` after merging the KubeVirt part into the cluster's CR");
         });
 
@@ -70,12 +77,16 @@ public static class ExportCommand
         var pve = new RunCliOptions();
         var pveOutput = Output("Write the qm commands here (default: standard output)");
         var vmid = new Option<string?>("--vmid") { Description = "The Proxmox VM ID the commands create (default: the word VMID, to fill in)" };
-        var proxmox = new Command("proxmox", "Export the VM `passthru run` would start as Proxmox VE qm commands (qm create, qm set --hostpciN)") { vmid, pveOutput };
+        var (pveIso, pveIsoOut) = ImageOptions("--image", "--iso");
+        var proxmox = new Command("proxmox", "Export the VM `passthru run` would start as Proxmox VE qm commands (qm create, qm set --hostpciN)") { vmid, pveOutput, pveIso, pveIsoOut };
         pve.AddTo(proxmox);
         proxmox.SetAction(p =>
         {
             CheckOutput(p.GetValue(pveOutput));
-            var result = ProxmoxExport.Build(globals.Host(p), pve.Read(p), p.GetValue(vmid));
+            var host = globals.Host(p);
+            var carried = new List<string>();
+            var result = MenuImage.Carry(host, pve.Read(p), "--image", p.GetValue(pveIso), p.GetValue(pveIsoOut), o => ProxmoxExport.Build(host, o, p.GetValue(vmid)), carried);
+            result = result with { Notes = [.. carried, .. result.Notes] };
             return Finish(result, p.GetValue(pveOutput), stdout, stderr, file => $"run it on the Proxmox host with `sh {file}`");
         });
 
@@ -84,6 +95,11 @@ public static class ExportCommand
             libvirt, kubevirt, nova, cloudHypervisor, proxmox,
         };
     }
+
+    /// <summary>With --menu: the menu's bootable ISO (passthru image), already built or to build now; the VM boots it as a CD.</summary>
+    private static (Option<string?> Iso, Option<string?> IsoOut) ImageOptions(string name, params string[] aliases) =>
+        (new Option<string?>(name, aliases) { Description = "With --menu: boot this ISO of the menu (built by passthru image) as the VM's CD" },
+         new Option<string?>("--image-out") { Description = "With --menu: build the menu's bootable ISO here (as passthru image does) and boot it as the VM's CD" });
 
     private static Option<string?> Output(string description) => new("--output", "-o") { Description = description };
 

@@ -93,6 +93,23 @@ public sealed class NodeHandOverTests : IDisposable
         Assert.Empty(Journal.Load(StateDir).Nodes);
     }
 
+    [Fact]
+    public void Guests_cleaning_up_after_a_killed_guest_puts_its_node_back_though_the_device_stays_an_earlier_binds()
+    {
+        using (var custody = Custody.Take(new HostRoot(_tree), StateDir)) custody.Apply(custody.PlanHandOver([Nic], Qemu));
+        var guests = Directory.CreateDirectory(Path.Combine(StateDir, "guests")).FullName;
+        File.WriteAllText(Path.Combine(guests, "lp1.json"), $$"""
+            { "name": "lp1", "runner_pid": 999999, "qemu_pid": 999998, "qmp": "{{guests}}/lp1.qmp", "machine": "q35", "ports": ["pt0", "hp0", "hp1"],
+              "devices": [ { "address": "{{Nic}}", "id": "hostdev-0000-00-02-0", "port": "pt0", "attached": false, "bound": [] } ],
+              "bound": [], "user": "passthru-qemu", "uid": 12345, "gid": 12346 }
+            """);
+        var r = CliRunner.Run("guests", "--root", _tree);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("guest 'lp1' has ended: gave /dev/vfio/2 back to 0:0, mode 0660", r.Lines);
+        Assert.Equal((0, 0, 0x1B0), NodeOwner());
+        Assert.Empty(Journal.Load(StateDir).Nodes);
+    }
+
     [Theory]
     [InlineData("../../etc/shadow")]
     [InlineData("dev/vfio/vfio")]

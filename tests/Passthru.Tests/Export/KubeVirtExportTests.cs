@@ -147,10 +147,34 @@ public sealed class KubeVirtExportTests : IDisposable
         Assert.Equal("e1000", (string?)spec["domain"]!["devices"]!["interfaces"]![0]!["model"]);
         Assert.Equal("default", (string?)spec["networks"]![0]!["name"]);
         Assert.True((bool)documents.Single(d => d.Kind == "KubeVirt").Object["spec"]!["configuration"]!["developerConfiguration"]!["useEmulation"]!);
-        Assert.Matches("note: the menu's [0-9]+ multiboot modules cannot go in kernelBoot.initrdPath, which carries one initrd file: the VM boots elver alone. For Barrelfish, boot a disk image", r.Stderr);
+        Assert.Matches("note: the menu's [0-9]+ multiboot modules cannot go in kernelBoot.initrdPath, which carries one initrd file: the VM boots elver alone. To boot the whole menu, give --image-out", r.Stderr);
         Assert.Contains("note: 0000:00:03.0 is also 8086:10d3: KubeVirt would hand it out as pci.passthru/ethernet-8086-10d3 too", r.Stderr);
         Assert.Contains("note: the QEMU arguments after -- (-d int) have no place in a KubeVirt VM and are left out", r.Stderr);
         Assert.Contains("note: --accel tcg: the KubeVirt CR below sets developerConfiguration.useEmulation", r.Stderr);
+    }
+
+    [Fact]
+    public void A_barrelfish_menu_with_its_iso_boots_the_iso_as_a_containerDisk_cdrom()
+    {
+        var iso = TinyIso.Make(_dir, "barrelfish.iso");
+        const string image = "registry.example.com/guests/barrelfish-iso:1";
+        var (r, documents) = Export("--menu", Menu(), "--iso", iso, "--device", "00:02.0", "--image", image);
+        AssertAccepted(documents);
+        var spec = documents.Single(d => d.Kind == "VirtualMachine").Object["spec"]!["template"]!["spec"]!;
+        // No kernel boot: the CD, first in the boot order, from a containerDisk volume of the given image.
+        Assert.Null(spec["domain"]!["firmware"]);
+        var disk = spec["domain"]!["devices"]!["disks"]!.AsArray().Single()!;
+        Assert.Equal(("cdrom", 1, "sata"), ((string?)disk["name"], (int?)disk["bootOrder"], (string?)disk["cdrom"]!["bus"]));
+        var volume = spec["volumes"]!.AsArray().Single()!;
+        Assert.Equal(("cdrom", image), ((string?)volume["name"], (string?)volume["containerDisk"]!["image"]));
+        Assert.Equal("passthru-barrelfish", (string?)documents.Single(d => d.Kind == "VirtualMachine").Object["metadata"]!["name"]);
+        // The Containerfile that makes that image, in the VM document's comment (KubeVirt's containerDisk form).
+        Assert.Contains("# Its CD is the containerDisk registry.example.com/guests/barrelfish-iso:1, built from this Containerfile beside barrelfish.iso:\n#   FROM scratch\n#   ADD --chown=107:107 barrelfish.iso /disk/\n", r.Stdout);
+        Assert.Contains($"note: {image} must hold {iso} in /disk/: save the two Containerfile lines", r.Stderr);
+        Assert.DoesNotContain("cannot go in kernelBoot.initrdPath", r.Stderr);
+        // Without --iso the same menu still boots its kernel alone, and says how to carry the menu.
+        var (kernelOnly, _) = Export("--menu", Menu(), "--image", Image);
+        Assert.Contains("To boot the whole menu, give --image-out FILE.iso (or --iso FILE.iso from passthru image)", kernelOnly.Stderr);
     }
 
     [Fact]

@@ -83,6 +83,64 @@ public sealed class LineExportTests : IDisposable
         Assert.Contains("note: --machine pc is not q35: the devices are plain PCI (pcie=1 needs q35)", r.Stderr);
     }
 
+    /// <summary>A build tree holding (empty) every file a small multiboot menu names, and the menu.</summary>
+    private string SmallMenu()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "x86_64/sbin"));
+        foreach (var f in new[] { "elver", "cpu", "init" }) File.WriteAllText(Path.Combine(_dir, "x86_64/sbin", f), "");
+        return NewFileWith("menu.lst", "title Barrelfish\nkernel /x86_64/sbin/elver loglevel=3\nmodule /x86_64/sbin/cpu loglevel=3\nmodule /x86_64/sbin/init\n");
+    }
+
+    private string NewFileWith(string name, string text)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public void Proxmox_boots_the_menus_iso_from_its_iso_storage_instead_of_the_kernel()
+    {
+        var iso = TinyIso.Make(_dir, "barrelfish.iso");
+        var r = CliRunner.OnCapture("vhost", "export", "proxmox", "--vmid", "120", "--menu", SmallMenu(), "--image", iso, "--device", "00:02.0");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("""
+            qm create 120 --name passthru-barrelfish --memory 1024 --cores 2 --machine q35 --serial0 socket --vga serial0 --ide2 local:iso/barrelfish.iso,media=cdrom --boot order=ide2
+            qm set 120 --hostpci0 0000:00:02.0,pcie=1
+
+            """, r.Stdout);
+        Assert.Contains($"note: the VM boots barrelfish.iso from the Proxmox host's ISO storage 'local': copy {iso} to /var/lib/vz/template/iso/barrelfish.iso there first\n", r.Stderr);
+        Assert.DoesNotContain("--args", r.Stdout); // no kernel boot left
+        // The same through --cdrom (an ISO of the user's own), and names Proxmox's ISO storage cannot hold refused.
+        var cd = CliRunner.OnCapture("vhost", "export", "proxmox", "--vmid", "120", "--cdrom", iso, "--device", "00:02.0");
+        Assert.Equal(r.Stdout, cd.Stdout);
+        var odd = Path.Combine(_dir, "bf image.img");
+        File.Copy(iso, odd);
+        var bad = CliRunner.OnCapture("vhost", "export", "proxmox", "--cdrom", odd);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Equal($"passthru: --cdrom {odd}: Proxmox's ISO storage takes files named NAME.iso, without spaces or commas: give the image such a name\n", bad.Stderr);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--image", "{iso}" }, "--image is the image of a menu: give --menu MENU with it (to boot an ISO of your own, give --cdrom FILE.iso)")]
+    [InlineData(new[] { "--menu", "{menu}", "--image", "{iso}", "--image-out", "{out}" }, "give --image FILE.iso (an image already built) or --image-out FILE.iso (build it now), not both")]
+    [InlineData(new[] { "--menu", "{menu}", "--image", "{menu}" }, "--image {menu} is not an ISO 9660 image: build the menu's with --image-out FILE.iso (or passthru image --menu MENU -o FILE.iso)")]
+    [InlineData(new[] { "--menu", "{menu}", "--image-out", "{out}", "--cdrom", "{iso}" }, "--image-out and --cdrom both name the VM's CD: give one")]
+    public void A_menu_image_that_cannot_be_carried_is_one_line_and_exit_2(string[] args, string message)
+    {
+        var menu = SmallMenu();
+        var iso = TinyIso.Make(_dir, "bf.iso");
+        var output = Path.Combine(_dir, "new.iso");
+        string Fill(string a) => a.Replace("{menu}", menu).Replace("{iso}", iso).Replace("{out}", output);
+        foreach (var target in new[] { "libvirt", "proxmox" })
+        {
+            var r = CliRunner.OnCapture("vhost", ["export", target, .. args.Select(Fill)]);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Equal($"passthru: {Fill(message)}\n", r.Stderr);
+            Assert.False(File.Exists(output));
+        }
+    }
+
     [Theory]
     [InlineData("cloud-hypervisor", new[] { "--disk", "DISK" }, "export cloud-hypervisor needs --kernel")]
     [InlineData("cloud-hypervisor", new[] { "--kernel", "KERNEL", "--initrd", "KERNEL args,KERNEL" }, "cloud-hypervisor has no multiboot loader")]

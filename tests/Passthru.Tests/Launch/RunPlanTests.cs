@@ -92,8 +92,26 @@ public sealed class RunPlanTests : IDisposable
         var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "disk.a", "--device", "00:03.0,x-vga=on,romfile=" + iso);
         Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "disk.a",
             "-device", "ahci,id=ahci", "-drive", $"id=disk0,file={disk},format=qcow2,if=none", "-device", "ide-hd,drive=disk0,bus=ahci.0",
-            "-cdrom", iso, "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,id=hostdev-0000-00-03-0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on",
+            "-cdrom", iso, "-boot", "order=dc", "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,id=hostdev-0000-00-03-0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on",
             .. Qmp("disk.a")], argv);
+    }
+
+    [Fact]
+    public void An_iso_boots_first_beside_passed_devices_and_goes_with_neither_menu_nor_kernel()
+    {
+        var iso = Path.Combine(_dir, "bf.iso");
+        File.WriteAllText(iso, "");
+        var argv = Argv("--cdrom", iso, "--device", "00:02.0").ToList();
+        var at = argv.IndexOf("-cdrom");
+        Assert.Equal(["-cdrom", iso, "-boot", "order=d"], argv[at..(at + 4)]); // the CD before the passed NIC's network boot
+        Assert.DoesNotContain("-kernel", argv);
+        Assert.Contains(argv, a => a.StartsWith("vfio-pci,host=0000:00:02.0,", StringComparison.Ordinal));
+        foreach (var (other, word) in new[] { (new[] { "--kernel", _kernel }, "kernel"), (["--menu", "/nonexistent/menu.lst"], "menu") })
+        {
+            var r = CliRunner.OnCapture("vhost", ["run", "--dry-run", "--cdrom", iso, .. other]);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Equal($"passthru: --cdrom boots the guest from the ISO, --{word} from its own files: give one (a Barrelfish ISO: passthru image --menu MENU -o FILE.iso, then --cdrom FILE.iso)\n", r.Stderr);
+        }
     }
 
     [Theory]
