@@ -68,7 +68,7 @@ public static class GuestProcess
 
         Process process;
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
-        catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {e.Message}"); }
+        catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }
         using var _ = process;
         watch.Started?.Invoke(process.Id);
         var matched = new ManualResetEventSlim();
