@@ -56,10 +56,10 @@ public static partial class Shown
     }
 
     /// <summary>
-    /// A failure in our own words. The static binary is built with UseSystemResourceKeys (bench/README.md says why), so
-    /// the runtime's own exception texts read like "IO_FileNotFound_FileName, /x" or "UnauthorizedAccess_IODenied_Path,
-    /// /x": those are told here by their type, the path they name and the errno, never shown as they are. Ours (a
-    /// UserError, an IOException worded by NativeFiles with strerror) pass through.
+    /// A failure in our own words, the same in every build: the runtime's own exception texts are told by their type,
+    /// the path they name and the errno, never shown as they are (a build with UseSystemResourceKeys, as the static
+    /// binary was until #25, has them only as "IO_FileNotFound_FileName, /x"). Ours (a UserError, an IOException
+    /// worded by NativeFiles with strerror) pass through.
     /// </summary>
     public static string Error(Exception e)
     {

@@ -118,7 +118,9 @@ public static class GuestRecords
     {
         var dir = Directory(stateDir);
         if (!System.IO.Directory.Exists(dir)) return [];
-        return System.IO.Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal)
+        // Every entry, not only files: a directory (or anything else) in a record's place is refused by Load, not
+        // passed over as if that guest held nothing.
+        return System.IO.Directory.EnumerateFileSystemEntries(dir, "*.json").Order(StringComparer.Ordinal)
             .Select(f => Load(stateDir, System.IO.Path.GetFileNameWithoutExtension(f))).OfType<GuestRecord>().ToList();
     }
 

@@ -66,8 +66,16 @@ public static partial class StateFile
         {
             throw new StateDamage($"not valid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}");
         }
-        if (reader.BytesConsumed < text.Length || reader.CurrentDepth > 0 || reader.TokenType is JsonTokenType.None)
+        // Well formed so far: if it is not also complete, the data ended too soon.
+        var final = new Utf8JsonReader(text, isFinalBlock: true, state: default);
+        try
+        {
+            while (final.Read()) { }
+        }
+        catch (JsonException)
+        {
             throw new StateDamage($"it ends after {bytes.Length} bytes, in the middle of its JSON (cut short?)");
+        }
         try
         {
             return JsonSerializer.Deserialize(text, info) ?? throw new StateDamage("it holds null");
