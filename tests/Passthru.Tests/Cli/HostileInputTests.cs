@@ -238,10 +238,10 @@ public sealed class HostileInputTests : IDisposable
 
     [Theory]
     [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2.5 } ] }""", "functions[0].group")]
-    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2 """, "line 1")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2 """, "cut short")]
     [InlineData("""{ "version": 7, "functions": [] }""", "version 7")]
-    [InlineData("""{ "version": 1, "functions": [ { "address": "nowhere", "driver": "e1000e" } ] }""", "is not a PCI address")]
-    [InlineData("""[]""", "line 1")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "nowhere", "driver": "e1000e", "driver_override": null, "group": 2 } ] }""", "is not a PCI address")]
+    [InlineData("""[]""", "of the wrong type at $")]
     public void A_damaged_journal_is_one_line_naming_the_place(string json, string place)
     {
         File.WriteAllText(Path.Combine(StateDir, "state.json"), json);
