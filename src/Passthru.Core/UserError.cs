@@ -21,7 +21,7 @@ public static class ExitCodes
 
 /// <summary>A user's value inside an error line, with control characters escaped so that the line stays one line and
 /// a terminal shows it as typed, not as commands (ESC sequences).</summary>
-public static class Shown
+public static partial class Shown
 {
     public static string Value(string value)
     {
@@ -54,6 +54,44 @@ public static class Shown
         var words = System.Text.RegularExpressions.Regex.Replace(p.Error.ToString(), "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
         return $"{words} at character {p.Offset}";
     }
+
+    /// <summary>
+    /// A failure in our own words, the same in every build: the runtime's own exception texts are told by their type,
+    /// the path they name and the errno, never shown as they are (a build with UseSystemResourceKeys, as the static
+    /// binary was until #25, has them only as "IO_FileNotFound_FileName, /x"). Ours (a UserError, an IOException
+    /// worded by NativeFiles with strerror) pass through.
+    /// </summary>
+    public static string Error(Exception e)
+    {
+        var path = PathIn(e);
+        return e switch
+        {
+            UserError => e.Message,
+            FileNotFoundException f => $"{Value(f.FileName ?? path ?? "a file")}: no such file",
+            DirectoryNotFoundException => $"{Value(path ?? "a path")}: no such directory",
+            PathTooLongException => $"{Value(path ?? "a path")}: the path is too long",
+            UnauthorizedAccessException => $"{Value(path ?? "a file")}: permission denied",
+            System.ComponentModel.Win32Exception w => System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(w.NativeErrorCode),
+            // On Linux the runtime gives an IOException for any other errno that errno as its HResult.
+            IOException when e.HResult is > 0 and < 4096 =>
+                (path is null ? "" : Value(path) + ": ") + System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.HResult),
+            _ when !ResourceKey().IsMatch(e.Message) => Message(e.Message.Split('\n')[0]),
+            _ => $"{e.GetType().Name}" + (path is null ? "" : $" at {Value(path)}"),
+        };
+    }
+
+    /// <summary>The path a runtime exception names: after its resource key ("Key, /path") or in quotes ("... '/path'.").</summary>
+    private static string? PathIn(Exception e)
+    {
+        var key = ResourceKey().Match(e.Message);
+        if (key.Success) return key.Groups["arg"].Value is { Length: > 0 } arg ? arg : null;
+        var quoted = System.Text.RegularExpressions.Regex.Match(e.Message, "'(?<path>/[^']*)'");
+        return quoted.Success ? quoted.Groups["path"].Value : null;
+    }
+
+    /// <summary>A message that is a resource key and its arguments: "IO_FileNotFound_FileName, /x".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[A-Z][A-Za-z0-9]*_[A-Za-z0-9_]+(, (?<arg>[^,]*))?")]
+    private static partial System.Text.RegularExpressions.Regex ResourceKey();
 
     private static bool NeedsEscape(char c) =>
         char.IsControl(c) || c is '\u2028' or '\u2029' or '\ufeff' or '\ufffe' or '\uffff';

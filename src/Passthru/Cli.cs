@@ -81,7 +81,7 @@ public static partial class Cli
         {
             // A file the command needed could not be read or written (permissions, a full disk): say which, in one line.
             Flush(stdout, stderr);
-            stderr.WriteLine($"passthru: {Shown.Value(e.Message.Split('\n')[0])}");
+            stderr.WriteLine($"passthru: {Shown.Error(e)}");
             return ExitCodes.Failure;
         }
         catch (Exception e) when (e is not OutOfMemoryException)

@@ -282,6 +282,6 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     private static string Reason(Exception e) => e switch
     {
         StepFailed s => s.Message,
-        _ => e.Message.Split('\n')[0],
+        _ => Shown.Error(e),
     };
 }

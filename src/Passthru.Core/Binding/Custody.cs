@@ -27,7 +27,7 @@ public sealed class Custody : IDisposable
     public string StateDir { get; }
 
     /// <summary>What Passthru changed and has not given back, as of when this custody was opened (kept current by its own changes).</summary>
-    public Journal Journal => _journal ??= Journal.Load(StateDir);
+    public Journal Journal => _journal ??= Journal.Load(StateDir, Host);
 
     private Custody(HostRoot host, string stateDir, StateLock? held)
     {

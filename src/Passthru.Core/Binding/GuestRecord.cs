@@ -7,14 +7,14 @@ namespace Passthru.Binding;
 /// <summary>A device a running guest holds: on which of its ports, under which QEMU id, since its start or attached later.</summary>
 public sealed class GuestDevice
 {
-    public string Address { get; set; } = "";
+    [JsonRequired] public string Address { get; set; } = "";
     /// <summary>QEMU's id for the vfio-pci device (device_del names it).</summary>
-    public string Id { get; set; } = "";
+    [JsonRequired] public string Id { get; set; } = "";
     /// <summary>The id of the pcie-root-port it sits behind ("pci.0" on a machine without PCIe ports).</summary>
-    public string Port { get; set; } = "";
+    [JsonRequired] public string Port { get; set; } = "";
     public bool Attached { get; set; }
     /// <summary>The functions the attach moved to vfio-pci for it (its IOMMU group's, with --group): given back on detach.</summary>
-    public List<string> Bound { get; set; } = [];
+    [JsonRequired] public List<string> Bound { get; set; } = [];
 
     /// <summary>The functions that go back with this device: those its attach bound, or itself when it came with the guest's start (its run gives those back).</summary>
     [JsonIgnore]
@@ -28,20 +28,22 @@ public sealed class GuestDevice
 /// </summary>
 public sealed class GuestRecord
 {
-    public string Name { get; set; } = "";
+    /// <summary>The record's format: 1 (records written before it was named have none, and are 1 too).</summary>
+    public int Version { get; set; } = 1;
+    [JsonRequired] public string Name { get; set; } = "";
     /// <summary>The `passthru run` that watches the guest and gives its devices back when it ends.</summary>
-    public int RunnerPid { get; set; }
+    [JsonRequired] public int RunnerPid { get; set; }
     /// <summary>QEMU's pid once it started (0 before).</summary>
-    public int QemuPid { get; set; }
+    [JsonRequired] public int QemuPid { get; set; }
     /// <summary>QEMU's QMP socket.</summary>
-    public string Qmp { get; set; } = "";
+    [JsonRequired] public string Qmp { get; set; } = "";
     public string Started { get; set; } = "";
     public string Machine { get; set; } = "";
     /// <summary>The guest's hot-plug-capable root ports, in slot order: those of its start devices, then the spare ones.</summary>
-    public List<string> Ports { get; set; } = [];
-    public List<GuestDevice> Devices { get; set; } = [];
+    [JsonRequired] public List<string> Ports { get; set; } = [];
+    [JsonRequired] public List<GuestDevice> Devices { get; set; } = [];
     /// <summary>The functions `run` itself moved to vfio-pci before QEMU started: given back when the guest ends.</summary>
-    public List<string> Bound { get; set; } = [];
+    [JsonRequired] public List<string> Bound { get; set; } = [];
     /// <summary>The unprivileged account QEMU runs as (null: as root, with --as-root): attach hands new group nodes to it.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? User { get; set; }
@@ -53,7 +55,10 @@ public sealed class GuestRecord
     public IEnumerable<string> FreePorts => Ports.Where(p => Devices.All(d => d.Port != p));
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+// The fields every record has are required (one missing is damage, not an empty list: "bound" missing would give
+// nothing back when the guest ends), and unknown ones refused (see StateFile.Parse).
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(GuestRecord))]
 internal sealed partial class GuestRecordJson : JsonSerializerContext;
 
@@ -84,13 +89,9 @@ public static class GuestRecords
         if (bytes is null) return null;
         try
         {
-            var record = JsonSerializer.Deserialize(bytes, GuestRecordJson.Default.GuestRecord) ?? throw new StateDamage("it holds null");
+            var record = StateFile.Parse(bytes, GuestRecordJson.Default.GuestRecord);
             Check(record, name);
             return record;
-        }
-        catch (JsonException e)
-        {
-            throw new UserError($"the guest record {path} is damaged ({StateFile.Where(e)}): remove it ({why})");
         }
         catch (StateDamage e)
         {
@@ -105,6 +106,7 @@ public static class GuestRecords
     /// </summary>
     private static void Check(GuestRecord r, string fileName)
     {
+        if (r.Version != 1) throw new StateDamage($"version {r.Version}, which this passthru does not know (a newer one wrote it?)");
         if (r.Name != fileName || !IsValidName(r.Name))
             throw new StateDamage($"its name '{Shown.Value(r.Name ?? "null")}' is not its file's name '{Shown.Value(fileName)}'");
         if (r.RunnerPid < 0 || r.QemuPid < 0) throw new StateDamage("a negative pid");
@@ -125,7 +127,9 @@ public static class GuestRecords
     {
         var dir = Directory(stateDir);
         if (!System.IO.Directory.Exists(dir)) return [];
-        return System.IO.Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal)
+        // Every entry, not only files: a directory (or anything else) in a record's place is refused by Load, not
+        // passed over as if that guest held nothing.
+        return System.IO.Directory.EnumerateFileSystemEntries(dir, "*.json").Order(StringComparer.Ordinal)
             .Select(f => Load(stateDir, System.IO.Path.GetFileNameWithoutExtension(f))).OfType<GuestRecord>().ToList();
     }
 
@@ -137,14 +141,9 @@ public static class GuestRecords
     public static bool TryReserve(string stateDir, GuestRecord record)
     {
         System.IO.Directory.CreateDirectory(Directory(stateDir));
-        try
-        {
-            using (var f = new FileStream(PathOf(stateDir, record.Name), FileMode.CreateNew, FileAccess.Write, FileShare.None))
-                f.Write(JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord));
-            File.SetUnixFileMode(PathOf(stateDir, record.Name), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            return true;
-        }
-        catch (IOException) when (File.Exists(PathOf(stateDir, record.Name))) { return false; }
+        // Whole or not at all: a run killed while reserving must not leave an empty record that every restore refuses.
+        return AtomicFile.Create(PathOf(stateDir, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     /// <summary>A guest's name, its control socket (null: it runs without one) and why not, when not.</summary>
@@ -211,9 +210,9 @@ public static class GuestRecords
     public static void Remove(string stateDir, string name)
     {
         if (!IsValidName(name)) throw new ArgumentException($"not a guest name: {name}", nameof(name));
-        File.Delete(PathOf(stateDir, name));
         File.Delete(SocketOf(stateDir, name));
         File.Delete(SocketOf(stateDir, name) + ".new"); // made for an unprivileged QEMU that never started
+        AtomicFile.Delete(PathOf(stateDir, name));
     }
 
     /// <summary>Whether a pid is alive and still the process the record means (pids are reused): its command line names the socket.</summary>

@@ -38,25 +38,35 @@ public sealed class Journal
 
     public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
 
+    /// <summary>
+    /// The journal of <paramref name="host"/>: when it cannot be read, the error also names the functions on vfio-pci
+    /// now, which nothing gives back until it is fixed (restore never guesses a driver the journal does not hold).
+    /// </summary>
+    public static Journal Load(string directory, HostRoot host)
+    {
+        try
+        {
+            return Load(directory);
+        }
+        catch (UserError e) when (OnVfio(host) is { Count: > 0 } held)
+        {
+            throw new UserError($"{e.Message} (not given back, on vfio-pci now: {string.Join(", ", held)})", e.ExitCode);
+        }
+    }
+
+    private static List<string> OnVfio(HostRoot host) =>
+        host.List("sys/bus/pci/drivers/vfio-pci").Where(n => PciAddress.TryParse(n, out _)).ToList();
+
     public static Journal Load(string directory)
     {
         var path = Path.Combine(directory, FileName);
         var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
         if (bytes is null) return new Journal(directory, [], [], [], []);
-        JournalFile? file;
         try
         {
-            file = JsonSerializer.Deserialize(bytes, JournalJson.Default.JournalFile);
-        }
-        catch (JsonException e)
-        {
-            throw Damaged(path, StateFile.Where(e));
-        }
-        try
-        {
-            // (Checked here, where StateDamage becomes the one-line error: a file holding `null` threw it raw.)
-            if (file is null) throw new StateDamage("it holds null");
-            if (file.Version is not 1) throw new StateDamage($"version {file.Version}, which this passthru does not know (a newer one wrote it?)");
+            var file = StateFile.Parse(bytes, JournalJson.Default.JournalFile);
+            // A newer format is refused whole, never read in part and saved back without what this passthru did not know.
+            if (file.Version is not 1) throw new StateDamage(file.Version is null ? "no \"version\"" : $"version {file.Version}, which this passthru does not know (a newer one wrote it?)");
             var functions = (file.Functions ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
             {
                 var at = $"functions[{i}]";
@@ -181,7 +191,7 @@ public sealed class Journal
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
-        if (IsEmpty) { if (File.Exists(path)) File.Delete(path); return; }
+        if (IsEmpty) { AtomicFile.Delete(path); return; }
         var file = new JournalFile
         {
             Version = 1,
@@ -223,12 +233,13 @@ internal sealed class JournalNode
     public List<string?>? For { get; set; }
 }
 
+// Every release wrote all four, null or not: one missing is damage, never "no driver" (restore must not guess).
 internal sealed class JournalFunction
 {
-    public string? Address { get; set; }
-    public string? Driver { get; set; }
-    public string? DriverOverride { get; set; }
-    public int? Group { get; set; }
+    [JsonRequired] public string? Address { get; set; }
+    [JsonRequired] public string? Driver { get; set; }
+    [JsonRequired] public string? DriverOverride { get; set; }
+    [JsonRequired] public int? Group { get; set; }
 }
 
 internal sealed class JournalParameter
@@ -246,7 +257,9 @@ internal sealed class JournalSriov
     public List<string?>? Created { get; set; }
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+// Unknown fields are refused (see StateFile.Parse): a field a newer passthru adds must not be lost on our next save.
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(JournalFile))]
 internal sealed partial class JournalJson : JsonSerializerContext;
 

@@ -17,7 +17,7 @@ internal static unsafe partial class NativeFiles
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
-    private const int EINTR = 4, EWOULDBLOCK = 11;
+    private const int EINTR = 4, EWOULDBLOCK = 11, EEXIST = 17;
 
     // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
     // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
@@ -47,6 +47,9 @@ internal static unsafe partial class NativeFiles
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int unlink(byte* path);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int link(byte* from, byte* to);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint readlink(byte* path, byte* buffer, nint size);
@@ -207,9 +210,9 @@ internal static unsafe partial class NativeFiles
     /// so it is never readable by others with the content, then set again, as the umask may have narrowed it), and
     /// fsyncs it; returns its path. Nothing at <paramref name="path"/> changes. On failure nothing is left behind.
     /// </summary>
-    public static string WriteTemporary(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    public static string WriteTemporary(string path, ReadOnlySpan<byte> content, UnixFileMode mode, string tag = "")
     {
-        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.passthru-{Environment.ProcessId}.tmp");
+        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.passthru-{Environment.ProcessId}{tag}.tmp");
         Span<byte> ctemp = stackalloc byte[Encoding.UTF8.GetMaxByteCount(temp.Length) + 1];
         fixed (byte* t = CString(temp, ctemp))
         fixed (byte* c = content)
@@ -247,6 +250,20 @@ internal static unsafe partial class NativeFiles
         fixed (byte* f = CString(from, cfrom))
         fixed (byte* t = CString(to, cto))
             if (rename(f, t) != 0) throw Error($"cannot rename {from} to {to}");
+    }
+
+    /// <summary>link(2): a second name for <paramref name="from"/>; false when <paramref name="to"/> exists already (EEXIST).</summary>
+    public static bool Link(string from, string to)
+    {
+        Span<byte> cfrom = stackalloc byte[Encoding.UTF8.GetMaxByteCount(from.Length) + 1];
+        Span<byte> cto = stackalloc byte[Encoding.UTF8.GetMaxByteCount(to.Length) + 1];
+        fixed (byte* f = CString(from, cfrom))
+        fixed (byte* t = CString(to, cto))
+        {
+            if (link(f, t) == 0) return true;
+            if (Marshal.GetLastPInvokeError() == EEXIST) return false;
+            throw Error($"cannot create {to}");
+        }
     }
 
     /// <summary>Removes a file; false when it could not be removed (already gone, say).</summary>

@@ -27,7 +27,7 @@ public static class OutputFile
         }
         catch (IOException e)
         {
-            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {e.Message}");
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {Passthru.Shown.Error(e)}");
         }
     }
 
@@ -56,7 +56,7 @@ public static class OutputFile
         }
         catch (IOException e)
         {
-            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {e.Message} (a symlink loop?)", ExitCodes.Usage);
+            throw new UserError($"{option} {Passthru.Shown.Value(path)}: {Passthru.Shown.Error(e)} (a symlink loop?)", ExitCodes.Usage);
         }
         catch (UnauthorizedAccessException)
         {

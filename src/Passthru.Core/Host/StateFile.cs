@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 
 namespace Passthru.Host;
@@ -14,13 +15,17 @@ public static partial class StateFile
     /// <summary>Far above any real journal or record (a few KiB): a larger file is damage, not state.</summary>
     public const int MaxBytes = 4 << 20;
 
-    /// <summary>The file's bytes; null when there is none. A directory, a device or a FIFO in its place is refused.</summary>
+    /// <summary>
+    /// The file's bytes; null when there is none. A directory, a device or a FIFO in its place is refused, and so is a
+    /// symlink: Passthru writes its state files as regular files (a rename would replace the link, not write through
+    /// it), so a link there is someone else's doing, and following it would read, then replace, a file we never wrote.
+    /// </summary>
     public static byte[]? Read(string path, string what, string why)
     {
+        if (NativeFiles.ReadLink(path) is { } target)
+            throw new UserError($"{what} {path} is a symlink (to {Shown.Value(target)}), not a file passthru wrote: move it aside; {why}");
         var kind = NativeFiles.KindOf(path);
-        if (kind == NativeFiles.FileKind.Missing)
-            return NativeFiles.ReadLink(path) is null ? null
-                : throw new UserError($"{what} {path} is a symlink to nothing: remove it; {why}");
+        if (kind == NativeFiles.FileKind.Missing) return null;
         if (kind != NativeFiles.FileKind.Regular)
             throw new UserError($"{what} {path} is {NativeFiles.Describe(kind)}, not a file: move it aside; {why}");
         try
@@ -35,6 +40,50 @@ public static partial class StateFile
         catch (IOException)
         {
             throw new UserError($"cannot read {what} {path}: an I/O error (a damaged file system?); {why}");
+        }
+    }
+
+    /// <summary>
+    /// A state file's JSON as <typeparamref name="T"/>, or a <see cref="StateDamage"/> that says what is wrong in our
+    /// own words (the static binary has no exception texts): empty, cut short (a crash or a full disk while it was
+    /// written by something other than passthru's atomic writer), not JSON, or a field this passthru does not know or
+    /// a value of the wrong type. Unknown fields are refused, not skipped (the contexts say
+    /// JsonUnmappedMemberHandling.Disallow): a field a newer passthru added would otherwise be dropped the next time
+    /// this one saves the file, and with it what the newer one needs to give something back.
+    /// </summary>
+    public static T Parse<T>(byte[] bytes, JsonTypeInfo<T> info) where T : class
+    {
+        var text = bytes.AsSpan().Trim(" \t\r\n"u8);
+        if (text.IsEmpty) throw new StateDamage(bytes.Length == 0 ? "it is empty" : "it holds only blanks");
+        // The syntax first, as a stream that may go on: a file that is well formed as far as it goes but stops before
+        // its last brace was cut short, which says more than "bad JSON at the end".
+        var reader = new Utf8JsonReader(text, isFinalBlock: false, state: default);
+        try
+        {
+            while (reader.Read()) { }
+        }
+        catch (JsonException e)
+        {
+            throw new StateDamage($"not valid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}");
+        }
+        // Well formed so far: if it is not also complete, the data ended too soon.
+        var final = new Utf8JsonReader(text, isFinalBlock: true, state: default);
+        try
+        {
+            while (final.Read()) { }
+        }
+        catch (JsonException)
+        {
+            throw new StateDamage($"it ends after {bytes.Length} bytes, in the middle of its JSON (cut short?)");
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(text, info) ?? throw new StateDamage("it holds null");
+        }
+        catch (JsonException e)
+        {
+            // (Which of the three, the static binary's exception text would not say in words.)
+            throw new StateDamage($"a field missing, unknown to this passthru (a newer one wrote it?) or of the wrong type at {Shown.Value(e.Path ?? "$")}");
         }
     }
 

@@ -79,7 +79,7 @@ public static class GuestProcess
 
         Process process;
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
-        catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {e.Message}"); }
+        catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }
         using var _ = process;
         // (Passthru's copy of the listening socket stays open until the guest ends: it never accepts, QEMU does, and
         // disposing it would unlink the socket's file.)

@@ -358,7 +358,7 @@ public static class RunSession
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    throw new UserError($"cannot open {node} ({e.Message}): run as root or give your user access to it");
+                    throw new UserError($"cannot open {node} ({Shown.Error(e)}): run as root or give your user access to it");
                 }
             }
             ulong guestBytes = (ulong)plan.Options.MemoryMiB << 20;

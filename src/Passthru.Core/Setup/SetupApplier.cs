@@ -226,7 +226,7 @@ public sealed class SetupApplier(HostRoot host, bool isRoot, Func<PlannedCommand
             if (host.DirectoryExists(dir) && Directory.GetFileSystemEntries(host.Path(dir)).Length == 0) Directory.Delete(host.Path(dir));
     }
 
-    private static string Reason(Exception e) => e.Message.Split('\n')[0].TrimEnd('.');
+    private static string Reason(Exception e) => Shown.Error(e).TrimEnd('.');
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
 

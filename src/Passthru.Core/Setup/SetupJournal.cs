@@ -12,29 +12,29 @@ namespace Passthru.Setup;
 /// </summary>
 public sealed class SetupRecord
 {
-    public int Schema { get; set; } = 1;
-    public string Kind { get; set; } = "setup";
+    [JsonRequired] public int Schema { get; set; } = 1;
+    [JsonRequired] public string Kind { get; set; } = "setup";
     public string Applied { get; set; } = "";
     public string Updated { get; set; } = "";
-    public List<SetupFileRecord> Files { get; set; } = [];
-    public List<string> CreatedDirectories { get; set; } = [];
-    public List<SetupCommandRecord> Commands { get; set; } = [];
-    public List<List<string>> UndoCommands { get; set; } = [];
+    [JsonRequired] public List<SetupFileRecord> Files { get; set; } = [];
+    [JsonRequired] public List<string> CreatedDirectories { get; set; } = [];
+    [JsonRequired] public List<SetupCommandRecord> Commands { get; set; } = [];
+    [JsonRequired] public List<List<string>> UndoCommands { get; set; } = [];
 }
 
 public sealed class SetupFileRecord
 {
     /// <summary>Root-relative path of the file.</summary>
-    public string Path { get; set; } = "";
+    [JsonRequired] public string Path { get; set; } = "";
     /// <summary>True when the file did not exist before: undo deletes it.</summary>
-    public bool Created { get; set; }
+    [JsonRequired] public bool Created { get; set; }
     /// <summary>Root-relative path of the copy of the original bytes (null for a created file).</summary>
     public string? Backup { get; set; }
     public string? OriginalSha256 { get; set; }
     /// <summary>Unix mode of the original, restored with it.</summary>
     public int OriginalMode { get; set; }
     /// <summary>Hash of what Passthru wrote last: undo refuses to overwrite a file someone changed since.</summary>
-    public string WrittenSha256 { get; set; } = "";
+    [JsonRequired] public string WrittenSha256 { get; set; } = "";
 }
 
 public sealed class SetupCommandRecord
@@ -46,7 +46,10 @@ public sealed class SetupCommandRecord
     public string At { get; set; } = "";
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+// What undo needs is required (a "files" list missing is damage, not "nothing to put back": undo would then drop the
+// backups), and unknown fields are refused (see StateFile.Parse).
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(SetupRecord))]
 internal sealed partial class SetupJournalJson : JsonSerializerContext;
 
@@ -61,18 +64,18 @@ public static class SetupJournal
 
     public static SetupRecord? Load(HostRoot host)
     {
-        if (!host.Exists(RecordFile)) return null;
         var bytes = StateFile.Read(host.Path(RecordFile), "the setup record", $"its backups are in {host.Path(BackupDir)}");
+        if (bytes is null) return null;
         string what;
         try
         {
-            var record = JsonSerializer.Deserialize(bytes, SetupJournalJson.Default.SetupRecord);
+            var record = StateFile.Parse(bytes, SetupJournalJson.Default.SetupRecord);
             if (record is { Schema: 1, Kind: "setup" }) { Check(record); return record; }
-            what = "not a passthru setup record of a version this passthru knows";
+            what = record.Kind != "setup" ? $"kind '{Shown.Value(record.Kind ?? "null")}', not a passthru setup record"
+                : $"schema {record.Schema}, which this passthru does not know (a newer one wrote it?)";
         }
-        catch (JsonException e) { what = StateFile.Where(e); }
         catch (StateDamage e) { what = e.Message; }
-        throw new UserError($"{host.Path(RecordFile)} is damaged ({what}): move it aside (its backups are in {host.Path(BackupDir)})");
+        throw new UserError($"the setup record {host.Path(RecordFile)} is damaged ({what}): move it aside (its backups are in {host.Path(BackupDir)})");
     }
 
     /// <summary>Programs whose commands setup records to put a boot configuration back (undo runs them as root).</summary>

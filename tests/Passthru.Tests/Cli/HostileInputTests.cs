@@ -49,7 +49,15 @@ public sealed class HostileInputTests : IDisposable
         Assert.True(lines.Length == 1, "expected one line, got:\n" + stderr);
         Assert.Contains(mustName, lines[0]);
         Assert.DoesNotMatch(@"Exception|   at |_[A-Z][a-z]+_|\bIO_|Arg_", lines[0]);
+        AssertNoResourceKey(stderr);
     }
+
+    /// <summary>
+    /// The static binary is built with UseSystemResourceKeys: a runtime exception's text shown as it is reads
+    /// "IO_FileNotFound_FileName, /x" or "UnauthorizedAccess_IODenied_Path, /x" (issue #25 item 6).
+    /// </summary>
+    private static void AssertNoResourceKey(string stderr) =>
+        Assert.DoesNotMatch(@"\b[A-Z][A-Za-z0-9]+_[A-Z][A-Za-z0-9_]+\b,|\b[A-Z][a-z]+[A-Z][A-Za-z]+, [0-9A-Z{]", stderr);
 
     private string[] Litter() => Directory.GetFileSystemEntries(_dir, "*.tmp*", SearchOption.AllDirectories);
 
@@ -230,10 +238,10 @@ public sealed class HostileInputTests : IDisposable
 
     [Theory]
     [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2.5 } ] }""", "functions[0].group")]
-    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2 """, "line 1")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "0000:00:02.0", "driver": "e1000e", "driver_override": null, "group": 2 """, "cut short")]
     [InlineData("""{ "version": 7, "functions": [] }""", "version 7")]
-    [InlineData("""{ "version": 1, "functions": [ { "address": "nowhere", "driver": "e1000e" } ] }""", "is not a PCI address")]
-    [InlineData("""[]""", "line 1")]
+    [InlineData("""{ "version": 1, "functions": [ { "address": "nowhere", "driver": "e1000e", "driver_override": null, "group": 2 } ] }""", "is not a PCI address")]
+    [InlineData("""[]""", "of the wrong type at $")]
     public void A_damaged_journal_is_one_line_naming_the_place(string json, string place)
     {
         File.WriteAllText(Path.Combine(StateDir, "state.json"), json);
@@ -418,5 +426,60 @@ public sealed class HostileInputTests : IDisposable
         var r = Passthru("restore", "--root", _tree, "--state-dir", state);
         Assert.Equal(0, r.ExitCode);
         Assert.False(File.Exists(stale));
+    }
+
+    // ---- Messages in our words, not the runtime's resource keys (#25 item 6) ----
+
+    /// <summary>vfio-pci loaded in the tree (its module directories), so a bind gets to its sysfs writes.</summary>
+    private void Vfio()
+    {
+        foreach (var module in new[] { "vfio_pci", "vfio_iommu_type1" }) Directory.CreateDirectory(Path.Combine(_tree, "sys/module", module));
+    }
+
+    [Fact]
+    public void A_sysfs_file_missing_during_a_bind_is_said_in_our_words()
+    {
+        // The capture has no drivers/e1000e/unbind: the bind's first write fails with the runtime's FileNotFoundException,
+        // whose text the static binary carries only as "IO_FileNotFound_FileName, PATH".
+        Vfio();
+        var r = Passthru("bind", "0000:00:02.0", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertNoResourceKey(r.Stderr);
+        Assert.Contains($"{_tree}/sys/bus/pci/drivers/e1000e/unbind: no such file", r.Stderr);
+    }
+
+    [Fact]
+    public void A_permission_problem_is_said_in_our_words()
+    {
+        // As nobody: the tree's sysfs files are root's, so the bind's first write (driver_override) is refused (EACCES,
+        // which the runtime turns into an UnauthorizedAccessException worded "UnauthorizedAccess_IODenied_Path, PATH").
+        Vfio();
+        File.SetUnixFileMode(StateDir, (UnixFileMode)0x1ff);
+        File.SetUnixFileMode(_dir, (UnixFileMode)0x1ed);
+        var r = Repo.Exec("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Binary,
+            "bind", "0000:00:02.0", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertNoResourceKey(r.Stderr);
+        Assert.Contains($"{_tree}/sys/bus/pci/devices/0000:00:02.0/driver_override: permission denied", r.Stderr);
+    }
+
+    [Fact]
+    public void A_journal_value_of_the_wrong_type_is_said_in_our_words()
+    {
+        File.WriteAllText(Path.Combine(StateDir, "state.json"), """{ "version": 1, "functions": [ { "address": 5, "driver": "e1000e", "driver_override": null, "group": 2 } ] }""");
+        var r = Passthru("restore", "--root", _tree, "--state-dir", StateDir);
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "is damaged (a field missing, unknown to this passthru (a newer one wrote it?) or of the wrong type at $.functions[0].address)");
+    }
+
+    [Fact]
+    public void A_missing_serial_log_directory_is_said_in_our_words()
+    {
+        // run writes its serial log with the runtime's StreamWriter: a missing directory is a DirectoryNotFoundException.
+        var log = Path.Combine(_dir, "no-such-dir", "serial.log");
+        var r = Passthru("run", "--root", _tree, "--kernel", Kernel, "--serial-log", log, "--qemu", "/bin/true", "--timeout", "5");
+        Assert.NotEqual(0, r.ExitCode);
+        AssertNoResourceKey(r.Stderr);
+        Assert.Contains("no-such-dir", r.Stderr);
     }
 }
