@@ -59,6 +59,8 @@ public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper out
 
             var attach = vm.RunOk($"{P} attach lg 00:02.0", TimeSpan.FromMinutes(5));
             Assert.Contains("attached 0000:00:02.0 to guest 'lg' behind hp0", attach);
+            // Into an unprivileged QEMU (#24): the new group's node is its user's before device_add.
+            Assert.Contains("handed /dev/vfio/2 to passthru-qemu", attach);
             // The guest's kernel finds the device behind its first hot-plug port, its e1000e driver takes it, and the
             // lease comes through it (QEMU's user network is reachable only over the passed-through NIC).
             WaitFor("guest: pci now 0000:01:00.0 8086:10d3 class 0200 driver=e1000e", TimeSpan.FromMinutes(5), clock);
@@ -68,6 +70,7 @@ public class HotplugLinuxGuestTests(VirtualHostFixture vm, ITestOutputHelper out
             var detach = vm.RunOk($"{P} detach lg 00:02.0 --timeout 120", TimeSpan.FromMinutes(4));
             Assert.Contains("detached 0000:00:02.0 from guest 'lg'", detach);
             Assert.Contains("gave 0000:00:02.0 back to e1000e", detach);
+            Assert.Contains("gave /dev/vfio/2 back to root:root, mode 0600", detach);
             WaitFor("guest: pci gone 0000:01:00.0", TimeSpan.FromMinutes(3), clock);
             Assert.Equal("e1000e", Driver);
 
