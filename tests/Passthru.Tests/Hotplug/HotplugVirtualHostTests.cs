@@ -152,7 +152,7 @@ public partial class HotplugVirtualHostTests(VirtualHostFixture vm)
             StartProbe("orphan");
             vm.RunOk($"{P} attach orphan 00:02.0");
             // kill -9 both: nobody watches the guest any more, and its device is still on vfio-pci.
-            vm.Run("pkill -9 -f '[p]assthru run --kernel .* --name orphan'; pkill -9 -f '[q]emu-system-x86_64 .*orphan.qmp'; sleep 1");
+            vm.Run("pkill -9 -f '[p]assthru run --kernel .* --name orphan'; pkill -9 -f '[q]emu-system-x86_64 .* -name orphan '; sleep 1");
             Assert.Equal("vfio-pci", Driver("0000:00:02.0"));
             var r = vm.RunOk($"{P} guests");
             Assert.Contains("guest 'orphan' has ended: gave 0000:00:02.0 back to e1000e", r);
