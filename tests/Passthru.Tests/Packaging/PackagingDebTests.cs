@@ -51,7 +51,8 @@ public class PackagingDebTests(PackagingFixture package)
         Assert.Equal("admin", Field("Section"));
         Assert.Equal("optional", Field("Priority"));
         Assert.Equal("qemu-system-x86, pciutils", Field("Recommends"));
-        Assert.Equal("", Field("Depends"));   // one static binary: it needs no library
+        // One static binary needs no library; adduser is for the postinst, which makes the QEMU user (#24).
+        Assert.Equal("adduser", Field("Depends"));
         Assert.Matches(@"^.+ <[^@ ]+@[^> ]+>$", Field("Maintainer"));
         var description = Field("Description").Split('\n');
         Assert.Equal("pass PCIe devices through to QEMU guests with vfio-pci", description[0]);

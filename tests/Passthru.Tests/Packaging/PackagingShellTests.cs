@@ -55,7 +55,7 @@ public class PackagingShellTests(PackagingFixture package)
         Assert.Equal(["grub", "grubby"], BashCompletes("passthru", "setup", "--boot-loader", "grub").Order());
         Assert.Equal(["bash", "fish", "zsh"], BashCompletes("passthru", "completion", "").Order());
         Assert.Equal(["--output"], BashCompletes("passthru", "export", "libvirt", "--ou"));
-        Assert.Equal(["--image"], BashCompletes("passthru", "export", "kubevirt", "--ima"));
+        Assert.Equal(["--image", "--image-out"], BashCompletes("passthru", "export", "kubevirt", "--ima"));
         Assert.Equal(["--flavor"], BashCompletes("passthru", "export", "nova", "--fl"));
     }
 
