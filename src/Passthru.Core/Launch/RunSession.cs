@@ -48,7 +48,7 @@ public static class RunSession
         if (o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
         if (o.Menu is not null && o.Cpus > 1 && OneCoreOnly(BarrelfishMenu.Load(o.Menu)) is { } why)
             warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
-        var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count, warnings);
+        var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count + ExtraVfio(o).Count, warnings);
         // (On a captured tree the plan is for another machine: its accounts are not this one's files' readers.)
         if (host.IsLive) privilege.CheckFiles(GuestFiles(boot, devices));
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
@@ -113,6 +113,15 @@ public static class RunSession
         warnings.Add($"note: {why}: `passthru attach` into this guest would fail");
         return null;
     }
+
+    /// <summary>
+    /// Functions passed in extra QEMU arguments (`-- -device vfio-pci,host=ADDR,...`): Passthru does not bind them, but
+    /// an unprivileged QEMU can open their groups only once they are handed to its user like --device's.
+    /// </summary>
+    private static List<PciAddress> ExtraVfio(RunOptions o) =>
+        o.ExtraArgs.Where(a => a.StartsWith("vfio-pci,", StringComparison.Ordinal))
+            .SelectMany(a => a.Split(',')).Where(p => p.StartsWith("host=", StringComparison.Ordinal))
+            .Select(p => PciAddress.TryParse(p.Substring(5), out var address) ? address : (PciAddress?)null).OfType<PciAddress>().ToList();
 
     /// <summary>Whether this QEMU was built with seccomp (its -help lists -sandbox only then).</summary>
     private static bool SupportsSandbox(string qemu) =>
@@ -256,7 +265,10 @@ public static class RunSession
         using var sighup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, Stop);
         try
         {
-            var user = plan.Devices.Count > 0 ? plan.Privilege.User : null;
+            // The devices QEMU opens: --device's, and vfio-pci ones given in extra arguments that are on vfio-pci now.
+            var opened = plan.Devices.Select(d => d.Address)
+                .Concat(ExtraVfio(o).Where(a => host.ReadLinkName(SysfsPaths.Driver(a)) == BindPlanner.Vfio)).Distinct().ToList();
+            var user = opened.Count > 0 ? plan.Privilege.User : null;
             if (!plan.Binding.IsEmpty || user is not null)
             {
                 if (host.IsLive && !Environment.IsPrivilegedProcess)
@@ -277,7 +289,7 @@ public static class RunSession
                     if (user is not null)
                     {
                         // QEMU, never root, opens the groups' nodes itself: they are its user's while the guest runs.
-                        var handOver = custody.PlanHandOver(plan.Devices.Select(d => d.Address), user);
+                        var handOver = custody.PlanHandOver(opened, user);
                         handedOver = true;
                         custody.Apply(handOver, interrupt.Token);
                         foreach (var h in handOver.Steps.OfType<HandOverNode>()) messages.WriteLine($"[passthru] handed /{h.Path} to {h.User} ({h.Uid}:{h.Gid}) until the guest ends");
