@@ -275,8 +275,9 @@ public static class RunSession
                     throw new UserError("run binds devices to vfio-pci, which needs root (sudo passthru run ...); nothing was changed");
                 using (var custody = Custody.Take(host, stateDir))
                 {
-                    // Planned again under the lock: the devices may have moved since.
-                    var bind = custody.PlanBind(Request(o));
+                    // Planned again under the lock: the devices may have moved since. (Nothing to plan when the plan
+                    // had nothing to bind: the devices were on vfio-pci already, or come only in extra arguments.)
+                    var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     custody.Apply(bind, interrupt.Token);
                     moved = bind.Functions;

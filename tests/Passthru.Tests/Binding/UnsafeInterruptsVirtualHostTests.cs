@@ -102,7 +102,7 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
         {
             var killed = vm.RunOk($"""
                 {P} run --kernel {vm.Probe} --memory 128 --device 0000:00:02.0 --allow-unsafe-interrupts --timeout 120 > /dev/null 2>&1 & p=$!
-                until pgrep -f 'qemu-system-x86_64 .* -kernel ' > /dev/null; do kill -0 $p 2>/dev/null || break; sleep 0.1; done
+                until pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null; do kill -0 $p 2>/dev/null || break; sleep 0.1; done
                 kill -9 $p && echo killed; sleep 1; cat {Param}; pkill -KILL -x qemu-system-x86; true
                 """);
             Assert.Equal("killed\nY\n", killed);
