@@ -21,7 +21,8 @@ public static class DomainExport
         foreach (var d in vm.Devices.Where(d => d.XVga))
             notes.Add($"note: x-vga=on for {d.Address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
         // Least privilege is libvirt's own default: only whose QEMU it is differs from passthru run's.
-        notes.Add("note: libvirt runs the domain's QEMU unprivileged itself (qemu.conf user/group, libvirt-qemu on Debian; seccomp_sandbox; the vfio group nodes handed to it): "
+        if (vm.Devices.Count > 0)
+            notes.Add("note: libvirt runs the domain's QEMU unprivileged itself (qemu.conf user/group, libvirt-qemu on Debian; seccomp_sandbox; the vfio group nodes handed to it): "
             + $"the guest's files must be readable by that user, not by {Accounts.DefaultQemuUser} as for passthru run");
         return (vm, notes);
     }

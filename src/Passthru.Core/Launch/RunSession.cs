@@ -45,7 +45,8 @@ public static class RunSession
             warnings.Add($"warning: --memory {o.MemoryMiB}: Barrelfish's x86_64 build needs about 1024 MiB (with 512 its SKB runs out of memory while booting)");
 
         var (devices, binding) = PlanDevices(host, o, exporting);
-        if (o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
+        // (Not for an export: another host's Barrelfish build is not this directory's, and only run boots this one.)
+        if (!exporting && o.Menu is not null && devices.Count > 0) WarnDriverless(host, o, devices, warnings);
         if (o.Menu is not null && o.Cpus > 1 && OneCoreOnly(BarrelfishMenu.Load(o.Menu)) is { } why)
             warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
         var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count + ExtraVfio(o).Count, warnings);
