@@ -85,7 +85,7 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
         {
             // The probe halts after its scan when no isa-debug-exit is present; kill QEMU once it is running.
             var r = vm.Run($"""
-                ( while ! pgrep -x qemu-system-x86 > /dev/null; do sleep 0.2; done; sleep 2; pkill -KILL -x qemu-system-x86 ) &
+                ( while ! pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null; do sleep 0.2; done; sleep 2; pkill -KILL -x qemu-system-x86 ) &
                 {vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 120
                 echo "exit $?"
                 """, TimeSpan.FromMinutes(4));
@@ -104,7 +104,7 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
             var r = vm.Run($"""
                 {vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 120 > /tmp/run.out 2> /tmp/run.err &
                 p=$!
-                while ! pgrep -x qemu-system-x86 > /dev/null; do sleep 0.2; done; sleep 2
+                while ! pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null; do sleep 0.2; done; sleep 2
                 kill -TERM $p; wait $p; echo "exit $?"; cat /tmp/run.err
                 """, TimeSpan.FromMinutes(4));
             AssertExit(130, r.Stdout);
