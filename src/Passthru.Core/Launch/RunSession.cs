@@ -154,7 +154,15 @@ public static class RunSession
     /// </summary>
     private static void WarnDriverless(HostRoot host, RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices, List<string> warnings)
     {
-        var drivers = BarrelfishDrivers.ForMenu(BarrelfishMenu.Load(o.Menu!), o.Menu!, o.BuildDir);
+        // Advice, not a precondition: a RAM disk run cannot read is said in a warning, and Barrelfish still boots
+        // (`show --build-dir` is where a damaged database is an error).
+        BarrelfishDrivers? drivers;
+        try { drivers = BarrelfishDrivers.ForMenu(BarrelfishMenu.Load(o.Menu!), o.Menu!, o.BuildDir); }
+        catch (UserError e)
+        {
+            warnings.Add($"warning: cannot tell which Barrelfish drivers take the devices: {e.Message}");
+            return;
+        }
         if (drivers is null) return;
         var inventory = PciInventory.Load(host);
         foreach (var (address, _) in devices)
