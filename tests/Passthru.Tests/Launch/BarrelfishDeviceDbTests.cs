@@ -320,7 +320,7 @@ public sealed class BarrelfishDeviceCliTests
     public void Run_with_more_cpus_asks_for_every_core_and_warns_when_the_menu_cannot_boot_them(string corectrl, string? warning)
     {
         // The shared build's own files, under a menu that differs from Barrelfish's only in its corectrl line.
-        var dir = Directory.CreateTempSubdirectory("passthru-bf-cores-").FullName;
+        var dir = GuestFiles.Directory("passthru-bf-cores-").FullName;
         try
         {
             var menu = Path.Combine(dir, "menu.lst");

@@ -15,7 +15,7 @@ namespace Passthru.Tests.Launch;
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 public sealed partial class BootImageBarrelfishTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("passthru-bf-image-").FullName;
+    private readonly string _dir = GuestFiles.Directory("passthru-bf-image-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
     private static string Menu => Repo.Shared("barrelfish/build/platforms/x86/menu.lst.x86_64");
