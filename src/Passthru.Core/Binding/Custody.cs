@@ -338,7 +338,7 @@ public sealed class Custody : IDisposable
         int? Group(PciAddress a)
         {
             if (!known.TryGetValue(a, out var g))
-                known[a] = g = int.TryParse(Host.ReadLinkName(SysfsPaths.IommuGroup(a)), out var n) ? n : null;
+                known[a] = g = ReadGroup(a);
             return g;
         }
         var groups = new Dictionary<int, string>();

@@ -172,6 +172,11 @@ public static partial class HostCheck
             : new("qemu", t, Status.Pass, $"{path}, version {version}");
     }
 
+    /// <summary>What QEMU's -help says in one start: its version (the first line) and whether it has -sandbox (seccomp).</summary>
+    public static (string? Version, bool Sandbox)? ProbeQemu(string qemu) =>
+        Programs.Run(qemu, ["-help"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r
+            ? (QemuVersion(r.Stdout), r.Stdout.Contains("\n-sandbox ", StringComparison.Ordinal)) : null;
+
     public static string? QemuVersion(string output) => QemuVersionPattern().Match(output) is { Success: true } m ? m.Groups[1].Value : null;
 
     [GeneratedRegex(@"QEMU emulator version (\d+\.\d+(?:\.\d+)?)")]
@@ -216,8 +221,7 @@ public static partial class HostCheck
         var path = Programs.Find(f.Host, "qemu-system-x86_64");
         if (path is null) return new("sandbox", t, Status.Note, "no QEMU to ask (see the QEMU line)");
         if (!f.Host.IsLive) return new("sandbox", t, Status.Note, "not probed in a captured tree");
-        var help = Programs.Run(path, ["-help"], TimeSpan.FromSeconds(30));
-        return help is { ExitCode: 0 } h && h.Stdout.Contains("\n-sandbox ", StringComparison.Ordinal)
+        return ProbeQemu(path) is { Sandbox: true }
             ? new("sandbox", t, Status.Pass, "seccomp available: passthru run starts QEMU with -sandbox on (obsolete, elevateprivileges, spawn, resourcecontrol denied)")
             : new("sandbox", t, Status.Warn, $"{path} has no -sandbox (built without seccomp): guests run unsandboxed",
                 "install a QEMU built with seccomp (Debian's qemu-system-x86 is)");

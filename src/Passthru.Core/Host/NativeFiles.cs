@@ -338,10 +338,16 @@ internal static unsafe partial class NativeFiles
     }
 
     /// <summary>Owner, group and permission bits (with setuid/setgid/sticky) of a path after following symlinks; null when it does not exist.</summary>
-    public static (uint Uid, uint Gid, uint Mode)? Owner(string path)
+    public static (uint Uid, uint Gid, uint Mode)? Owner(string path) =>
+        Stat(path) is var (mode, uid, gid) ? (uid, gid, mode & 0xFFF) : null;
+
+    /// <summary>
+    /// st_mode, st_uid and st_gid of a path after following symlinks (stat(2)); null when it (or its target) does not
+    /// exist. struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each), then st_mode, st_uid, st_gid (4 each);
+    /// the generic layout of arm64 and others has st_dev, st_ino (8 each), st_mode, st_nlink, st_uid, st_gid (4 each).
+    /// </summary>
+    private static (uint Mode, uint Uid, uint Gid)? Stat(string path)
     {
-        // struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each), st_mode, st_uid, st_gid (4 each); the generic
-        // layout of arm64 and others has st_dev, st_ino (8 each), st_mode, st_nlink, st_uid, st_gid (4 each).
         bool x64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
         int modeOffset = x64 ? 24 : 16, uidOffset = x64 ? 28 : 24;
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
@@ -349,7 +355,7 @@ internal static unsafe partial class NativeFiles
         int rc;
         fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
         if (rc != 0) return null;
-        return (*(uint*)(buffer + uidOffset), *(uint*)(buffer + uidOffset + 4), *(uint*)(buffer + modeOffset) & 0xFFF);
+        return (*(uint*)(buffer + modeOffset), *(uint*)(buffer + uidOffset), *(uint*)(buffer + uidOffset + 4));
     }
 
     /// <summary>The path with every symlink resolved (realpath(3)); null when a part of it does not exist.</summary>
@@ -384,15 +390,8 @@ internal static unsafe partial class NativeFiles
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
     public static FileKind KindOf(string path)
     {
-        // st_mode's offset in struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each) before it; the generic
-        // layout of arm64 and others has st_dev, st_ino (8 each) then st_mode.
-        int modeOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
-        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
-        byte* buffer = stackalloc byte[256];
-        int rc;
-        fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
-        if (rc != 0) return FileKind.Missing;
-        uint mode = *(uint*)(buffer + modeOffset) & 0xF000;
+        if (Stat(path) is not var (st, _, _)) return FileKind.Missing;
+        uint mode = st & 0xF000;
         return mode switch
         {
             0x8000 => FileKind.Regular,

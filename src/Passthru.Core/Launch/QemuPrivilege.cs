@@ -14,6 +14,9 @@ namespace Passthru.Launch;
 public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulong Hard)? LockedMemory, bool Sandbox, IReadOnlyList<string> Groups,
     string Why = "QEMU runs as root, without its sandbox (--as-root)")
 {
+    /// <summary>QEMU's version as the sandbox probe read it (its -help), so that run does not start QEMU again to ask.</summary>
+    public string? QemuVersion { get; init; }
+
     /// <summary>QEMU as its caller, unsandboxed: root with --as-root (an export's QEMU is another host's).</summary>
     public static readonly QemuPrivilege Inherited = new(null, false, null, false, []);
 

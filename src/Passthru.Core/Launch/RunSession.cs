@@ -50,8 +50,7 @@ public static class RunSession
         if (o.Menu is not null && o.Cpus > 1 && OneCoreOnly(BarrelfishMenu.Load(o.Menu)) is { } why)
             warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
         var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count + ExtraVfio(o).Count, warnings);
-        // (On a captured tree the plan is for another machine: its accounts are not this one's files' readers.)
-        if (host.IsLive) privilege.CheckFiles(GuestFiles(boot, devices));
+        privilege.CheckFiles(GuestFiles(boot, devices));
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
         if (privilege.User is not null)
             argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
@@ -59,7 +58,7 @@ public static class RunSession
     }
 
     private static string Tool(HostRoot host, string name) =>
-        Programs.Find(host, name) ?? (!host.IsLive ? $"/usr/bin/{name}" : null) ?? throw new UserError($"{name} not found: install util-linux (it starts QEMU unprivileged), or run with --as-root");
+        Programs.Find(host, name) ?? throw new UserError($"{name} not found: install util-linux (it starts QEMU unprivileged), or run with --as-root");
 
     /// <summary>Every file QEMU opens itself: the unprivileged account must be able to (disks for writing).</summary>
     private static IEnumerable<(string Path, string What, bool Write)> GuestFiles(GuestBoot boot, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices)
@@ -85,27 +84,28 @@ public static class RunSession
         }
         // A captured tree (--root) has no accounts to run QEMU as: a test of the plan, run as its caller.
         if (!host.IsLive) return QemuPrivilege.Inherited with { Why = $"QEMU runs as the user running passthru (the captured tree {host.Root} has no accounts)" };
-        bool sandbox = SupportsSandbox(qemu);
-        if (!Environment.IsPrivilegedProcess) return QemuPrivilege.Inherited with { Sandbox = sandbox, Why = "QEMU runs as you (passthru is not root)" };
+        var probe = HostCheck.ProbeQemu(qemu);
+        bool sandbox = probe?.Sandbox ?? false;
+        if (!Environment.IsPrivilegedProcess)
+            return QemuPrivilege.Inherited with { Sandbox = sandbox, Why = "QEMU runs as you (passthru is not root)", QemuVersion = probe?.Version };
         var name = o.QemuUser ?? Accounts.DefaultQemuUser;
         var account = Accounts.Find(host, name);
         if (account is null && o.QemuUser is not null)
             throw new UserError($"--user {name}: no such user: create it (useradd --system --user-group --no-create-home {name}), or leave --user out for {Accounts.DefaultQemuUser}", ExitCodes.Usage);
         if (account is { Uid: 0 }) throw new UserError($"--user {name}: that is root (uid 0): give an unprivileged user, or --as-root", ExitCodes.Usage);
         var groups = kvm && Accounts.GroupId(host, "kvm") is not null ? new[] { "kvm" } : [];
-        return new QemuPrivilege(account ?? new Account(name, -1, -1, []), account is null, LockedMemory(host, o, devices, warnings), sandbox, groups);
+        return new QemuPrivilege(account ?? new Account(name, -1, -1, []), account is null, LockedMemory(o, devices, warnings), sandbox, groups) { QemuVersion = probe?.Version };
     }
 
     /// <summary>
     /// The locked-memory limit for QEMU alone when vfio may pin its RAM (devices now, or hot-plug ports for later):
     /// guest RAM plus libvirt's 1 GiB allowance. Root raises the hard limit too where it has CAP_SYS_RESOURCE.
     /// </summary>
-    private static (ulong, ulong)? LockedMemory(HostRoot host, RunOptions o, int devices, List<string> warnings)
+    private static (ulong, ulong)? LockedMemory(RunOptions o, int devices, List<string> warnings)
     {
         bool hotplug = o.ControlSocket is not null && o.SpareHotplugPorts > 0;
         if (devices == 0 && !hotplug) return null;
         ulong wanted = ((ulong)o.MemoryMiB << 20) + QemuPrivilege.VfioAllowance;
-        if (!host.IsLive) return (wanted, wanted); // planned for the captured host's root, which may raise it
         var (_, hard) = ResourceLimits.LockedMemory();
         if (hard == ResourceLimits.Infinity || hard >= wanted) return (wanted, hard);
         if (ResourceLimits.MayRaiseHardLimits()) return (wanted, wanted);
@@ -123,10 +123,6 @@ public static class RunSession
         o.ExtraArgs.Where(a => a.StartsWith("vfio-pci,", StringComparison.Ordinal))
             .SelectMany(a => a.Split(',')).Where(p => p.StartsWith("host=", StringComparison.Ordinal))
             .Select(p => PciAddress.TryParse(p.Substring(5), out var address) ? address : (PciAddress?)null).OfType<PciAddress>().ToList();
-
-    /// <summary>Whether this QEMU was built with seccomp (its -help lists -sandbox only then).</summary>
-    private static bool SupportsSandbox(string qemu) =>
-        Programs.Run(qemu, ["-help"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r && r.Stdout.Contains("\n-sandbox ", StringComparison.Ordinal);
 
     /// <summary>
     /// The devices named by --device, resolved on this host, with the binding that would put them (and with --group
@@ -388,8 +384,9 @@ public static class RunSession
                 throw new UserError($"the locked-memory limit ({ResourceLimits.LockedMemory().Soft >> 20} MiB) is below the guest's {plan.Options.MemoryMiB} MiB, which vfio pins: raise it (ulimit -l unlimited as root, or memlock in /etc/security/limits.conf)");
             // The minimum is vfio passthrough's (vfio-pci behind pcie-root-ports): a guest without devices does not
             // pay for starting QEMU once more just to ask its version (about 50 ms, as much as the rest of run).
-            if (host.IsLive && Programs.Run(plan.Qemu, ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r
-                && HostCheck.QemuVersion(r.Stdout) is string v && Version.TryParse(v, out var version) && version < MinimumQemu)
+            // (The sandbox probe read it already when QEMU runs unprivileged.)
+            if (host.IsLive && (plan.Privilege.QemuVersion ?? (Programs.Run(plan.Qemu, ["--version"], TimeSpan.FromSeconds(30)) is { ExitCode: 0 } r ? HostCheck.QemuVersion(r.Stdout) : null))
+                is string v && Version.TryParse(v, out var version) && version < MinimumQemu)
                 throw new UserError($"QEMU {v} is too old for vfio passthrough as Passthru drives it: install {MinimumQemu} or newer");
         }
     }
