@@ -11,6 +11,9 @@ work=bench/.work; mkdir -p "$work"
 probe=tests/vm/.cache/probe/probe.elf
 exit_dev=(-device isa-debug-exit,iobase=0xf4,iosize=0x04)
 argv=$(artifacts/bin/passthru run --dry-run --accel tcg --memory 128 --kernel "$probe" -- "${exit_dev[@]}" | tail -n 1)
+# As root, QEMU runs unprivileged and inherits the QMP socket passthru listens on (fd=@qmp-fd@ in the printed
+# argv): the plain command gets the same control socket the usual way, QEMU making it itself.
+argv=${argv//"-chardev socket,id=qmp,fd=@qmp-fd@,server=on,wait=off -mon chardev=qmp,mode=control"/"-qmp unix:$work/plain.qmp,server=on,wait=off"}
 hyperfine -N -w 3 -r 30 --export-json "$work/dry.json" \
   "artifacts/bin/passthru run --dry-run --accel tcg --memory 128 --kernel $probe" > "$work/dry.txt"
 # The probe exits QEMU with status 1 (isa-debug-exit): both commands are expected to "fail" that way.
