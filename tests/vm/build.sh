@@ -60,7 +60,7 @@ initramfs() { # initramfs OUTPUT "MODULES" SOURCE:DEST...
 #    inside the chroot).
 stamp=$(cat "$here/init" "$here/build.sh" | sha256sum | cut -c1-16)
 [ -f "$cache/initrd-$stamp.gz" ] || initramfs "$cache/initrd-$stamp.gz" \
-  "virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci pci-stub" "$here/init:init"
+  "virtio_pci 9pnet_virtio 9p overlay e1000e e1000 nvme vfio vfio_iommu_type1 vfio-pci pci-stub bochs snd_hda_intel snd_hda_codec_generic" "$here/init:init"
 ln -sfn "initrd-$stamp.gz" "$cache/initrd.gz"
 ln -sfn "kernel/vmlinuz" "$cache/vmlinuz"
 

@@ -8,6 +8,8 @@
 # QEMU runs under `timeout` (VHOST_MAX_SECONDS, default 3600) so a forgotten virtual host cannot outlive its tests.
 # VHOST_INTREMAP=off starts it with an IOMMU that does not remap interrupts (vfio then needs allow_unsafe_interrupts).
 # VHOST_SRIOV=on adds an SR-IOV physical function: an emulated NVMe controller (2 VFs) behind a root port at 00:07.0.
+# VHOST_GPU=on adds a GPU stand-in behind a root port at 00:06.0: an emulated VGA with its option ROM as function 0 and
+#   an HD-audio controller as function 1 of one multifunction device, one IOMMU group (tests/vm/README.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$here/.cache
@@ -19,11 +21,19 @@ verb=$1; dir=$2; shift 2
 start() {
   case ${VHOST_INTREMAP:-on} in on|off) ;; *) echo "vhost: VHOST_INTREMAP is on or off, not '$VHOST_INTREMAP'" >&2; exit 2;; esac
   case ${VHOST_SRIOV:-off} in on|off) ;; *) echo "vhost: VHOST_SRIOV is on or off, not '$VHOST_SRIOV'" >&2; exit 2;; esac
+  case ${VHOST_GPU:-off} in on|off) ;; *) echo "vhost: VHOST_GPU is on or off, not '$VHOST_GPU'" >&2; exit 2;; esac
   # QEMU 7.2's NVMe can be an SR-IOV PF (it needs a subsystem; max_ioqpairs - sriov_vq_flexible >= 2). On bus 0 it
   # would renumber the IOMMU groups after it (00:1f.x, the bridge), which other tests name: so only when asked.
   local sriov=()
   [ "${VHOST_SRIOV:-off}" = on ] && sriov=(-device pcie-root-port,id=rp9,chassis=9,slot=9,addr=07.0 -device nvme-subsys,id=ss0
     -device nvme,serial=pf0,subsys=ss0,bus=rp9,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2,max_ioqpairs=6,msix_qsize=4)
+  # A GPU and its HDMI audio, as a real card puts them: functions 0 and 1 of one device behind its own root port, so
+  # they share a group. QEMU's VGA (1234:1111) carries SeaBIOS's VGA BIOS as its option ROM; bochs-drm and
+  # snd-hda-intel take them in the virtual host, as amdgpu/nouveau and snd-hda-intel would on a desktop.
+  local gpu=()
+  [ "${VHOST_GPU:-off}" = on ] && gpu=(-device pcie-root-port,id=rp6,chassis=6,slot=6,addr=06.0
+    -device VGA,id=gpu0,bus=rp6,addr=00.0,multifunction=on -device intel-hda,id=hda0,bus=rp6,addr=00.1
+    -device hda-duplex,bus=hda0.0,audiodev=noaud -audiodev none,id=noaud)
   bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
   rm -rf "$dir/share"/* "$dir/console.log"
@@ -42,7 +52,7 @@ start() {
     -device pcie-root-port,id=rp1,chassis=1,addr=05.0 -device pcie-pci-bridge,id=pbr,bus=rp1 \
     -netdev user,id=n2,restrict=on -device e1000,netdev=n2,bus=pbr,addr=01.0 \
     -netdev user,id=n3,restrict=on -device e1000,netdev=n3,bus=pbr,addr=02.0 \
-    "${sriov[@]}" \
+    "${sriov[@]}" "${gpu[@]}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$dir/share,mount_tag=share,security_model=none,multidevs=remap" \
     > "$dir/qemu.log" 2>&1 < /dev/null &
