@@ -66,7 +66,18 @@ for m in "$src"/sys/module/*; do
     for p in "$m"/parameters/*; do copy_file "$p"; done;; esac
 done
 
-for f in proc/cpuinfo proc/cmdline proc/sys/kernel/osrelease proc/modules; do copy_file "$src/$f"; done
+for f in proc/cpuinfo proc/cmdline proc/sys/kernel/osrelease proc/modules proc/iomem; do copy_file "$src/$f"; done
+# Consoles and framebuffers: what holds a GPU's memory for the host's console (issue #22).
+for v in "$src"/sys/class/vtconsole/vtcon*; do
+  [ -e "$v" ] || continue; r=$(rel "$(realpath "$v")"); mkdir -p "$out/$r"
+  copy_file "$(realpath "$v")/name"; copy_file "$(realpath "$v")/bind"; link "sys/class/vtconsole/$(basename "$v")" "$r"
+done
+for g in "$src"/sys/class/graphics/fb[0-9]*; do
+  [ -e "$g" ] || continue; real=$(realpath "$g"); r=$(rel "$real"); mkdir -p "$out/$r"
+  for a in name virtual_size bits_per_pixel; do copy_file "$real/$a"; done
+  link "sys/class/graphics/$(basename "$g")" "$r"
+  [ -L "$real/device" ] && link "$r/device" "$(rel "$(realpath "$real/device")")"
+done
 # The capturing shell's limits stand for the user's: check reads the locked-memory limit from here.
 copy_file "$src/proc/self/limits"; copy_file "$src/proc/self/status"
 

@@ -28,11 +28,12 @@ public class VirtualHostFixture : IDisposable
 
     /// <param name="interruptRemapping">false: an emulated IOMMU that does not remap interrupts (intremap=off).</param>
     /// <param name="sriov">true: with an SR-IOV physical function (VHOST_SRIOV=on), which renumbers the IOMMU groups after it.</param>
-    protected VirtualHostFixture(bool interruptRemapping, bool sriov = false)
+    /// <param name="gpu">true: with the GPU stand-in (VHOST_GPU=on): VGA 03:00.0 and HD audio 03:00.1 in one group.</param>
+    protected VirtualHostFixture(bool interruptRemapping, bool sriov = false, bool gpu = false)
     {
         Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
         System.IO.Directory.CreateDirectory(Directory);
-        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
+        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", $"VHOST_GPU={(gpu ? "on" : "off")}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(5));
         if (start.ExitCode != 0)
             throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
     }
@@ -107,3 +108,13 @@ public sealed class SriovFixture() : VirtualHostFixture(interruptRemapping: true
 
 [CollectionDefinition("virtual host with SR-IOV")]
 public sealed class SriovCollection : ICollectionFixture<SriovFixture>;
+
+/// <summary>
+/// A virtual host with the GPU stand-in (VHOST_GPU=on): QEMU's VGA (1234:1111, bochs-drm, option ROM 55 aa) at
+/// 0000:03:00.0 and an HD-audio controller (snd_hda_intel) at 0000:03:00.1, one multifunction device behind the root
+/// port at 00:06.0, one IOMMU group, as a desktop GPU and its HDMI audio are.
+/// </summary>
+public sealed class GpuFixture() : VirtualHostFixture(interruptRemapping: true, gpu: true);
+
+[CollectionDefinition("virtual host with a GPU")]
+public sealed class GpuCollection : ICollectionFixture<GpuFixture>;
