@@ -78,6 +78,12 @@ for g in "$src"/sys/class/graphics/fb[0-9]*; do
   link "sys/class/graphics/$(basename "$g")" "$r"
   [ -L "$real/device" ] && link "$r/device" "$(rel "$(realpath "$real/device")")"
 done
+# Firmware framebuffers (efifb, vesafb, simplefb/simpledrm) as platform devices, with the driver that holds each.
+for p in "$src"/sys/bus/platform/devices/*-framebuffer.*; do
+  [ -e "$p" ] || continue; real=$(realpath "$p"); r=$(rel "$real"); mkdir -p "$out/$r"
+  link "sys/bus/platform/devices/$(basename "$p")" "$r"
+  if [ -L "$real/driver" ]; then drv=$(rel "$(realpath "$real/driver")"); mkdir -p "$out/$drv"; link "$r/driver" "$drv"; fi
+done
 # The capturing shell's limits stand for the user's: check reads the locked-memory limit from here.
 copy_file "$src/proc/self/limits"; copy_file "$src/proc/self/status"
 

@@ -65,9 +65,9 @@ ln -sfn "initrd-$stamp.gz" "$cache/initrd.gz"
 ln -sfn "kernel/vmlinuz" "$cache/vmlinuz"
 
 # 3. The Linux guest's initramfs: the same kernel, booted nested inside the virtual host, with busybox and the
-#    e1000e driver, whose init reports the PCI functions and a DHCP lease over each NIC (linux-guest/init).
+#    e1000e and bochs-drm drivers, whose init reports the PCI functions and a DHCP lease over each NIC (linux-guest/init).
 gstamp=$(cat "$here/linux-guest/init" "$here/linux-guest/dhcp-event" "$here/build.sh" | sha256sum | cut -c1-16)
-[ -f "$cache/guest-initrd-$gstamp.gz" ] || initramfs "$cache/guest-initrd-$gstamp.gz" e1000e \
+[ -f "$cache/guest-initrd-$gstamp.gz" ] || initramfs "$cache/guest-initrd-$gstamp.gz" "e1000e bochs" \
   "$here/linux-guest/init:init" "$here/linux-guest/dhcp-event:bin/dhcp-event"
 ln -sfn "guest-initrd-$gstamp.gz" "$cache/guest-initrd.gz"
 

@@ -10,6 +10,8 @@
 # VHOST_SRIOV=on adds an SR-IOV physical function: an emulated NVMe controller (2 VFs) behind a root port at 00:07.0.
 # VHOST_GPU=on adds a GPU stand-in behind a root port at 00:06.0: an emulated VGA with its option ROM as function 0 and
 #   an HD-audio controller as function 1 of one multifunction device, one IOMMU group (tests/vm/README.md).
+# VHOST_GPU=boot: the same GPU as the boot display of UEFI firmware (OVMF), whose GOP framebuffer efifb keeps inside
+#   the VGA's BAR 0, and no host driver for it (as when a user keeps amdgpu/nouveau off a GPU meant for guests).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$here/.cache
@@ -21,7 +23,7 @@ verb=$1; dir=$2; shift 2
 start() {
   case ${VHOST_INTREMAP:-on} in on|off) ;; *) echo "vhost: VHOST_INTREMAP is on or off, not '$VHOST_INTREMAP'" >&2; exit 2;; esac
   case ${VHOST_SRIOV:-off} in on|off) ;; *) echo "vhost: VHOST_SRIOV is on or off, not '$VHOST_SRIOV'" >&2; exit 2;; esac
-  case ${VHOST_GPU:-off} in on|off) ;; *) echo "vhost: VHOST_GPU is on or off, not '$VHOST_GPU'" >&2; exit 2;; esac
+  case ${VHOST_GPU:-off} in on|off|boot) ;; *) echo "vhost: VHOST_GPU is on, boot or off, not '$VHOST_GPU'" >&2; exit 2;; esac
   # QEMU 7.2's NVMe can be an SR-IOV PF (it needs a subsystem; max_ioqpairs - sriov_vq_flexible >= 2). On bus 0 it
   # would renumber the IOMMU groups after it (00:1f.x, the bridge), which other tests name: so only when asked.
   local sriov=()
@@ -30,10 +32,16 @@ start() {
   # A GPU and its HDMI audio, as a real card puts them: functions 0 and 1 of one device behind its own root port, so
   # they share a group. QEMU's VGA (1234:1111) carries SeaBIOS's VGA BIOS as its option ROM; bochs-drm and
   # snd-hda-intel take them in the virtual host, as amdgpu/nouveau and snd-hda-intel would on a desktop.
-  local gpu=()
-  [ "${VHOST_GPU:-off}" = on ] && gpu=(-device pcie-root-port,id=rp6,chassis=6,slot=6,addr=06.0
+  local gpu=() firmware=() append="console=ttyS0 intel_iommu=on quiet panic=-1"
+  [ "${VHOST_GPU:-off}" != off ] && gpu=(-device pcie-root-port,id=rp6,chassis=6,slot=6,addr=06.0
     -device VGA,id=gpu0,bus=rp6,addr=00.0,multifunction=on -device intel-hda,id=hda0,bus=rp6,addr=00.1
     -device hda-duplex,bus=hda0.0,audiodev=noaud -audiodev none,id=noaud)
+  # UEFI hands the kernel its GOP framebuffer (screen_info), which efifb takes: the `BAR 0: can't reserve` case.
+  # passthru.nogpudriver tells init not to load bochs-drm, which would evict efifb as a real GPU driver does.
+  if [ "${VHOST_GPU:-off}" = boot ]; then
+    [ -r /usr/share/ovmf/OVMF.fd ] || { echo "vhost: /usr/share/ovmf/OVMF.fd is missing (scripts/install-deps.sh installs ovmf)" >&2; exit 1; }
+    firmware=(-bios /usr/share/ovmf/OVMF.fd); append+=" passthru.nogpudriver"
+  fi
   bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
   rm -rf "$dir/share"/* "$dir/console.log"
@@ -44,7 +52,7 @@ start() {
     -M q35,kernel-irqchip=split -accel tcg -m 2048 -smp 2 \
     -device "intel-iommu,intremap=${VHOST_INTREMAP:-on}" \
     -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
-    -append "console=ttyS0 intel_iommu=on quiet panic=-1" \
+    -append "$append" "${firmware[@]}" \
     -display none -monitor none -serial "file:$dir/console.log" -no-reboot -nodefaults \
     -netdev user,id=n0,restrict=on -device e1000e,netdev=n0,addr=02.0 \
     -netdev user,id=n1,restrict=on -device e1000e,netdev=n1,addr=03.0 \
@@ -61,8 +69,9 @@ start() {
   until [ -e "$dir/share/ready" ]; do
     if ! kill -0 "$(cat "$dir/qemu.pid")" 2>/dev/null; then
       echo "vhost: QEMU exited during boot" >&2; tail -n 20 "$dir/qemu.log" "$dir/console.log" >&2; exit 1; fi
-    if [ $waited -ge 1200 ]; then
-      echo "vhost: not ready after 120 s" >&2; tail -n 20 "$dir/console.log" >&2; stop; exit 1; fi
+    # UEFI firmware (VHOST_GPU=boot) adds about 20 s under TCG, more on a loaded machine.
+    if [ $waited -ge 3000 ]; then
+      echo "vhost: not ready after 300 s" >&2; tail -n 20 "$dir/console.log" >&2; stop; exit 1; fi
     sleep 0.1; waited=$((waited + 1))
   done
 }

@@ -37,6 +37,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         var touched = new List<FunctionState>();
         _changedParameters.Clear();
         _changedNodes.Clear();
+        _changedConsoles.Clear();
         _changedSriov.Clear();
         BindStep? current = null;
         try
@@ -104,6 +105,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
 
     private readonly List<ParameterState> _changedParameters = [];
     private readonly List<NodeState> _changedNodes = [];
+    private readonly List<ConsoleState> _changedConsoles = [];
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -128,6 +130,12 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         {
             try { if (host.Exists(n.Path)) host.SetOwner(n.Path, n.Uid, n.Gid, n.Mode); journal.Remove(n); }
             catch (IOException e) { failures.Add($"/{n.Path}: {Reason(e)}"); }
+        }
+        for (int i = _changedConsoles.Count - 1; i >= 0; i--)
+        {
+            var c = _changedConsoles[i];
+            try { TakeBack(c.Hold); journal.Remove(c); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"{c.Hold}: {Reason(e)}"); }
         }
         foreach (var p in _changedParameters)
         {
@@ -157,9 +165,10 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         foreach (var f in _vanished)
             if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && counts.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedConsoles.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
             .Concat(_changedNodes.Select(n => $"/{n.Path} to {n.Uid}:{n.Gid}"))
+            .Concat(_changedConsoles.Select(c => $"{c.Hold} to the host's console"))
             .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")).Concat(counts));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
@@ -210,6 +219,14 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 if (journal.FindNode(n.Path) is { } node) journal.Remove(node);
                 journal.Save();
                 break;
+            case ReleaseConsole r:
+                Release(r);
+                break;
+            case TakeBackConsole t:
+                TakeBack(t.Hold);
+                if (journal.FindConsole(t.Hold) is { } console) journal.Remove(console);
+                journal.Save();
+                break;
             case VerifyDriver v:
                 if (!WaitFor(() => host.ReadLinkName(SysfsPaths.Driver(v.Function)) == v.Driver))
                     throw new StepFailed($"{v.Function} is bound to {host.ReadLinkName(SysfsPaths.Driver(v.Function)) ?? "no driver"}, not {v.Driver ?? "no driver"}");
@@ -258,6 +275,37 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         journal.Save(); // before the change: a crash from here on leaves restore what to put back
         if (earlier is null) _changedNodes.Add(state);
         host.SetOwner(h.Path, h.Uid, h.Gid, HandOverNode.Mode);
+    }
+
+    /// <summary>Journals a console part, then releases it; one already let go (by the user, or for another GPU) needs nothing.</summary>
+    private void Release(ReleaseConsole r)
+    {
+        var earlier = journal.FindConsole(r.Hold);
+        bool holding = r.Hold.Kind == ConsoleHold.VtConsole
+            ? host.ReadAttribute(r.Hold.ReleasePath)?.Trim() == "1"
+            : host.ReadLinkName($"sys/bus/platform/devices/{r.Hold.Name}/driver") == r.Hold.Driver;
+        if (!holding && earlier is null) return;
+        var state = new ConsoleState(r.Hold, r.For);
+        journal.Record(state);
+        journal.Save(); // before the write: a crash from here on leaves restore what to take back
+        if (!holding) return;
+        _changedConsoles.Add(state);
+        host.WriteAttribute(r.Hold.ReleasePath, r.Hold.ReleaseValue);
+    }
+
+    /// <summary>
+    /// Gives the console part back. A framebuffer device gone, or taken by a driver since (the GPU's own driver, which
+    /// draws the console itself once it has the GPU back), needs nothing: the console is the host's again either way.
+    /// </summary>
+    private void TakeBack(ConsoleHold hold)
+    {
+        if (hold.Kind == ConsoleHold.VtConsole)
+        {
+            if (host.Exists(hold.TakeBackPath) && host.ReadAttribute(hold.TakeBackPath)?.Trim() != "1") host.WriteAttribute(hold.TakeBackPath, hold.TakeBackValue);
+            return;
+        }
+        if (!host.Exists($"sys/bus/platform/devices/{hold.Name}") || host.ReadLinkName($"sys/bus/platform/devices/{hold.Name}/driver") is not null) return;
+        host.WriteAttribute(hold.TakeBackPath, hold.TakeBackValue);
     }
 
     private void LoadModule(string name)

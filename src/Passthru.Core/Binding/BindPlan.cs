@@ -127,3 +127,57 @@ public sealed record BindPlan(PlanKind Kind, IReadOnlyList<FunctionState> Functi
         foreach (var step in Steps) yield return $"  {i++,2}. {step.Describe()}";
     }
 }
+
+/// <summary>
+/// A part of the host's console that holds a GPU: the framebuffer console on a virtual terminal (sysfs
+/// class/vtconsole/vtconN, Kind "vtconsole"), or a firmware framebuffer's platform device and the driver that holds
+/// its memory inside the GPU's BAR (Kind "framebuffer": efi-framebuffer.0 and efi-framebuffer for efifb). Letting go
+/// of it is a write to sysfs; its inverse another.
+/// </summary>
+public sealed record ConsoleHold(string Kind, string Name, string? Driver)
+{
+    public const string VtConsole = "vtconsole";
+    public const string Framebuffer = "framebuffer";
+
+    public static ConsoleHold Console(string vtcon) => new(VtConsole, vtcon, null);
+    public static ConsoleHold PlatformFramebuffer(string device, string driver) => new(Framebuffer, device, driver);
+
+    public string ReleasePath => Kind == VtConsole ? $"sys/class/vtconsole/{Name}/bind" : $"sys/bus/platform/drivers/{Driver}/unbind";
+    public string ReleaseValue => Kind == VtConsole ? "0" : Name;
+    public string TakeBackPath => Kind == VtConsole ? $"sys/class/vtconsole/{Name}/bind" : $"sys/bus/platform/drivers/{Driver}/bind";
+    public string TakeBackValue => Kind == VtConsole ? "1" : Name;
+
+    /// <summary>What a journal may name (restore writes there as root): vtconN, or a firmware framebuffer's platform device and a plain driver name.</summary>
+    public bool IsValid => Kind switch
+    {
+        VtConsole => Pci.BootConsole.IsVtConsoleName(Name) && Driver is null,
+        Framebuffer => IsFramebufferDevice(Name) && Driver is { Length: > 0 and < 64 } d && d.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
+        _ => false,
+    };
+
+    private static bool IsFramebufferDevice(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        return dot > 0 && name.Length < 64 && name[..dot] is "efi-framebuffer" or "vesa-framebuffer" or "simple-framebuffer"
+            && name[(dot + 1)..] is { Length: > 0 } n && n.All(char.IsAsciiDigit);
+    }
+
+    public override string ToString() => Kind == VtConsole ? $"the framebuffer console on {Name}" : $"{Name} ({Driver})";
+}
+
+/// <summary>
+/// Lets go of a part of the host's console that holds a GPU passed to a guest (--release-console): journaled before the
+/// write, taken back when the functions in <see cref="For"/> are given back (or by restore after a crash).
+/// </summary>
+public sealed record ReleaseConsole(ConsoleHold Hold, IReadOnlyList<PciAddress> For) : BindStep
+{
+    public override string Describe() => Hold.Kind == ConsoleHold.VtConsole
+        ? $"write 0 > /{Hold.ReleasePath} (the framebuffer console lets go of {string.Join(", ", For)}; taken back with it)"
+        : $"write {Hold.Name} > /{Hold.ReleasePath} ({Hold.Driver} lets go of its memory in {string.Join(", ", For)}'s BAR; taken back with it)";
+}
+
+/// <summary>Takes back a part of the host's console Passthru released, once no function it was released for stays held.</summary>
+public sealed record TakeBackConsole(ConsoleHold Hold) : BindStep
+{
+    public override string Describe() => $"write {Hold.TakeBackValue} > /{Hold.TakeBackPath} (the host's console takes {(Hold.Kind == ConsoleHold.VtConsole ? Hold.Name : Hold.Name)} back)";
+}

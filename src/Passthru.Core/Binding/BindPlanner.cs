@@ -6,8 +6,10 @@ namespace Passthru.Binding;
 /// <summary>What the user asked bind for.</summary>
 /// <param name="AllowUnsafeInterrupts">On an IOMMU without interrupt remapping, set vfio_iommu_type1's
 /// allow_unsafe_interrupts until these devices are given back (the user's trust decision).</param>
+/// <param name="ReleaseConsole">Let the host's console go of a GPU passed through (the boot VGA device, a firmware framebuffer
+/// in its BARs): journaled steps, taken back when the GPU is given back.</param>
 public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false, bool AllowUnsafeInterrupts = false,
-    string Verb = "bind");
+    string Verb = "bind", bool ReleaseConsole = false);
 
 /// <summary>
 /// Decides, from what the host looks like now, exactly which writes move devices to vfio-pci or give them back.
@@ -47,10 +49,11 @@ public static class BindPlanner
         var usage = new HostUsage(host);
         var routes = usage.DefaultRouteInterfaces();
         var refusals = new List<string>();
+        var consoleSteps = new List<BindStep>();
         foreach (var d in targets.Values)
         {
             if (d.IsHostBridge || d.IsBridge) refusals.Add($"{d.Address} is a {(d.IsHostBridge ? "host" : "PCI")} bridge, which stays with the host");
-            if (d.BootVga == true) refusals.Add($"{d.Address} is the boot VGA device: the host's console would go dark");
+            if (!d.IsBoundToVfio && ConsoleRelease(host, d, request, notes, consoleSteps) is { } consoleRefusal) refusals.Add(consoleRefusal);
             var mounts = usage.MountsUnder(d.Address);
             if (mounts.Count > 0) refusals.Add($"{d.Address} holds mounted file systems ({string.Join(", ", mounts)})");
             var interfaces = usage.InterfacesOf(d.Address);
@@ -88,6 +91,8 @@ public static class BindPlanner
         // Only a soft dependency of vfio-pci: without it QEMU fails with "No available IOMMU models".
         if ((moving.Count > 0 || setUnsafe) && !host.DirectoryExists("sys/module/vfio_iommu_type1")) steps.Add(new LoadModule("vfio_iommu_type1"));
         if (setUnsafe) steps.Add(new SetModuleParameter(InterruptSafety.ParameterPath, "Y", targets.Keys.ToList()));
+        // The console lets go first: once its GPU leaves its driver (or vfio-pci wants its BAR) it would draw into nothing.
+        steps.AddRange(consoleSteps);
         foreach (var d in moving)
         {
             functions.Add(new FunctionState(d.Address, d.Driver, d.DriverOverride, d.IommuGroup));
@@ -101,7 +106,35 @@ public static class BindPlanner
         return new BindPlan(PlanKind.Bind, functions, steps, notes);
     }
 
-    /// <summary>Gives functions back to what the journal recorded for them.</summary>
+    /// <summary>
+    /// What of the host's console holds <paramref name="d"/> and must let go of it: the boot VGA device, or a firmware
+    /// framebuffer in its BARs (whose memory vfio could not reserve: QEMU's "BAR 0: can't reserve"). Without
+    /// --release-console that is a refusal, returned; with it, the steps that release the console are added, with notes.
+    /// A GPU whose own driver draws the console (no firmware framebuffer, not the boot device) needs nothing: its
+    /// driver hands the framebuffer over when it lets go of the GPU.
+    /// </summary>
+    private static string? ConsoleRelease(HostRoot host, PciDevice d, BindRequest request, List<string> notes, List<BindStep> steps)
+    {
+        bool isDisplay = d.BaseClass == 0x03;
+        if (d.BootVga != true && !isDisplay) return null;
+        var console = BootConsole.Of(host, d.Address);
+        if (d.BootVga != true && console.Framebuffers.Count == 0) return null;
+        var held = console.Framebuffers.Select(f => f.Describe()).ToList();
+        if (!request.ReleaseConsole)
+            return (d.BootVga == true ? $"{d.Address} is the boot VGA device: the host's console would go dark" : $"{d.Address} holds the host's boot console")
+                + (held.Count > 0 ? $" ({string.Join("; ", held)})" : "")
+                + "; add --release-console to hand the console over with it (taken back when the device is given back), or keep the firmware's framebuffer off it at boot (passthru setup --no-boot-framebuffer)";
+        foreach (var vt in console.BoundFramebufferConsoles)
+            if (!steps.OfType<ReleaseConsole>().Any(r => r.Hold.Name == vt)) steps.Add(new ReleaseConsole(ConsoleHold.Console(vt), [d.Address]));
+        foreach (var f in console.Framebuffers)
+        {
+            if (f.PlatformDevice is null || f.Driver is null) { notes.Add($"{f.Describe()}: no driver holds it, so vfio can reserve the BAR"); continue; }
+            steps.Add(new ReleaseConsole(ConsoleHold.PlatformFramebuffer(f.PlatformDevice, f.Driver), [d.Address]));
+        }
+        notes.Add($"--release-console: the host's console lets go of {d.Address}{(held.Count > 0 ? $" ({string.Join("; ", held)})" : "")}; it comes back when {d.Address} is given back");
+        return null;
+    }
+
     /// <summary>
     /// Gives functions back to what the journal recorded for them; then puts back the VF counts in
     /// <paramref name="sriov"/>, which removes the VFs Passthru created once their functions are given back.
@@ -154,7 +187,9 @@ public static class BindPlanner
             steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));
         }
-        steps.AddRange(ParameterPutBacks(journal, states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? [])));
+        var leaving = states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? []).ToList();
+        steps.AddRange(ConsoleTakeBacks(journal, leaving));
+        steps.AddRange(ParameterPutBacks(journal, leaving));
         return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
     }
 
@@ -171,6 +206,18 @@ public static class BindPlanner
     }
 
     /// <summary>
+    /// The parts of the host's console to take back once <paramref name="leaving"/> are given back: those no function the
+    /// journal still holds afterwards was released for. After the GPU left vfio-pci (its memory is free again), in the
+    /// reverse order of their release: the framebuffer driver, then the console on it.
+    /// </summary>
+    private static IEnumerable<BindStep> ConsoleTakeBacks(Journal journal, IEnumerable<PciAddress> leaving)
+    {
+        var gone = leaving.ToHashSet();
+        return journal.Consoles.Where(c => c.For.All(a => gone.Contains(a) || journal.Find(a) is null))
+            .Reverse().Select(c => (BindStep)new TakeBackConsole(c.Hold)).ToList();
+    }
+
+    /// <summary>
     /// What giving back a bind's functions will take once it is applied, predicted from the plan itself (each function
     /// then on vfio-pci with its override set): shown by run's --dry-run as what happens when the guest ends.
     /// </summary>
@@ -178,6 +225,7 @@ public static class BindPlanner
     {
         var steps = new List<BindStep>();
         foreach (var f in bind.Functions) steps.AddRange(ReturnSteps(f, Vfio, Vfio));
+        foreach (var r in bind.Steps.OfType<ReleaseConsole>().Reverse()) steps.Add(new TakeBackConsole(r.Hold));
         foreach (var m in bind.Steps.OfType<SetModuleParameter>())
             steps.Add(new PutBackParameter(m.Path, host.ReadAttribute(m.Path) ?? "its value before"));
         return steps;

@@ -201,6 +201,7 @@ public sealed class Custody : IDisposable
         foreach (var x in pfs)
             lines.Add($"put {x.Pf} back to {x.OriginalCount} VF{(x.OriginalCount == 1 ? "" : "s")}"
                 + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
+        foreach (var c in plan.Steps.OfType<TakeBackConsole>()) lines.Add(TookBack(c.Hold));
         foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
         foreach (var n in plan.Steps.OfType<PutBackNode>())
             lines.Add($"gave /{n.Path} back to {Accounts.UserName(Host, n.Uid)}:{Accounts.GroupName(Host, n.Gid)}, mode {Convert.ToString(n.Mode, 8).PadLeft(4, '0')}");
@@ -208,6 +209,21 @@ public sealed class Custody : IDisposable
         var renewed = plan.Sriov.SelectMany(x => x.Created).ToHashSet();
         var problems = DeviceHealth.Check(Host, present.Where(f => !renewed.Contains(f.Address)));
         return new GiveBackResult(lines, problems, present);
+    }
+
+    /// <summary>
+    /// What taking back a console part did. Since Linux 6.2 (and in kernels that backport it, such as Debian 12's 6.1),
+    /// vfio-pci itself removes a firmware framebuffer from a VGA device it takes, and fbcon's virtual terminal with
+    /// it: then there is nothing left to bind, and the user is told where the console comes back.
+    /// </summary>
+    private string TookBack(ConsoleHold hold)
+    {
+        if (hold.Kind == ConsoleHold.VtConsole)
+            return Host.Exists(hold.TakeBackPath) ? $"gave {hold} back to the host's console"
+                : $"{hold.Name} is gone (fbcon let go of it with the last framebuffer): the console is on the GPU's own driver once it binds, or on serial";
+        return Host.ReadLinkName($"sys/bus/platform/devices/{hold.Name}/driver") is { } driver
+            ? $"gave {hold.Name} back to the host's console ({driver})"
+            : $"{hold.Name} is gone: the kernel removed it when vfio-pci took the GPU (Linux 6.2 and later do, and kernels that backport it); the host's console comes back with the GPU's own driver or at the next boot";
     }
 
     // ---- Guests' claims ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ public sealed class Journal
     private readonly List<ParameterState> _parameters;
     private readonly List<SriovState> _sriov;
     private readonly List<NodeState> _nodes;
+    private readonly List<ConsoleState> _consoles;
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -27,13 +28,16 @@ public sealed class Journal
     public IReadOnlyList<SriovState> Sriov => _sriov;
     /// <summary>vfio group nodes Passthru handed to a guest's QEMU user, with the owner and mode to put back.</summary>
     public IReadOnlyList<NodeState> Nodes => _nodes;
+    /// <summary>Parts of the host's console Passthru released for a GPU (--release-console), to take back with it.</summary>
+    public IReadOnlyList<ConsoleState> Consoles => _consoles;
 
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _consoles.Count == 0;
 
-    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes)
+    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes,
+        List<ConsoleState> consoles)
     {
-        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov; _nodes = nodes;
+        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov; _nodes = nodes; _consoles = consoles;
     }
 
     public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
@@ -61,7 +65,7 @@ public sealed class Journal
     {
         var path = Path.Combine(directory, FileName);
         var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
-        if (bytes is null) return new Journal(directory, [], [], [], []);
+        if (bytes is null) return new Journal(directory, [], [], [], [], []);
         try
         {
             var file = StateFile.Parse(bytes, JournalJson.Default.JournalFile);
@@ -106,7 +110,18 @@ public sealed class Journal
                 if (n.OriginalMode is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
                 return new NodeState(n.Path, uid, gid, mode, (n.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
             }).ToList();
-            return new Journal(directory, functions, parameters, sriov, nodes);
+            // Journals written before GPU support have no "consoles" list.
+            var consoles = (file.Consoles ?? []).Select((c, i) =>
+            {
+                var at = $"consoles[{i}]";
+                if (c is null) throw new StateDamage($"{at} is null");
+                var hold = new ConsoleHold(c.Kind ?? "", c.Name ?? "", c.Driver);
+                // The journal names what restore writes to as root: only a vtconsole or a firmware framebuffer's driver.
+                if (!hold.IsValid)
+                    throw new StateDamage($"{at} ('{Shown.Value(c.Kind ?? "null")}' '{Shown.Value(c.Name ?? "null")}' '{Shown.Value(c.Driver ?? "null")}') is not a vtconsole or a firmware framebuffer and its driver");
+                return new ConsoleState(hold, (c.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+            }).ToList();
+            return new Journal(directory, functions, parameters, sriov, nodes, consoles);
         }
         catch (StateDamage e)
         {
@@ -188,6 +203,18 @@ public sealed class Journal
 
     public void Remove(NodeState state) => _nodes.RemoveAll(n => n.Path == state.Path);
 
+    public ConsoleState? FindConsole(ConsoleHold hold) => _consoles.FirstOrDefault(c => c.Hold == hold);
+
+    /// <summary>Records a console part before Passthru releases it; one released already keeps its entry, for these functions too.</summary>
+    public void Record(ConsoleState state)
+    {
+        int i = _consoles.FindIndex(c => c.Hold == state.Hold);
+        if (i < 0) _consoles.Add(state);
+        else _consoles[i] = _consoles[i] with { For = _consoles[i].For.Union(state.For).ToList() };
+    }
+
+    public void Remove(ConsoleState state) => _consoles.RemoveAll(c => c.Hold == state.Hold);
+
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
@@ -205,6 +232,10 @@ public sealed class Journal
             {
                 Path = n.Path, OriginalUid = n.Uid, OriginalGid = n.Gid, OriginalMode = n.Mode, For = n.For.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalNode?>(),
+            Consoles = _consoles.Count == 0 ? null : _consoles.Select(c => new JournalConsole
+            {
+                Kind = c.Hold.Kind, Name = c.Hold.Name, Driver = c.Hold.Driver, For = c.For.Select(a => a.ToString()).ToList<string?>(),
+            }).ToList<JournalConsole?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -222,6 +253,17 @@ internal sealed class JournalFile
     public List<JournalSriov?>? Sriov { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalNode?>? Nodes { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalConsole?>? Consoles { get; set; }
+}
+
+internal sealed class JournalConsole
+{
+    public string? Kind { get; set; }
+    public string? Name { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Driver { get; set; }
+    public List<string?>? For { get; set; }
 }
 
 internal sealed class JournalNode
@@ -285,6 +327,9 @@ public sealed record NodeState(string Path, int Uid, int Gid, int Mode, IReadOnl
     /// <summary>The IOMMU group the node is for.</summary>
     public int Group => int.Parse(Path[9..], System.Globalization.CultureInfo.InvariantCulture);
 }
+
+/// <summary>A part of the host's console Passthru released (--release-console), and the functions it was released for.</summary>
+public sealed record ConsoleState(ConsoleHold Hold, IReadOnlyList<PciAddress> For);
 
 /// <summary>
 /// An exclusive lock on the state directory, so that two Passthru processes never interleave writes to devices or

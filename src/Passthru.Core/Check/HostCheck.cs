@@ -27,7 +27,25 @@ public static partial class HostCheck
         findings.Add(LockedMemory(facts));
         findings.Add(QemuUser(facts));
         findings.Add(QemuSandbox(facts));
+        // Only where it matters: a host without a firmware framebuffer in a GPU has nothing to say here.
+        if (BootFramebuffer(host) is { } framebuffer) findings.Add(framebuffer);
         return findings;
+    }
+
+    /// <summary>
+    /// A firmware framebuffer (efifb, vesafb, simplefb) inside a GPU's BAR: vfio cannot reserve that BAR while it is
+    /// held (QEMU's "BAR 0: can't reserve"), so the GPU passes only once the console lets go of it.
+    /// </summary>
+    public static Finding? BootFramebuffer(HostRoot host)
+    {
+        var held = new List<Pci.FirmwareFramebuffer>();
+        foreach (var name in host.List("sys/bus/pci/devices"))
+            if (Pci.PciAddress.TryParse(name, out var a) && host.ReadAttribute($"sys/bus/pci/devices/{name}/class")?.Trim() is { Length: 8 } c && c.StartsWith("0x03", StringComparison.Ordinal))
+                held.AddRange(Pci.BootConsole.Of(host, a).Framebuffers);
+        if (held.Count == 0) return null;
+        var gpus = string.Join(" ", held.Select(f => f.Function).Distinct());
+        return new("boot-framebuffer", "Boot framebuffer", Status.Note, string.Join("; ", held.Select(f => f.Describe())) + ": the host's console is on that GPU",
+            $"to pass it: passthru run --device {gpus} --all-functions --release-console (taken back after), or keep it off at boot: passthru setup --no-boot-framebuffer");
     }
 
     public static Finding CpuVirtualization(HostFacts f)

@@ -28,7 +28,7 @@ public sealed record PassthroughAssessment(
         if (device.IsBridge || device.IsHostBridge)
             obstacles.Add("bridges and ports stay with the host: pass through the endpoints behind them");
         if (device.BootVga == true)
-            warnings.Add("this is the boot VGA device: the host console uses it (bind needs --force)");
+            warnings.Add("this is the boot VGA device: the host console uses it (bind and run need --release-console, which hands the console over and takes it back after)");
         if (device.ResetMethods is { Count: 0 })
             warnings.Add("the device has no reset method: it may keep state between guests");
 

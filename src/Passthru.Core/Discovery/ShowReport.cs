@@ -42,6 +42,16 @@ public static class ShowReport
                 : $"only a bus reset (on {reset.ResetBridge}), which also resets {string.Join(", ", reset.BlastRadius)}");
         Row(o, "Power", $"{reset.PowerState ?? "state not reported"}{reset.D3coldAllowed switch { true => ", D3cold allowed", false => ", D3cold not allowed", null => "" }}");
         Row(o, "Boot VGA", d.BootVga switch { true => "yes", false => "no", null => "n/a" });
+        if (d.BaseClass == 0x03 || d.BootVga == true)
+        {
+            var console = BootConsole.Of(host, d.Address);
+            foreach (var f in console.Framebuffers) Row(o, "Boot console", f.Describe());
+            if (console.FramebufferDevices.Count > 0)
+                Row(o, console.Framebuffers.Count > 0 ? "" : "Boot console", $"framebuffer {string.Join(", ", console.FramebufferDevices.Select(f => "/dev/" + f))}"
+                    + (console.BoundFramebufferConsoles.Count > 0 ? $", the framebuffer console on {string.Join(", ", console.BoundFramebufferConsoles)}" : ""));
+            if (console.Framebuffers.Count > 0 || d.BootVga == true)
+                Row(o, "", "pass it with --release-console (bind, run): the console lets go of it and comes back after");
+        }
         Row(o, "NUMA node", d.NumaNode is null or < 0 ? "none" : d.NumaNode.Value.ToString());
         if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
         else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.SriovNumVfs ?? d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"

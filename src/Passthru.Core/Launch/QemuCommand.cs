@@ -89,6 +89,7 @@ public static class QemuCommand
         argv.AddRange(["-m", o.MemoryMiB.ToString(), "-smp", o.Cpus.ToString()]);
         // The guest's serial console on our stdio (QEMU's monitor behind Ctrl-A c), no graphical window.
         argv.Add("-nographic");
+        if (o.Display is not null) argv.AddRange(["-vga", o.Display]);
         if (o.Name is not null) argv.AddRange(["-name", QemuArgs.EscapeCommas(o.Name)]);
         if (boot.Kernel is not null)
         {

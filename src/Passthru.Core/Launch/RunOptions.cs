@@ -78,6 +78,12 @@ public sealed record RunOptions
     public IReadOnlyList<PassthroughDevice> Devices { get; init; } = [];
     /// <summary>Also bind (and restore) the other endpoints of each device's IOMMU group.</summary>
     public bool WholeGroup { get; init; }
+    /// <summary>Pass every function of each named device (a GPU and its HDMI audio) as functions of one device, as Proxmox's "All Functions".</summary>
+    public bool AllFunctions { get; init; }
+    /// <summary>Let the host's console go of a GPU passed through (boot VGA, a firmware framebuffer in its BAR), taken back after.</summary>
+    public bool ReleaseConsole { get; init; }
+    /// <summary>QEMU's emulated display (-vga TYPE); null: QEMU's default, or none when a display controller is passed through.</summary>
+    public string? Display { get; init; }
     public bool KeepBound { get; init; }
     /// <summary>On an IOMMU without interrupt remapping, allow vfio unsafe interrupts for this run (put back after it).</summary>
     public bool AllowUnsafeInterrupts { get; init; }

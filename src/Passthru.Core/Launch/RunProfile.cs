@@ -14,7 +14,7 @@ public static class RunProfile
     private static readonly string[] Keys =
     [
         "menu", "build-dir", "kernel", "initrd", "append", "disks", "cdrom", "memory", "cpus", "machine", "accel", "net", "qemu",
-        "devices", "group", "keep-bound", "allow-unsafe-interrupts", "extra-args", "serial-log", "expect", "timeout", "name",
+        "devices", "group", "all-functions", "release-console", "display", "keep-bound", "allow-unsafe-interrupts", "extra-args", "serial-log", "expect", "timeout", "name",
         "script", "junit", "quiet",
     ];
 
@@ -71,6 +71,9 @@ public static class RunProfile
             Qemu = FilePath("qemu"),
             Devices = List("devices").Select(PassthroughDevice.Parse).ToList(),
             WholeGroup = Flag("group"),
+            AllFunctions = Flag("all-functions"),
+            ReleaseConsole = Flag("release-console"),
+            Display = Text("display") is string display ? ParseDisplay(display, $"{path}: display") : null,
             KeepBound = Flag("keep-bound"),
             AllowUnsafeInterrupts = Flag("allow-unsafe-interrupts"),
             ExtraArgs = List("extra-args"),
@@ -96,6 +99,12 @@ public static class RunProfile
         var m = System.Text.RegularExpressions.Regex.Match(text, @"^\((\d+),(\d+)\)\s*:\s*error\s*:\s*(.*)$");
         return m.Success ? $"line {m.Groups[1].Value}, column {m.Groups[2].Value}: {m.Groups[3].Value}" : text;
     }
+
+    /// <summary>QEMU's -vga types (qemu-system-x86_64 -vga help, QEMU 7.2).</summary>
+    public static readonly string[] DisplayTypes = ["none", "std", "cirrus", "vmware", "qxl", "virtio"];
+
+    public static string ParseDisplay(string text, string where) =>
+        DisplayTypes.Contains(text) ? text : throw new UserError($"{where} '{Shown.Value(text)}': use one of {string.Join(", ", DisplayTypes)}", ExitCodes.Usage);
 
     /// <summary>What ParseAccel accepts, for completion and the man page.</summary>
     public static readonly string[] AccelNames = ["kvm", "tcg", "auto"];

@@ -51,6 +51,13 @@ public static class RunSession
             warnings.Add($"warning: --cpus {o.Cpus}: {why}, so Barrelfish runs on core 0 only (add `module /x86_64/sbin/corectrl auto` to the menu)");
         var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count + ExtraVfio(o).Count, warnings);
         privilege.CheckFiles(GuestFiles(boot, devices));
+        // A guest given a display controller has it as its display: QEMU's default emulated VGA beside it would be a
+        // second GPU the guest's firmware and driver may pick first (and a second legacy VGA range).
+        if (o.Display is null && devices.Select(d => d.Address).Where(a => IsDisplay(host, a)).Take(1).ToList() is [var gpu])
+        {
+            o = o with { Display = "none" };
+            warnings.Add($"note: no emulated display: {gpu} is the guest's (--display std adds QEMU's)");
+        }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
         if (privilege.User is not null)
             argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
@@ -140,8 +147,37 @@ public static class RunSession
             devices.Add((d.Selector.ResolveOne(inventory).Address, d));
         if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
             throw new UserError("a device is named twice in --device", ExitCodes.Usage);
-        binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
-        return (devices, binding);
+        var notes = OtherFunctions(inventory, o, devices);
+        binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o, devices) with { AllowUnsafeInterrupts = true } : Request(o, devices));
+        return (devices, notes.Count == 0 ? binding : binding with { Notes = [.. notes, .. binding.Notes] });
+    }
+
+    /// <summary>A display controller (PCI base class 03: VGA, XGA, 3D), by its sysfs class.</summary>
+    private static bool IsDisplay(HostRoot host, PciAddress a) =>
+        host.ReadAttribute($"sys/bus/pci/devices/{a}/class")?.Trim() is { } c && c.StartsWith("0x03", StringComparison.Ordinal) && c.Length == 8;
+
+    /// <summary>
+    /// A multifunction device passes whole: with --all-functions every function of each named device, with --group
+    /// those of its functions its IOMMU group takes along anyway (bound to vfio-pci, so no host driver has them), join
+    /// the guest at their own function numbers of the same device (a GPU's HDMI audio as function 1 beside its VGA as
+    /// 0, where the guest's driver looks for it). Added to <paramref name="devices"/>, with a note each.
+    /// </summary>
+    private static List<string> OtherFunctions(PciInventory inventory, RunOptions o, List<(PciAddress, PassthroughDevice)> devices)
+    {
+        var notes = new List<string>();
+        if (!o.AllFunctions && !o.WholeGroup) return notes;
+        foreach (var (named, _) in devices.ToList())
+        {
+            var group = inventory.Find(named)?.IommuGroup;
+            foreach (var f in inventory.Devices.Where(f => f.Address.Domain == named.Domain && f.Address.Bus == named.Bus && f.Address.Device == named.Device
+                         && f.Address != named && f.IsEndpoint && f.PhysicalFunction is null).OrderBy(f => f.Address))
+            {
+                if (devices.Any(d => d.Item1 == f.Address) || (!o.AllFunctions && f.IommuGroup != group)) continue;
+                devices.Add((f.Address, new PassthroughDevice(new DeviceSelector.ByAddress(f.Address.ToString(), f.Address))));
+                notes.Add($"{f.Address} goes to the guest with {named} as one device ({(o.AllFunctions ? "--all-functions" : "--group: the same device, in its IOMMU group")})");
+            }
+        }
+        return notes;
     }
 
     /// <summary>
@@ -193,8 +229,9 @@ public static class RunSession
         return StandardQemu;
     }
 
-    private static BindRequest Request(RunOptions o) =>
-        new(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup, AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run");
+    private static BindRequest Request(RunOptions o, IEnumerable<(PciAddress Address, PassthroughDevice Options)> devices) =>
+        new(devices.Select(d => (DeviceSelector)new DeviceSelector.ByAddress(d.Address.ToString(), d.Address)).ToList(), o.WholeGroup,
+            AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run", ReleaseConsole: o.ReleaseConsole);
 
     /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>
     private static bool DecideKvm(HostRoot host, Accel accel, List<string> warnings)
@@ -282,7 +319,7 @@ public static class RunSession
                 {
                     // Planned again under the lock: the devices may have moved since. (Nothing to plan when the plan
                     // had nothing to bind: the devices were on vfio-pci already, or come only in extra arguments.)
-                    var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o));
+                    var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o, plan.Devices));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     custody.Apply(bind, interrupt.Token);
                     moved = bind.Functions;

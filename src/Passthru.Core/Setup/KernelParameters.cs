@@ -78,6 +78,13 @@ public static class KernelParameters
         if (d.AllowUnsafeInterrupts)
             Require(UnsafeInterrupts, v => v is "1" or "Y" or "y" or "on", _ => "1",
                 "vfio may use devices although this IOMMU does not remap interrupts (--allow-unsafe-interrupts); the risk: a guest's device can forge interrupts (MSI) against the host, so pass devices only to guests you trust");
+        if (d.BootFramebufferOff == FramebufferOff.SysfbBlacklist)
+            Require("initcall_blacklist", v => v.Split(',').Contains("sysfb_init"), v => string.Join(',', (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Append("sysfb_init")),
+                "no firmware framebuffer (efifb, vesafb, simplefb) holds a GPU's memory from boot on (--no-boot-framebuffer): vfio can reserve its BARs");
+        if (d.BootFramebufferOff == FramebufferOff.VideoOff)
+            foreach (var fb in new[] { "efifb", "vesafb" })
+                if (!Named("video").Any(w => w.Value == $"{fb}:off"))
+                    changes.Add(new ParameterChange.Add($"video={fb}:off", $"{fb} does not take a GPU's memory at boot (--no-boot-framebuffer): vfio can reserve its BARs"));
         if (d.BootIds.Count > 0)
         {
             var wanted = d.BootIds.ToList();

@@ -12,7 +12,11 @@ public sealed record SetupRequest(IReadOnlyList<DeviceSelector> Devices, bool Io
 {
     /// <summary>SR-IOV physical functions and how many VFs each gets at boot (--vfs PF=N).</summary>
     public IReadOnlyList<VfsAtBoot> Vfs { get; init; } = [];
+    /// <summary>Keep the firmware's framebuffer off the GPUs at boot (--no-boot-framebuffer).</summary>
+    public bool NoBootFramebuffer { get; init; }
 }
+
+public enum FramebufferOff { SysfbBlacklist, VideoOff }
 
 /// <summary>A physical function (by address) whose driver creates <see cref="Count"/> VFs at boot.</summary>
 public sealed record VfsAtBoot(PciAddress Pf, int Count)
@@ -47,9 +51,23 @@ public sealed record SetupDecisions
     public IReadOnlyList<string> SoftdepDrivers { get; init; } = [];
     /// <summary>Physical functions whose VFs a udev rule creates when the PF's driver binds at boot.</summary>
     public IReadOnlyList<VfsAtBoot> BootVfs { get; init; } = [];
+    /// <summary>
+    /// How the kernel is kept from putting a firmware framebuffer on a GPU at boot: from 5.15 sysfb registers efifb's,
+    /// vesafb's and simplefb/simpledrm's device (initcall_blacklist=sysfb_init stops all three); before, efifb and
+    /// vesafb each take video=NAME:off. Null: left as it is.
+    /// </summary>
+    public FramebufferOff? BootFramebufferOff { get; init; }
     public IReadOnlyList<string> Notes { get; init; } = [];
 
     public bool BindsDevices => BootIds.Count > 0 || BootAddresses.Count > 0;
+
+    /// <summary>sysfb (and its sysfb_init) came in Linux 5.15; an unknown release gets it too (every supported distribution's kernel is newer).</summary>
+    private static FramebufferOff FramebufferOffFor(string? release)
+    {
+        var parts = (release ?? "").Split('.', '-');
+        bool old = parts.Length >= 2 && int.TryParse(parts[0], out var major) && int.TryParse(parts[1], out var minor) && (major < 5 || (major == 5 && minor < 15));
+        return old ? FramebufferOff.VideoOff : FramebufferOff.SysfbBlacklist;
+    }
 
     public static SetupDecisions Decide(HostFacts facts, PciInventory inventory, SetupRequest request)
     {
@@ -159,6 +177,7 @@ public sealed record SetupDecisions
             BootAddresses = addresses.Distinct().ToList(),
             SoftdepDrivers = drivers.Distinct().ToList(),
             BootVfs = request.Vfs.GroupBy(v => v.Pf).Select(g => g.Last()).ToList(),
+            BootFramebufferOff = request.NoBootFramebuffer ? FramebufferOffFor(facts.KernelRelease) : null,
             Notes = notes,
         };
     }

@@ -16,14 +16,18 @@ public static class BindCommand
         {
             Description = "On an IOMMU without interrupt remapping, let vfio use the devices until they are given back (a guest's device can then forge interrupts against the host)",
         };
+        var releaseConsole = new Option<bool>("--release-console")
+        {
+            Description = "Let the host's console go of a GPU (boot VGA, a firmware framebuffer in its BAR): journaled, taken back when it is given back",
+        };
         var shared = new BindingOptions();
-        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts };
+        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts, releaseConsole };
         shared.AddTo(command);
         command.SetAction(p =>
         {
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             var host = globals.Host(p);
-            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts));
+            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts), ReleaseConsole: p.GetValue(releaseConsole));
             if (p.GetValue(shared.DryRun))
             {
                 BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
@@ -40,6 +44,8 @@ public static class BindCommand
             BindingOptions.Apply(custody, plan, p.GetValue(shared.Verbose) ? stdout : TextWriter.Null);
             foreach (var f in plan.Functions)
                 stdout.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"}); IOMMU group {f.Group}: /dev/vfio/{f.Group}");
+            foreach (var r in plan.Steps.OfType<ReleaseConsole>())
+                stdout.WriteLine($"released {r.Hold} from the host's console until {string.Join(", ", r.For)} {(r.For.Count == 1 ? "is" : "are")} given back");
             foreach (var m in plan.Steps.OfType<SetModuleParameter>())
                 stdout.WriteLine($"allowed unsafe interrupts: /{m.Path} is {m.Value} until {string.Join(", ", m.For)} {(m.For.Count == 1 ? "is" : "are")} given back");
             return ExitCodes.Ok;

@@ -27,7 +27,10 @@ public sealed class RunCliOptions
     public Option<string?> Net { get; } = new("--net") { Description = "Emulated NIC: none (default: only the devices passed through) or user[,model=NAME]" };
     public Option<string?> Qemu { get; } = new("--qemu") { Description = "QEMU binary (default: qemu-system-x86_64 on PATH)" };
     public Option<string[]> Devices { get; } = new("--device") { Description = "Device to pass through (repeatable): ADDRESS[,rombar=0][,romfile=FILE][,x-vga=on]" };
-    public Option<bool> Group { get; } = new("--group") { Description = "Also bind the other endpoints of each device's IOMMU group" };
+    public Option<bool> Group { get; } = new("--group") { Description = "Also bind the other endpoints of each device's IOMMU group (the named devices' own other functions in it join the guest with them)" };
+    public Option<bool> AllFunctions { get; } = new("--all-functions") { Description = "Pass every function of each named device as one multifunction device (a GPU with its HDMI audio)" };
+    public Option<bool> ReleaseConsole { get; } = new("--release-console") { Description = "Let the host's console go of a GPU passed through (boot VGA, a firmware framebuffer in its BAR); taken back after" };
+    public Option<string?> Display { get; } = new("--display") { Description = "QEMU's emulated display: std, virtio, none, ... (default: QEMU's, none when a GPU is passed through)" };
     public Option<string?> Name { get; } = new("--name") { Description = "Guest name" };
     public Argument<string[]> QemuArgs { get; } = new("qemu-args") { Description = "Extra QEMU arguments, after --", Arity = ArgumentArity.ZeroOrMore };
 
@@ -35,12 +38,13 @@ public sealed class RunCliOptions
     {
         // Offered by the completion scripts and listed in the man page; the parsers below still decide what is valid.
         AccelOption.CompletionSources.Add(RunProfile.AccelNames);
+        Display.CompletionSources.Add(RunProfile.DisplayTypes);
         Net.CompletionSources.Add(GuestNetwork.Kinds);
     }
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Net, Qemu, Devices, Group, Name })
+        foreach (var o in new Option[] { Profile, Menu, BuildDir, Kernel, Initrd, Append, Disks, Cdrom, Memory, Cpus, Machine, AccelOption, Net, Qemu, Devices, Group, AllFunctions, ReleaseConsole, Display, Name })
             c.Options.Add(o);
         c.Arguments.Add(QemuArgs);
     }
@@ -70,6 +74,9 @@ public sealed class RunCliOptions
             Qemu = NotEmpty("--qemu", p.GetValue(Qemu)) ?? o.Qemu,
             Devices = devices.Length > 0 ? devices.Select(PassthroughDevice.Parse).ToList() : o.Devices,
             WholeGroup = p.GetValue(Group) || o.WholeGroup,
+            AllFunctions = p.GetValue(AllFunctions) || o.AllFunctions,
+            ReleaseConsole = p.GetValue(ReleaseConsole) || o.ReleaseConsole,
+            Display = p.GetValue(Display) is string display ? RunProfile.ParseDisplay(display, "--display") : o.Display,
             Name = p.GetValue(Name) ?? o.Name,
             ExtraArgs = extra.Length > 0 ? extra : o.ExtraArgs,
         };

@@ -19,6 +19,10 @@ public static class SetupCommand
         {
             Description = "Add vfio_iommu_type1.allow_unsafe_interrupts=1 where the IOMMU does not remap interrupts (a guest's device can then forge interrupts against the host)",
         };
+        var noBootFramebuffer = new Option<bool>("--no-boot-framebuffer")
+        {
+            Description = "Keep the firmware's framebuffer (efifb, vesafb, simplefb) off the GPUs at boot, so none holds a GPU meant for guests (the console then starts on the GPU's own driver, or on serial)",
+        };
         var loader = new Option<string?>("--boot-loader") { Description = "grub, kernel-install or grubby (default: detected)" };
         loader.CompletionSources.Add(BootLoader.Names);
         var apply = new Option<bool>("--apply") { Description = "Apply the plan: back up and write the files, run the commands" };
@@ -30,7 +34,7 @@ public static class SetupCommand
         var stateDir = BindingOptions.StateDirOption();
         var command = new Command("setup", "Configure the boot for passthrough (IOMMU, vfio modules, devices at boot): shows a plan, --apply applies it")
         {
-            device, vfs, iommuPt, unsafeInterrupts, loader, apply, dryRun, undo, force, stateDir,
+            device, vfs, iommuPt, unsafeInterrupts, noBootFramebuffer, loader, apply, dryRun, undo, force, stateDir,
         };
         command.SetAction(p =>
         {
@@ -40,7 +44,7 @@ public static class SetupCommand
             var applier = new SetupApplier(host, Environment.IsPrivilegedProcess, stateDir: p.GetValue(stateDir));
             if (p.GetValue(undo))
             {
-                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(vfs) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts))
+                if (p.GetValue(device) is { Length: > 0 } || p.GetValue(vfs) is { Length: > 0 } || p.GetValue(iommuPt) || p.GetValue(apply) || p.GetValue(force) || p.GetValue(unsafeInterrupts) || p.GetValue(noBootFramebuffer))
                     throw new UserError("--undo takes no other setup options: it puts back what was recorded", ExitCodes.Usage);
                 foreach (var line in applier.Undo().Lines) stdout.WriteLine(line);
                 stdout.WriteLine("A reboot is needed for the restored configuration to take effect.");
@@ -49,6 +53,7 @@ public static class SetupCommand
             var request = new SetupRequest((p.GetValue(device) ?? []).Select(DeviceSelector.Parse).ToList(), p.GetValue(iommuPt), p.GetValue(loader), p.GetValue(force), p.GetValue(unsafeInterrupts))
             {
                 Vfs = (p.GetValue(vfs) ?? []).Select(VfsAtBoot.Parse).ToList(),
+                NoBootFramebuffer = p.GetValue(noBootFramebuffer),
             };
             var plan = SetupPlan.Make(host, request);
             if (!p.GetValue(apply))
