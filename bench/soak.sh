@@ -62,7 +62,7 @@ if [ "${1:-}" = --inside ]; then
     test "$(cat /sys/bus/pci/devices/0000:03:00.0/sriov_numvfs)" = 0 || fail "cycle $1: the VFs were not removed"
   }
   # attach: one Linux guest for the whole phase; its run and its QEMU are the long-lived processes.
-  seen() { tr -d '\r' < $log 2>/dev/null | grep -cF -- "$1" || true; }
+  seen() { tr -d '\r' 2>/dev/null < $log | grep -cF -- "$1" || true; }
   wait_seen() { # LINE COUNT SECONDS (by the clock: under load each poll takes longer than its sleep)
     local until=$(( SECONDS + $3 ))
     while [ $SECONDS -lt $until ]; do [ "$(seen "$1")" -ge "$2" ] && return 0; kill -0 "$runpid" 2>/dev/null || break; sleep 0.2; done
