@@ -32,12 +32,18 @@ public static class PublishedBinary
         return binary;
     }
 
-    /// <summary>A binary older than any source file would test yesterday's code.</summary>
+    /// <summary>
+    /// A binary older than any source file would test yesterday's code. The build's own generated files (obj/: the
+    /// AssemblyInfo.cs every Debug build of the tests writes anew) are not sources: counting them republished the
+    /// binary (minutes) in every test run that built after publishing, while a virtual host could be running it.
+    /// </summary>
     private static bool IsStale(string binary)
     {
         var built = File.GetLastWriteTimeUtc(binary);
+        var separator = System.IO.Path.DirectorySeparatorChar;
         return Directory.EnumerateFiles(System.IO.Path.Combine(Repo.Root, "src"), "*", SearchOption.AllDirectories)
             .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
+            .Where(f => !f.Contains($"{separator}obj{separator}", StringComparison.Ordinal) && !f.Contains($"{separator}bin{separator}", StringComparison.Ordinal))
             .Any(f => File.GetLastWriteTimeUtc(f) > built);
     }
 }
