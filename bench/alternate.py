@@ -19,7 +19,7 @@ for r in range(rounds + 1):
         if prepare: subprocess.run(["sh", "-c", prepare], check=False)
         argv = ["sh", "-c", command] if any(c in command for c in "|;&<>$") else shlex.split(command)
         t0 = time.perf_counter()
-        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)])
         _, status, usage = os.wait4(pid, 0)
         t1 = time.perf_counter()
         if os.waitstatus_to_exitcode(status) != 0: sys.exit(f"bench: {name} failed: {command}")

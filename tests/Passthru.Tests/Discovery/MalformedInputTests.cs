@@ -70,8 +70,8 @@ public class MalformedInputTests
     [InlineData("class", "\u0001\u0002garbage\n", "holds '??garbage', not a hex number up to 0xffffff")]
     [InlineData("revision", "one\n", "holds 'one', not a hex number up to 0xff")]
     [InlineData("numa_node", "one\n", "holds 'one', not a decimal number", "show")]
-    [InlineData("modalias", "pci:v0000zzzzd00001041sv00001AF4sd00001041bc02sc00i00\n", "holds 'pci:v0000zzzzd00001041sv00001AF4sd000010…', not a PCI modalias (pci:v<8 hex digits>d<8>sv<8>sd<8>bc<2>sc<2>i<2>)")]
-    [InlineData("modalias", "\u0001garbage\n", "holds '?garbage', not a PCI modalias (pci:v<8 hex digits>d<8>sv<8>sd<8>bc<2>sc<2>i<2>)", "show")]
+    [InlineData("modalias", "pci:v0000zzzzd00001041sv00001AF4sd00001041bc02sc00i00\n", "holds 'pci:v0000zzzzd00001041sv00001AF4sd000010…', not a PCI modalias (pci:vVVVVVVVVdDDDDDDDDsv...sd...bc..sc..i..)")]
+    [InlineData("modalias", "\u0001garbage\n", "holds '?garbage', not a PCI modalias (pci:vVVVVVVVVdDDDDDDDDsv...sd...bc..sc..i..)", "show")]
     public void Garbage_in_a_sysfs_attribute(string attribute, string content, string expected, string command = "list")
     {
         var tree = Repo.CopyCapture("devvm");
