@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Builds a synthetic sysfs tree of 4,096 PCI functions for benchmarks: 16 SR-IOV NICs (Intel X710, 8086:1572)
-with 255 virtual functions each (8086:154c), every function in its own IOMMU group, with driver links (i40e on the
+with 255 virtual functions each (8086:154c), every function in its own IOMMU group, with modalias, driver links (i40e on the
 PFs; iavf, vfio-pci or none on the VFs), physfn/virtfn links and a consistent binary config header, in the shape
 tests/captures/capture.sh produces, so that both `passthru list --root TREE` and
 `lspci -A linux-sysfs -O sysfs.path=TREE/sys/bus/pci` read it.  Usage: gen-sysfs-tree.py OUT_DIR"""
@@ -33,6 +33,7 @@ def function(bdf, vendor, device, driver, group, extra_links=(), totalvfs=None):
     write(os.path.join(d, "device"), f"0x{device:04x}\n")
     write(os.path.join(d, "class"), "0x020000\n")
     write(os.path.join(d, "revision"), "0x02\n")
+    write(os.path.join(d, "modalias"), f"pci:v{vendor:08X}d{device:08X}sv{0x8086:08X}sd{0:08X}bc02sc00i00\n")
     write(os.path.join(d, "subsystem_vendor"), "0x8086\n")
     write(os.path.join(d, "subsystem_device"), "0x0000\n")
     write(os.path.join(d, "driver_override"), "(null)\n")

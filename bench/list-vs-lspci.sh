@@ -1,41 +1,45 @@
 #!/usr/bin/env bash
-# `passthru list` (NativeAOT) against `lspci -D -nn` on the same trees, side by side in one run, as a ratio:
-#  - a synthetic tree of 4,096 functions (16 SR-IOV NICs x 255 VFs), target <= 1.0x lspci;
-#  - this live host, warm, and cold (page cache dropped before each run where the kernel lets us), target <= 1.5x.
+# `passthru list` (NativeAOT) side by side, in one run of alternating rounds (bench/alternate.py: medians of wall and
+# CPU time), with:
+#  - lspci:    `lspci -D -nn`, the tool whose lines list's begin with (target: passthru <= 0.50x lspci on the tree);
+#  - the seed: what the seed procedure runs for the same facts (IDs, names, driver, IOMMU group): `lspci -Dnnk`, then a
+#              shell loop over /sys/kernel/iommu_groups/*/devices/*;
+#  - the floor: bench/list-floor.c, the same files read with the fewest system calls and nothing else (no names, no
+#              runtime): what the kernel's share costs, the part no tool can go below.
+# On a synthetic tree of 4,096 functions (16 SR-IOV NICs x 255 VFs), and on this live host warm, and cold (page cache
+# dropped before each run where the kernel lets us). PASSTHRU=PATH measures another binary; BEFORE=PATH adds an older
+# one to the same rounds on the tree (a before/after in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=bench/.work; mkdir -p "$work"
-command -v hyperfine >/dev/null || bash scripts/install-deps.sh
+rounds=${ROUNDS:-20}
 [ -x artifacts/bin/passthru ] || bash scripts/publish.sh
+B=${PASSTHRU:-artifacts/bin/passthru}
 tree=$work/sriov-4096
 [ -d "$tree/sys" ] || python3 bench/gen-sysfs-tree.py "$tree" >/dev/null
+cc -O2 -o "$work/list-floor" bench/list-floor.c
 ids=/usr/share/misc/pci.ids
 
 # Same functions, same IDs: compare "BDF ... [vvvv:dddd]" of both tools first.
-diff <(artifacts/bin/passthru list --root "$tree" --pci-ids "$ids" | sed -E 's/  driver=.*//') \
+diff <($B list --root "$tree" --pci-ids "$ids" | sed -E 's/  driver=.*//') \
      <(lspci -D -nn -i "$ids" -A linux-sysfs -O "sysfs.path=$tree/sys/bus/pci") > /dev/null \
   || { echo "bench: passthru and lspci disagree on the synthetic tree" >&2; exit 1; }
 
-ratio() { # ratio NAME JSON: mean(passthru) / mean(lspci) from hyperfine's export
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[2]))["results"]
-p, l = r[0]["median"], r[1]["median"]
-print(f"{sys.argv[1]}: passthru {p*1000:.1f} ms, lspci {l*1000:.1f} ms (medians), ratio {p/l:.2f}x")
-PY
+seed() { # seed ROOT LSPCI_ARGS...: the seed's way to the same facts
+  local root=$1; shift
+  echo "lspci -Dnnk -i $ids $* >/dev/null 2>&1; for d in $root/sys/kernel/iommu_groups/*/devices/*; do n=\${d#*/iommu_groups/}; echo \"\${n%%/*} \${d##*/}\"; done"
 }
-hyperfine -N -w 3 -r 20 --export-json "$work/tree.json" \
-  "artifacts/bin/passthru list --root $tree --pci-ids $ids" "lspci -D -nn -i $ids -A linux-sysfs -O sysfs.path=$tree/sys/bus/pci" > "$work/tree.txt"
-hyperfine -N -w 3 -r 30 --export-json "$work/live.json" "artifacts/bin/passthru list" "lspci -D -nn" > "$work/live.txt"
+echo "4,096-function tree ($tree):"
+python3 bench/alternate.py "$rounds" \
+  "passthru list=$B list --root $tree --pci-ids $ids" \
+  "lspci -D -nn=lspci -D -nn -i $ids -A linux-sysfs -O sysfs.path=$tree/sys/bus/pci" \
+  "seed (lspci -Dnnk + group loop)=$(seed "$tree" -A linux-sysfs -O "sysfs.path=$tree/sys/bus/pci")" \
+  "floor (list-floor.c, same reads)=$work/list-floor $tree/sys/bus/pci/devices" \
+  ${BEFORE:+"passthru list, before=$BEFORE list --root $tree --pci-ids $ids"} | tee "$work/list-tree.txt"
+echo "live host, warm:"
+python3 bench/alternate.py "$rounds" "passthru list=$B list" "lspci -D -nn=lspci -D -nn" "seed (lspci -Dnnk + group loop)=$(seed "")" \
+  "floor (list-floor.c, same reads)=$work/list-floor /sys/bus/pci/devices" | tee "$work/list-live.txt"
 if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
-  hyperfine -r 10 --prepare 'sync; echo 3 > /proc/sys/vm/drop_caches' --export-json "$work/cold.json" \
-    "artifacts/bin/passthru list" "lspci -D -nn" > "$work/cold.txt"
-  cold="live host, cold (page cache dropped)"
-else
-  # Without the right to drop caches, the first start of each binary after the other ran is the closest to cold.
-  hyperfine -N -w 0 -r 1 --export-json "$work/cold.json" "artifacts/bin/passthru list" "lspci -D -nn" > "$work/cold.txt"
-  cold="live host, first runs (caches could not be dropped)"
+  echo "live host, cold (page cache dropped before each run):"
+  python3 bench/alternate.py 5 --prepare 'sync; echo 3 > /proc/sys/vm/drop_caches' "passthru list=$B list" "lspci -D -nn=lspci -D -nn" | tee "$work/list-cold.txt"
 fi
-ratio "4096-function tree" "$work/tree.json"
-ratio "live host, warm" "$work/live.json"
-ratio "$cold" "$work/cold.json"

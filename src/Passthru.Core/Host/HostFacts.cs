@@ -40,8 +40,11 @@ public sealed class HostFacts(HostRoot host)
     /// </summary>
     public bool IommuIsAmd => HasAcpiTable("IVRS") || (!HasAcpiTable("DMAR") && IsAmd);
 
+    private string[]? _cmdline;
+
+    /// <summary>Read once per command: bind asks for several parameters of it (interrupt remapping, unsafe interrupts).</summary>
     public IReadOnlyList<string> KernelCmdline =>
-        (Host.ReadAttribute("proc/cmdline") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        _cmdline ??= (Host.ReadAttribute("proc/cmdline") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>The value of a kernel parameter (the last one wins, as in the kernel), "" for a flag, null when absent.</summary>
     public string? KernelParameter(string name)

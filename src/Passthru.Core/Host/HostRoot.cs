@@ -32,6 +32,9 @@ public sealed class HostRoot
 
     public bool DirectoryExists(string relative) => Directory.Exists(Path(relative));
 
+    /// <summary>A directory held open for reads relative to it (<see cref="HostDirectory"/>); null when it cannot be opened.</summary>
+    public HostDirectory? OpenDirectory(string relative) => HostDirectory.Open(this, relative);
+
     /// <summary>Names of the entries of a directory, sorted ordinally; empty when it does not exist.</summary>
     public string[] List(string relative)
     {

@@ -54,6 +54,18 @@ internal static unsafe partial class NativeFiles
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint readlink(byte* path, byte* buffer, nint size);
 
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    /// <summary>This process's effective user ID.</summary>
+    public static uint EffectiveUid() => geteuid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int openat(int directory, byte* path, int flags, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint readlinkat(int directory, byte* path, byte* buffer, nint size);
+
     // glibc 2.33+ exports stat(2) itself (earlier ones only __xstat); Debian 12 has 2.36.
     [LibraryImport("libc", SetLastError = true)]
     private static partial int stat(byte* path, byte* buffer);
@@ -103,6 +115,54 @@ internal static unsafe partial class NativeFiles
             }
             finally { close(fd); }
         }
+    }
+
+    /// <summary>
+    /// Opens a directory for reads relative to it (<see cref="ReadFileAt"/>, <see cref="ReadLinkAt"/>); -1 when it
+    /// cannot be opened. Reading thousands of sysfs attributes by full path makes the kernel walk the same leading
+    /// components (and the device's symlink) for every one of them; relative to an open directory it walks only the rest.
+    /// </summary>
+    public static int OpenDirectory(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        fixed (byte* p = CString(path, cpath)) return open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    }
+
+    public static void Close(int fd) => close(fd);
+
+    /// <summary>"entry/name" under an open directory as a C string: no string is made for the path.</summary>
+    private static Span<byte> CPath(ReadOnlySpan<char> entry, ReadOnlySpan<char> name, Span<byte> buffer)
+    {
+        int n = Encoding.UTF8.GetBytes(entry, buffer);
+        buffer[n++] = (byte)'/';
+        n += Encoding.UTF8.GetBytes(name, buffer[n..]);
+        buffer[n] = 0;
+        return buffer;
+    }
+
+    /// <summary>As <see cref="ReadFile"/>, for <paramref name="entry"/>/<paramref name="name"/> under an open directory: one open, one read.</summary>
+    public static int ReadFileAt(int directory, ReadOnlySpan<char> entry, ReadOnlySpan<char> name, Span<byte> buffer)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(entry.Length + name.Length) + 2];
+        fixed (byte* p = CPath(entry, name, cpath))
+        fixed (byte* b = buffer)
+        {
+            // Non-blocking, as ReadFile: a FIFO where an attribute should be must not hang the read.
+            int fd = openat(directory, p, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+            if (fd < 0) return -1;
+            nint got = read(fd, b, buffer.Length);
+            close(fd);
+            return got < 0 ? -1 : (int)got;
+        }
+    }
+
+    /// <summary>As <see cref="ReadLink"/>, for <paramref name="entry"/>/<paramref name="name"/> under an open directory; the target's length, -1 when not a symlink.</summary>
+    public static int ReadLinkAt(int directory, ReadOnlySpan<char> entry, ReadOnlySpan<char> name, Span<byte> target)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(entry.Length + name.Length) + 2];
+        fixed (byte* p = CPath(entry, name, cpath))
+        fixed (byte* t = target)
+            return (int)readlinkat(directory, p, t, target.Length);
     }
 
     /// <summary>No procfs or sysfs file Passthru reads comes near this; /dev/zero in its place would never end.</summary>
@@ -229,6 +289,8 @@ internal static unsafe partial class NativeFiles
                     if (n < 0) throw Error($"cannot write {temp}");
                     done += (int)n;
                 }
+                // Before the rename: otherwise a crash could leave the new name pointing at a file whose content never
+                // reached the disk (an empty journal, which would lose what restore must give back).
                 if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
             }
             catch (IOException)
@@ -283,6 +345,8 @@ internal static unsafe partial class NativeFiles
         int fd;
         fixed (byte* p = CString(directory, cpath)) fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0) return;
+        // The rename (or removal) itself is a change of the directory: without this a crash could bring back the old
+        // journal (devices already given back, given back again) or lose the new one (devices bound, nothing to restore).
         fsync(fd);
         close(fd);
     }
@@ -356,6 +420,23 @@ internal static unsafe partial class NativeFiles
         fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
         if (rc != 0) return null;
         return (*(uint*)(buffer + modeOffset), *(uint*)(buffer + uidOffset), *(uint*)(buffer + uidOffset + 4));
+    }
+
+    /// <summary>
+    /// What identifies a file's content without reading it, after following symlinks: device, inode, size, and the
+    /// modification and status-change times in nanoseconds; null when it does not exist. ctime cannot be set back by
+    /// anyone (utimensat sets mtime only), so a replaced or rewritten file shows a new identity. st_ino at 8, st_size
+    /// at 48 and st_mtim/st_ctim at 88/104 are the same in x86-64's struct stat and the generic (arm64) one.
+    /// </summary>
+    public static (ulong Device, ulong Inode, long Size, long Modified, long Changed)? Identity(string path)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        byte* buffer = stackalloc byte[256];
+        int rc;
+        fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
+        if (rc != 0) return null;
+        static long Nanos(byte* at) => *(long*)at * 1_000_000_000 + *(long*)(at + 8);
+        return (*(ulong*)buffer, *(ulong*)(buffer + 8), *(long*)(buffer + 48), Nanos(buffer + 88), Nanos(buffer + 104));
     }
 
     /// <summary>The path with every symlink resolved (realpath(3)); null when a part of it does not exist.</summary>

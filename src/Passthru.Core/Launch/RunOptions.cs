@@ -61,6 +61,8 @@ public sealed record GuestNetwork(string? Model)
 /// <summary>Everything `passthru run` (and `export libvirt`) is told: from the command line, a profile file, or both.</summary>
 public sealed record RunOptions
 {
+    /// <summary>Passthru's state directory, where run remembers what QEMU's -help said (<see cref="QemuProbe"/>); null: QEMU is asked every time.</summary>
+    public string? StateDir { get; init; }
     public string? Menu { get; init; }
     public string? BuildDir { get; init; }
     public string? Kernel { get; init; }

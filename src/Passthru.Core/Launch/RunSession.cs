@@ -91,7 +91,7 @@ public static class RunSession
         }
         // A captured tree (--root) has no accounts to run QEMU as: a test of the plan, run as its caller.
         if (!host.IsLive) return QemuPrivilege.Inherited with { Why = $"QEMU runs as the user running passthru (the captured tree {host.Root} has no accounts)" };
-        var probe = HostCheck.ProbeQemu(qemu);
+        var probe = QemuProbe.Of(qemu, o.StateDir);
         bool sandbox = probe?.Sandbox ?? false;
         if (!Environment.IsPrivilegedProcess)
             return QemuPrivilege.Inherited with { Sandbox = sandbox, Why = "QEMU runs as you (passthru is not root)", QemuVersion = probe?.Version };

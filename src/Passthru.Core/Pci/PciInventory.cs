@@ -57,7 +57,7 @@ public sealed class PciInventory
     /// </summary>
     public static PciInventory LoadFor(HostRoot host, IEnumerable<DeviceSelector> selectors, bool groupMates, IEnumerable<PciAddress>? alsoRead = null)
     {
-        RequireSysfs(host);
+        using var dir = OpenDevices(host);
         var wanted = new List<PciAddress>();
         if (alsoRead is not null) wanted.AddRange(alsoRead);
         PciInventory? scan = null;
@@ -85,18 +85,17 @@ public sealed class PciInventory
         bool TryRead(PciAddress address, out PciDevice device)
         {
             if (devices.TryGetValue(address, out device!)) return true;
-            var name = address.ToString();
-            if (!host.DirectoryExists($"{DevicesDir}/{name}")) return false;
-            devices[address] = device = ReadDevice(host, name);
+            // No stat first: the read says whether the function is there (a missing vendor is only then asked about).
+            if (ReadDevice(dir, address.ToString(), full: true, absentIsNull: true) is not { } read) return false;
+            devices[address] = device = read;
             return true;
         }
     }
 
-    private static void RequireSysfs(HostRoot host)
-    {
-        if (!host.DirectoryExists(DevicesDir))
-            throw new UserError($"{host.Path(DevicesDir)} does not exist: --root must be a Linux host's root (with sysfs mounted) or a captured tree");
-    }
+    /// <summary>sys/bus/pci/devices, held open: every function's attributes are read relative to it.</summary>
+    private static HostDirectory OpenDevices(HostRoot host) =>
+        host.OpenDirectory(DevicesDir)
+        ?? throw new UserError($"{host.Path(DevicesDir)} does not exist: --root must be a Linux host's root (with sysfs mounted) or a captured tree");
 
     /// <summary>
     /// Reads every function. <paramref name="full"/> false reads only what `list` prints (IDs, class, revision, driver,
@@ -104,38 +103,46 @@ public sealed class PciInventory
     /// </summary>
     public static PciInventory Load(HostRoot host, bool full = true)
     {
-        RequireSysfs(host);
+        using var dir = OpenDevices(host);
         var names = host.List(DevicesDir);
         var devices = new PciDevice[names.Length];
         // Thousands of functions (SR-IOV) mean tens of thousands of small reads: spread them over the cores.
         if (names.Length > 256)
         {
-            try { Parallel.For(0, names.Length, i => devices[i] = ReadDevice(host, names[i], full)); }
+            try { Parallel.For(0, names.Length, i => devices[i] = ReadDevice(dir, names[i], full)!); }
             // A damaged function's UserError (a garbage vendor ID, say) is the answer, as it is for a small tree.
             catch (AggregateException e) when (e.InnerExceptions.OfType<UserError>().FirstOrDefault() is { } first) { throw first; }
         }
         else
-            for (int i = 0; i < names.Length; i++) devices[i] = ReadDevice(host, names[i], full);
+            for (int i = 0; i < names.Length; i++) devices[i] = ReadDevice(dir, names[i], full)!;
         Array.Sort(devices, (a, b) => a.Address.CompareTo(b.Address));
         return new PciInventory(devices);
     }
 
-    internal static PciDevice ReadDevice(HostRoot host, string name, bool full = true)
+    /// <summary>
+    /// One function's attributes, each with one open and one read relative to sys/bus/pci/devices. With
+    /// <paramref name="absentIsNull"/>, null when the function is not there at all (rather than a tree missing its vendor).
+    /// </summary>
+    private static PciDevice? ReadDevice(HostDirectory devices, string name, bool full = true, bool absentIsNull = false)
     {
+        var host = devices.Host;
         if (!PciAddress.TryParse(name, out var address))
             throw new UserError($"{host.Path(DevicesDir)}/{name}: not a PCI address; the tree is damaged or not sysfs");
-        var dir = DevicesDir + "/" + name + "/";
-        var sysfs = new AttributeReader(host, dir, name);
+        var sysfs = new AttributeReader(devices, name);
+        // The IDs and the class in one file where the kernel gives it (every Linux since 2.6: its modalias holds the
+        // vendor, device, subsystem and class it keeps for the function); trees without it, the attribute files.
+        var ids = sysfs.Modalias();
+        if (absentIsNull && ids is null && sysfs.OptionalHex("vendor", 0xffff) is null && !host.DirectoryExists($"{DevicesDir}/{name}")) return null;
         var basic = new PciDevice
         {
             Address = address,
-            VendorId = (ushort)sysfs.RequiredHex("vendor", 0xffff),
-            DeviceId = (ushort)sysfs.RequiredHex("device", 0xffff),
-            ClassCode = sysfs.RequiredHex("class", 0xffffff),
+            VendorId = ids?.Vendor ?? (ushort)sysfs.RequiredHex("vendor", 0xffff),
+            DeviceId = ids?.Device ?? (ushort)sysfs.RequiredHex("device", 0xffff),
+            ClassCode = ids?.Class ?? sysfs.RequiredHex("class", 0xffffff),
             Revision = (byte)(sysfs.OptionalHex("revision", 0xff) ?? 0),
-            Driver = host.ReadLinkName(dir + "driver"),
-            IommuGroup = Group(host, dir, sysfs),
-            PhysicalFunction = PhysicalFunctionOf(host, dir, sysfs),
+            Driver = devices.ReadLinkName(name, "driver"),
+            IommuGroup = Group(devices, name, sysfs),
+            PhysicalFunction = PhysicalFunctionOf(devices, name, sysfs),
         };
         if (!full) return basic;
 
@@ -143,14 +150,14 @@ public sealed class PciInventory
         var virtfns = totalVfs is > 0 ? VirtualFunctionsOf(host, address) : [];
         int? numVfs = totalVfs is > 0 ? sysfs.OptionalInt("sriov_numvfs") : null;
 
-        var overrideValue = host.ReadAttribute(dir + "driver_override");
-        var reset = host.ReadAttribute(dir + "reset_method");
+        var overrideValue = devices.ReadAttribute(name, "driver_override");
+        var reset = devices.ReadAttribute(name, "reset_method");
         var bootVga = sysfs.OptionalInt("boot_vga");
 
         return basic with
         {
-            SubsystemVendorId = (ushort?)sysfs.OptionalHex("subsystem_vendor", 0xffff),
-            SubsystemDeviceId = (ushort?)sysfs.OptionalHex("subsystem_device", 0xffff),
+            SubsystemVendorId = ids?.SubsystemVendor ?? (ushort?)sysfs.OptionalHex("subsystem_vendor", 0xffff),
+            SubsystemDeviceId = ids?.SubsystemDevice ?? (ushort?)sysfs.OptionalHex("subsystem_device", 0xffff),
             DriverOverride = overrideValue is null or "(null)" or "" ? null : overrideValue,
             BootVga = bootVga is null ? null : bootVga == 1,
             ResetMethods = reset is null ? null : reset.Split(' ', StringSplitOptions.RemoveEmptyEntries),
@@ -175,46 +182,78 @@ public sealed class PciInventory
     }
 
     /// <summary>A VF's physical function (its physfn link), which `list` shows too.</summary>
-    private static PciAddress? PhysicalFunctionOf(HostRoot host, string dir, AttributeReader sysfs) =>
-        host.ReadLinkName(dir + "physfn") is string pf
+    private static PciAddress? PhysicalFunctionOf(HostDirectory devices, string name, AttributeReader sysfs) =>
+        devices.ReadLinkName(name, "physfn") is string pf
             ? (PciAddress.TryParse(pf, out var a) ? a : throw sysfs.Garbage("physfn", pf, "a link to a PCI address"))
             : null;
 
-    private static int? Group(HostRoot host, string dir, AttributeReader sysfs) =>
-        host.ReadLinkName(dir + "iommu_group") is string g
+    private static int? Group(HostDirectory devices, string name, AttributeReader sysfs) =>
+        devices.ReadLinkName(name, "iommu_group") is string g
             ? (int.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out var group) ? group : throw sysfs.Garbage("iommu_group", g, "a link to a numbered group"))
             : null;
 
-    /// <summary>Parses one device's attributes; garbage becomes a one-line error naming the file and its content.</summary>
-    private readonly struct AttributeReader(HostRoot host, string dir, string name)
+    /// <summary>
+    /// Parses one device's attributes, straight from the bytes read (no string unless it is garbage); garbage becomes a
+    /// one-line error naming the file and its content.
+    /// </summary>
+    private readonly struct AttributeReader(HostDirectory devices, string name)
     {
         public int RequiredHex(string attribute, int max) =>
-            OptionalHex(attribute, max) ?? throw new UserError($"{host.Path(dir + attribute)} is missing: the tree for {name} is incomplete");
+            OptionalHex(attribute, max) ?? throw new UserError($"{devices.Path(name, attribute)} is missing: the tree for {name} is incomplete");
 
         public int? OptionalHex(string attribute, int max)
         {
-            var text = host.ReadAttribute(dir + attribute);
-            if (text is null) return null;
-            var digits = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text.AsSpan(2) : text.AsSpan();
-            if (digits.Length == 0 || digits.Length > 8 ||
+            Span<byte> buffer = stackalloc byte[64];
+            int n = devices.ReadAttribute(name, attribute, buffer);
+            if (n < 0) return null;
+            var text = buffer[..n];
+            var digits = text.StartsWith("0x"u8) || text.StartsWith("0X"u8) ? text[2..] : text;
+            if (digits.Length == 0 || digits.Length > 8 || n == buffer.Length ||
                 !int.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var value) || value < 0 || value > max)
-                throw Garbage(attribute, text, $"a hex number up to 0x{max:x}");
+                throw Garbage(attribute, Text(attribute, text), $"a hex number up to 0x{max:x}");
             return value;
+        }
+
+        /// <summary>
+        /// The kernel's modalias, "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X" (drivers/pci/pci-sysfs.c); null when the
+        /// tree has none.
+        /// </summary>
+        public (ushort Vendor, ushort Device, ushort SubsystemVendor, ushort SubsystemDevice, int Class)? Modalias()
+        {
+            Span<byte> buffer = stackalloc byte[64];
+            int n = devices.ReadAttribute(name, "modalias", buffer);
+            if (n < 0) return null;
+            var m = buffer[..n];
+            if (n == 53 && m.StartsWith("pci:v"u8) && m[13] == (byte)'d' && m.Slice(22, 2).SequenceEqual("sv"u8) && m.Slice(32, 2).SequenceEqual("sd"u8)
+                && m.Slice(42, 2).SequenceEqual("bc"u8) && m.Slice(46, 2).SequenceEqual("sc"u8) && m[50] == (byte)'i'
+                && Hex(m.Slice(5, 8), 0xffff) is int v && Hex(m.Slice(14, 8), 0xffff) is int d && Hex(m.Slice(24, 8), 0xffff) is int sv
+                && Hex(m.Slice(34, 8), 0xffff) is int sd && Hex(m.Slice(44, 2), 0xff) is int bc && Hex(m.Slice(48, 2), 0xff) is int sc
+                && Hex(m.Slice(51, 2), 0xff) is int pi)
+                return ((ushort)v, (ushort)d, (ushort)sv, (ushort)sd, bc << 16 | sc << 8 | pi);
+            throw Garbage("modalias", Text("modalias", m), "a PCI modalias (pci:vVVVVVVVVdDDDDDDDDsv...sd...bc..sc..i..)");
+
+            static int? Hex(ReadOnlySpan<byte> digits, int max) =>
+                int.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var value) && value >= 0 && value <= max ? value : null;
         }
 
         public int? OptionalInt(string attribute)
         {
-            var text = host.ReadAttribute(dir + attribute);
-            if (text is null) return null;
-            return int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value)
-                ? value : throw Garbage(attribute, text, "a decimal number");
+            Span<byte> buffer = stackalloc byte[64];
+            int n = devices.ReadAttribute(name, attribute, buffer);
+            if (n < 0) return null;
+            return n < buffer.Length && int.TryParse(buffer[..n], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value)
+                ? value : throw Garbage(attribute, Text(attribute, buffer[..n]), "a decimal number");
         }
+
+        /// <summary>The attribute as text for a message: read again whole when it filled the small buffer.</summary>
+        private string Text(string attribute, ReadOnlySpan<byte> read) =>
+            read.Length == 64 ? devices.ReadAttribute(name, attribute) ?? "" : System.Text.Encoding.UTF8.GetString(read);
 
         public UserError Garbage(string attribute, string text, string expected)
         {
             var shown = text.Length > 40 ? text[..40] + "…" : text;
             shown = new string(shown.Select(c => char.IsControl(c) ? '?' : c).ToArray());
-            return new UserError($"{host.Path(dir + attribute)} holds '{shown}', not {expected}: the tree is damaged or not sysfs");
+            return new UserError($"{devices.Path(name, attribute)} holds '{shown}', not {expected}: the tree is damaged or not sysfs");
         }
     }
 }

@@ -100,7 +100,7 @@ public static class RunCommand
     {
         var named = GuestRecords.Name(stateDir, o.Name, Stem(o), reserve: !dryRun);
         if (named.Note is not null) stderr.WriteLine($"[passthru] note: {named.Note}");
-        return o with { Name = named.Name, ControlSocket = named.Socket };
+        return o with { Name = named.Name, ControlSocket = named.Socket, StateDir = stateDir };
     }
 
     private static string Stem(RunOptions o)

@@ -356,7 +356,8 @@ public sealed class HostileInputTests : IDisposable
     [Fact]
     public void A_fifo_in_place_of_a_sysfs_attribute_does_not_hang_list()
     {
-        var vendor = Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/vendor");
+        // modalias: the file list reads the IDs from.
+        var vendor = Path.Combine(_tree, "sys/bus/pci/devices/0000:00:02.0/modalias");
         File.Delete(vendor);
         Assert.Equal(0, Repo.Exec("mkfifo", vendor).ExitCode);
         var r = Repo.Exec("timeout", "60", Binary, "list", "--root", _tree, "--pci-ids", Repo.SystemPciIds);
@@ -409,8 +410,8 @@ public sealed class HostileInputTests : IDisposable
         Assert.Equal(0, Repo.Exec("/usr/bin/python3", Path.Combine(Repo.Root, "bench/gen-sysfs-tree.py"), big).ExitCode);
         // The 301st function (sorted): past the 256 that list reads one by one, so in the parallel part.
         var function = Directory.GetFileSystemEntries(Path.Combine(big, "sys/bus/pci/devices")).Order(StringComparer.Ordinal).Skip(300).First();
-        var vendor = Path.Combine(function, "vendor");
-        File.WriteAllText(vendor, "0xzzzz\n");
+        var vendor = Path.Combine(function, "modalias");
+        File.WriteAllText(vendor, "pci:v0xzzzzzd0000154Csv00008086sd00000000bc02sc00i00\n");
         var r = Passthru("list", "--root", big, "--pci-ids", Repo.SystemPciIds);
         Assert.NotEqual(0, r.ExitCode);
         Assert.DoesNotContain("AggregateException", r.Stderr);

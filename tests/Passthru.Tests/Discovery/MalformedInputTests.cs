@@ -37,7 +37,8 @@ public class MalformedInputTests
         var tree = Repo.CopyCapture("devvm");
         try
         {
-            // A twin: the same IDs at two addresses.
+            // A twin: the same IDs at two addresses (its modalias gone, the device file gives them).
+            File.Delete(Path.Combine(tree, "sys/bus/pci/devices/0000:00:04.0/modalias"));
             var dev = Path.Combine(tree, "sys/bus/pci/devices/0000:00:04.0/device");
             File.WriteAllText(dev, "0x1041\n");
             var r = CliRunner.Run("show", "1af4:1041", "--root", tree);
@@ -69,12 +70,17 @@ public class MalformedInputTests
     [InlineData("class", "\u0001\u0002garbage\n", "holds '??garbage', not a hex number up to 0xffffff")]
     [InlineData("revision", "one\n", "holds 'one', not a hex number up to 0xff")]
     [InlineData("numa_node", "one\n", "holds 'one', not a decimal number", "show")]
+    [InlineData("modalias", "pci:v0000zzzzd00001041sv00001AF4sd00001041bc02sc00i00\n", "holds 'pci:v0000zzzzd00001041sv00001AF4sd000010…', not a PCI modalias (pci:vVVVVVVVVdDDDDDDDDsv...sd...bc..sc..i..)")]
+    [InlineData("modalias", "\u0001garbage\n", "holds '?garbage', not a PCI modalias (pci:vVVVVVVVVdDDDDDDDDsv...sd...bc..sc..i..)", "show")]
     public void Garbage_in_a_sysfs_attribute(string attribute, string content, string expected, string command = "list")
     {
         var tree = Repo.CopyCapture("devvm");
         try
         {
-            var file = Path.Combine(tree, "sys/devices/pci0000:00/0000:00:03.0", attribute);
+            var dir = Path.Combine(tree, "sys/devices/pci0000:00/0000:00:03.0");
+            // The IDs and class come from modalias where the tree has one: without it, from these files.
+            if (attribute is "vendor" or "device" or "class") File.Delete(Path.Combine(dir, "modalias"));
+            var file = Path.Combine(dir, attribute);
             File.WriteAllText(file, content);
             AssertOneLineError(CliRunner.Run(command == "list" ? ["list", "--root", tree] : ["show", "00:03.0", "--root", tree]), 1,
                 $"{tree}/sys/bus/pci/devices/0000:00:03.0/{attribute} {expected}: the tree is damaged or not sysfs");
@@ -88,6 +94,7 @@ public class MalformedInputTests
         var tree = Repo.CopyCapture("devvm");
         try
         {
+            File.Delete(Path.Combine(tree, "sys/devices/pci0000:00/0000:00:02.0/modalias"));
             File.Delete(Path.Combine(tree, "sys/devices/pci0000:00/0000:00:02.0/class"));
             AssertOneLineError(CliRunner.Run("list", "--root", tree), 1,
                 $"{tree}/sys/bus/pci/devices/0000:00:02.0/class is missing: the tree for 0000:00:02.0 is incomplete");

@@ -77,6 +77,7 @@ public sealed class NovaExportTests : IDisposable
             var devices = Path.Combine(tree, "sys/bus/pci/devices");
             File.WriteAllText(Path.Combine(devices, "0000:00:02.0/sriov_totalvfs"), "7\n");
             File.CreateSymbolicLink(Path.Combine(devices, "0000:00:02.0/virtfn0"), "../0000:00:03.0");
+            File.Delete(Path.Combine(devices, "0000:00:03.0/modalias")); // the IDs from the device file, then
             File.WriteAllText(Path.Combine(devices, "0000:00:03.0/device"), "0x10ca\n");
             File.CreateSymbolicLink(Path.Combine(devices, "0000:00:03.0/physfn"), "../0000:00:02.0");
 
