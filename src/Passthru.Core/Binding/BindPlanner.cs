@@ -6,8 +6,10 @@ namespace Passthru.Binding;
 /// <summary>What the user asked bind for.</summary>
 /// <param name="AllowUnsafeInterrupts">On an IOMMU without interrupt remapping, set vfio_iommu_type1's
 /// allow_unsafe_interrupts until these devices are given back (the user's trust decision).</param>
+/// <param name="ResetMethods">--reset-method: the reset methods to write into the named functions' reset_method while
+/// they are held (null: left as they are).</param>
 public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false, bool AllowUnsafeInterrupts = false,
-    string Verb = "bind");
+    string Verb = "bind", IReadOnlyList<string>? ResetMethods = null);
 
 /// <summary>
 /// Decides, from what the host looks like now, exactly which writes move devices to vfio-pci or give them back.
@@ -31,6 +33,8 @@ public static class BindPlanner
                 throw new UserError($"{selector.Text} matches {found.Count} functions ({string.Join(", ", found.Select(d => d.Address))}): name the ones to bind by address, so an identical device the host uses stays with it", ExitCodes.Usage);
             foreach (var d in found) targets[d.Address] = d;
         }
+        // --reset-method concerns the functions named, not the group mates --group adds.
+        var named = targets.Values.ToList();
 
         var notes = new List<string>();
         foreach (var d in targets.Values.ToList())
@@ -88,6 +92,8 @@ public static class BindPlanner
         // Only a soft dependency of vfio-pci: without it QEMU fails with "No available IOMMU models".
         if ((moving.Count > 0 || setUnsafe) && !host.DirectoryExists("sys/module/vfio_iommu_type1")) steps.Add(new LoadModule("vfio_iommu_type1"));
         if (setUnsafe) steps.Add(new SetModuleParameter(InterruptSafety.ParameterPath, "Y", targets.Keys.ToList()));
+        // Before the driver moves: vfio-pci resets the function when it takes it and when QEMU opens it.
+        if (request.ResetMethods is { } methods) steps.AddRange(ResetMethodPlanner.Steps(host, named, methods, request.Verb));
         foreach (var d in moving)
         {
             functions.Add(new FunctionState(d.Address, d.Driver, d.DriverOverride, d.IommuGroup));
@@ -154,7 +160,9 @@ public static class BindPlanner
             steps.Add(new SriovWrite(x.Pf, SriovWrite.NumVfs, x.OriginalCount.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             steps.Add(new VerifyVfs(x.Pf, x.OriginalCount, null));
         }
-        steps.AddRange(ParameterPutBacks(journal, states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? [])));
+        var leaving = states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? []).ToList();
+        steps.AddRange(ParameterPutBacks(journal, leaving));
+        steps.AddRange(ResetMethodPlanner.PutBacks(journal, leaving));
         return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
     }
 
@@ -180,6 +188,8 @@ public static class BindPlanner
         foreach (var f in bind.Functions) steps.AddRange(ReturnSteps(f, Vfio, Vfio));
         foreach (var m in bind.Steps.OfType<SetModuleParameter>())
             steps.Add(new PutBackParameter(m.Path, host.ReadAttribute(m.Path) ?? "its value before"));
+        foreach (var r in bind.Steps.OfType<SetResetMethod>())
+            steps.Add(new PutBackResetMethod(r.Function, host.ReadAttribute(r.Path)?.Trim() ?? "its methods before"));
         return steps;
     }
 

@@ -202,6 +202,7 @@ public sealed class Custody : IDisposable
             lines.Add($"put {x.Pf} back to {x.OriginalCount} VF{(x.OriginalCount == 1 ? "" : "s")}"
                 + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
         foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
+        foreach (var r in plan.Steps.OfType<PutBackResetMethod>()) lines.Add($"put {r.Function}'s reset methods back: {r.Value}");
         foreach (var n in plan.Steps.OfType<PutBackNode>())
             lines.Add($"gave /{n.Path} back to {Accounts.UserName(Host, n.Uid)}:{Accounts.GroupName(Host, n.Gid)}, mode {Convert.ToString(n.Mode, 8).PadLeft(4, '0')}");
         // VFs a count change removes (or makes anew) are not the functions that were given back: nothing to check.

@@ -18,6 +18,7 @@ public sealed class Journal
     private readonly List<ParameterState> _parameters;
     private readonly List<SriovState> _sriov;
     private readonly List<NodeState> _nodes;
+    private readonly List<ResetMethodState> _resetMethods = [];
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -28,8 +29,11 @@ public sealed class Journal
     /// <summary>vfio group nodes Passthru handed to a guest's QEMU user, with the owner and mode to put back.</summary>
     public IReadOnlyList<NodeState> Nodes => _nodes;
 
+    /// <summary>Functions whose reset_method Passthru changed, with the methods to put back.</summary>
+    public IReadOnlyList<ResetMethodState> ResetMethods => _resetMethods;
+
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _resetMethods.Count == 0;
 
     private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes)
     {
@@ -106,7 +110,20 @@ public sealed class Journal
                 if (n.OriginalMode is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
                 return new NodeState(n.Path, uid, gid, mode, (n.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
             }).ToList();
-            return new Journal(directory, functions, parameters, sriov, nodes);
+            // Journals written before reset methods have no "reset_methods" list.
+            var resets = (file.ResetMethods ?? []).Select((r, i) =>
+            {
+                var at = $"reset_methods[{i}]";
+                if (r is null) throw new StateDamage($"{at} is null");
+                // The journal names what restore writes as root: the path is made from the address, the value only method names.
+                if (r.Original is null || !ResetMethodState.IsMethodList(r.Original))
+                    throw new StateDamage($"{at}.original '{Shown.Value(r.Original ?? "null")}' is not a list of reset methods");
+                return new ResetMethodState(Address(r.Function, $"{at}.function"), r.Original);
+            }).ToList();
+            if (resets.Select(r => r.Function).Distinct().Count() != resets.Count) throw new StateDamage("reset_methods names a function twice");
+            var journal = new Journal(directory, functions, parameters, sriov, nodes);
+            journal._resetMethods.AddRange(resets);
+            return journal;
         }
         catch (StateDamage e)
         {
@@ -188,6 +205,16 @@ public sealed class Journal
 
     public void Remove(NodeState state) => _nodes.RemoveAll(n => n.Path == state.Path);
 
+    public ResetMethodState? FindResetMethod(PciAddress function) => _resetMethods.FirstOrDefault(r => r.Function == function);
+
+    /// <summary>Records a function's reset_method before Passthru changes it; one already recorded keeps its first, true original.</summary>
+    public void Record(ResetMethodState state)
+    {
+        if (FindResetMethod(state.Function) is null) _resetMethods.Add(state);
+    }
+
+    public void Remove(ResetMethodState state) => _resetMethods.RemoveAll(r => r.Function == state.Function);
+
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
@@ -205,6 +232,7 @@ public sealed class Journal
             {
                 Path = n.Path, OriginalUid = n.Uid, OriginalGid = n.Gid, OriginalMode = n.Mode, For = n.For.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalNode?>(),
+            ResetMethods = _resetMethods.Count == 0 ? null : _resetMethods.Select(r => new JournalResetMethod { Function = r.Function.ToString(), Original = r.Original }).ToList<JournalResetMethod?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -222,6 +250,14 @@ internal sealed class JournalFile
     public List<JournalSriov?>? Sriov { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalNode?>? Nodes { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalResetMethod?>? ResetMethods { get; set; }
+}
+
+internal sealed class JournalResetMethod
+{
+    public string? Function { get; set; }
+    public string? Original { get; set; }
 }
 
 internal sealed class JournalNode

@@ -13,6 +13,8 @@ public sealed record RunPlan(RunOptions Options, GuestBoot Boot, IReadOnlyList<s
     /// <summary>The QEMU binary (the argument vector may start with the wrapper that drops its privileges).</summary>
     public string Qemu { get; init; } = Argv.Count > 0 ? Argv[0] : "";
     public QemuPrivilege Privilege { get; init; } = QemuPrivilege.Inherited;
+    /// <summary>The 64-bit PCI hole set for large BARs (null: QEMU's default holds them).</summary>
+    public PciHole64? Hole64 { get; init; }
 }
 
 /// <summary>
@@ -52,9 +54,28 @@ public static class RunSession
         var privilege = exporting ? QemuPrivilege.Inherited : DecidePrivilege(host, o, qemu, kvm, devices.Count + ExtraVfio(o).Count, warnings);
         privilege.CheckFiles(GuestFiles(boot, devices));
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
+        var hole64 = LargeBars(host, o, devices, exporting, warnings);
+        if (hole64 is not null && !exporting) argv = [.. argv.Take(3), "-global", $"{PciHole64.Q35Property}={hole64.QemuValue}", .. argv.Skip(3)];
         if (privilege.User is not null)
             argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
-        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege };
+        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege, Hole64 = hole64 };
+    }
+
+    /// <summary>
+    /// The 64-bit PCI hole the passed devices' large BARs need beyond QEMU's default (null: the default holds them, or
+    /// the user set one after --). Only q35's host bridge is sized here; another machine gets a note.
+    /// </summary>
+    private static PciHole64? LargeBars(HostRoot host, RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices, bool exporting, List<string> warnings)
+    {
+        if (PciHole64.For(host, devices.Select(d => d.Address).ToList()) is not { } hole) return null;
+        if (o.ExtraArgs.Any(a => a.Contains("pci-hole64-size", StringComparison.Ordinal))) return null; // the user's own, after --
+        if (!PciHole64.IsQ35(o.Machine))
+        {
+            warnings.Add($"note: the passed devices' 64-bit prefetchable BARs need {Bytes.Format(hole.Needed)} of 64-bit MMIO: --machine {o.Machine} is not q35, so Passthru sets no hole size; give your host bridge's pci-hole64-size after -- if the guest does not see the BARs");
+            return null;
+        }
+        warnings.Add(hole.Describe(exporting));
+        return hole;
     }
 
     private static string Tool(HostRoot host, string name) =>
@@ -194,7 +215,7 @@ public static class RunSession
     }
 
     private static BindRequest Request(RunOptions o) =>
-        new(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup, AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run");
+        new(o.Devices.Select(d => d.Selector).ToList(), o.WholeGroup, AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run", ResetMethods: o.ResetMethods);
 
     /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>
     private static bool DecideKvm(HostRoot host, Accel accel, List<string> warnings)

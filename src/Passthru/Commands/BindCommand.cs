@@ -16,14 +16,16 @@ public static class BindCommand
         {
             Description = "On an IOMMU without interrupt remapping, let vfio use the devices until they are given back (a guest's device can then forge interrupts against the host)",
         };
+        var resetMethod = ResetMethodOption();
         var shared = new BindingOptions();
-        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts };
+        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts, resetMethod };
         shared.AddTo(command);
         command.SetAction(p =>
         {
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             var host = globals.Host(p);
-            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts));
+            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts),
+                ResetMethods: p.GetValue(resetMethod) is string rm ? ResetMethodPlanner.ParseOption(rm) : null);
             if (p.GetValue(shared.DryRun))
             {
                 BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
@@ -42,8 +44,16 @@ public static class BindCommand
                 stdout.WriteLine($"bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"}); IOMMU group {f.Group}: /dev/vfio/{f.Group}");
             foreach (var m in plan.Steps.OfType<SetModuleParameter>())
                 stdout.WriteLine($"allowed unsafe interrupts: /{m.Path} is {m.Value} until {string.Join(", ", m.For)} {(m.For.Count == 1 ? "is" : "are")} given back");
+            foreach (var r in plan.Steps.OfType<SetResetMethod>())
+                stdout.WriteLine($"reset methods of {r.Function}: {r.Value} until it is given back");
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>--reset-method, for bind and run alike.</summary>
+    public static Option<string?> ResetMethodOption() => new("--reset-method")
+    {
+        Description = "Write these reset methods (METHOD[,METHOD], e.g. device_specific for a GPU vendor-reset knows) into the devices' reset_method while they are held; put back when they are given back",
+    };
 }
