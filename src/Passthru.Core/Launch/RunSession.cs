@@ -281,6 +281,7 @@ public static class RunSession
         var o = plan.Options;
         IReadOnlyList<FunctionState> moved = [];
         IReadOnlyList<PciAddress> unsafeFor = [];
+        IReadOnlyList<PciAddress> resetFor = []; // functions whose reset_method the run set: put back at its end
         bool handedOver = false;
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
@@ -305,6 +306,7 @@ public static class RunSession
                     // had nothing to bind: the devices were on vfio-pci already, or come only in extra arguments.)
                     var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
+                    resetFor = bind.Steps.OfType<SetResetMethod>().Select(r => r.Function).ToList();
                     custody.Apply(bind, interrupt.Token);
                     moved = bind.Functions;
                     foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
@@ -323,6 +325,7 @@ public static class RunSession
                     }
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
+                foreach (var f in resetFor) messages.WriteLine($"[passthru] reset methods of {f}: {string.Join(' ', o.ResetMethods ?? [])} until the guest ends");
                 if (unsafeFor.Count > 0)
                     messages.WriteLine($"[passthru] allowed unsafe interrupts (/{InterruptSafety.ParameterPath}) until the guest ends: {InterruptSafety.Risk}");
             }
@@ -338,8 +341,8 @@ public static class RunSession
         {
             // Whichever way the guest ended: its claims end, and what was bound for it (at its start, attached since)
             // goes back, checked afterwards.
-            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0 || handedOver)
-                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, unsafeFor, messages));
+            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0 || resetFor.Count > 0 || handedOver)
+                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, [.. unsafeFor, .. resetFor], messages));
         }
     }
 
