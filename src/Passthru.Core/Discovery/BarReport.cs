@@ -16,7 +16,7 @@ public sealed record BarReport(IReadOnlyList<Bar> Bars, ResizableBar? Resizable,
         var config = host.ReadBytes($"sys/bus/pci/devices/{d.Address}/config", 4096) ?? [];
         if (!ResizableBar.ExtendedReadable(config))
             return new BarReport(bars, null, IsPcie(config) ? "not known: only the first 256 bytes of config space are readable (run as root for all 4096)" : null);
-        try { return new BarReport(bars, ResizableBar.Parse(config), null); }
+        try { return ResizableBar.Parse(config) is { } rebar ? new BarReport(bars, rebar, null) : new BarReport(bars, null, "none"); }
         catch (FormatException e) { return new BarReport(bars, null, $"unreadable: {e.Message}"); }
     }
 
