@@ -39,6 +39,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         _changedNodes.Clear();
         _changedConsoles.Clear();
         _changedSriov.Clear();
+        _changedResets.Clear();
         BindStep? current = null;
         try
         {
@@ -106,6 +107,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     private readonly List<ParameterState> _changedParameters = [];
     private readonly List<NodeState> _changedNodes = [];
     private readonly List<ConsoleState> _changedConsoles = [];
+    private readonly List<ResetMethodState> _changedResets = [];
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -137,6 +139,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             try { TakeBack(c.Hold); journal.Remove(c); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"{c.Hold}: {Reason(e)}"); }
         }
+        foreach (var r in _changedResets)
+        {
+            try { PutBackReset(r.Function, r.Original); journal.Remove(r); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{ResetMethodState.PathOf(r.Function)}: {Reason(e)}"); }
+        }
         foreach (var p in _changedParameters)
         {
             try { host.WriteAttribute(p.Path, p.Original); journal.Remove(p); }
@@ -165,11 +172,12 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         foreach (var f in _vanished)
             if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedConsoles.Count == 0 && counts.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedConsoles.Count == 0 && _changedResets.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
             .Concat(_changedNodes.Select(n => $"/{n.Path} to {n.Uid}:{n.Gid}"))
             .Concat(_changedConsoles.Select(c => $"{c.Hold} to the host's console"))
-            .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")).Concat(counts));
+            .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}"))
+            .Concat(_changedResets.Select(r => $"{r.Original} to /{ResetMethodState.PathOf(r.Function)}")).Concat(counts));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
             : $"rollback incomplete ({string.Join("; ", failures)}): the journal keeps them, run `passthru restore`";
@@ -208,6 +216,14 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 // A module unloaded since has lost the changed value with it: nothing is left to put back.
                 if (host.Exists(p.Path)) host.WriteAttribute(p.Path, p.Value);
                 if (journal.FindParameter(p.Path) is { } state) journal.Remove(state);
+                journal.Save();
+                break;
+            case SetResetMethod r:
+                SetReset(r);
+                break;
+            case PutBackResetMethod r:
+                PutBackReset(r.Function, r.Value);
+                if (journal.FindResetMethod(r.Function) is { } reset) journal.Remove(reset);
                 journal.Save();
                 break;
             case HandOverNode h:
@@ -263,6 +279,36 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         if (original == m.Value) return; // already set by Passthru for other devices: now kept for these too
         _changedParameters.Add(state);
         host.WriteAttribute(m.Path, m.Value);
+    }
+
+    /// <summary>Journals the function's reset_method, then writes the new one; a function already set keeps its first original.</summary>
+    private void SetReset(SetResetMethod r)
+    {
+        var now = host.ReadAttribute(r.Path)?.Trim() ?? throw new StepFailed($"{r.Function} has no reset_method");
+        if (now == r.Value) return;
+        var earlier = journal.FindResetMethod(r.Function);
+        var state = earlier ?? new ResetMethodState(r.Function, now);
+        if (earlier is null)
+        {
+            if (!ResetMethodState.IsMethodList(now)) throw new StepFailed($"{r.Function}'s reset_method reads '{Shown.Value(now)}', not a list of methods to put back later");
+            journal.Record(state);
+            journal.Save(); // before the write: a crash from here on leaves restore what to put back
+            _changedResets.Add(state);
+        }
+        try { host.WriteAttribute(r.Path, r.Value); }
+        catch (IOException e) { throw new StepFailed($"the kernel refused {r.Value} for {r.Function} ({Reason(e)}): it does not offer that method now"); }
+    }
+
+    /// <summary>
+    /// Writes a function's reset methods back. When the kernel refuses them (a method only a module supplied, and the
+    /// module is gone), "default" gives the function every method it has now instead of none it can use.
+    /// </summary>
+    private void PutBackReset(PciAddress function, string value)
+    {
+        var path = ResetMethodState.PathOf(function);
+        if (!host.Exists(path)) return; // the function is gone (or has no reset left): nothing to put back
+        try { host.WriteAttribute(path, value); }
+        catch (IOException) { host.WriteAttribute(path, "default"); }
     }
 
     /// <summary>Journals the node's owner and mode, then hands it over; one already handed over keeps its first original.</summary>

@@ -181,3 +181,22 @@ public sealed record TakeBackConsole(ConsoleHold Hold) : BindStep
 {
     public override string Describe() => $"write {Hold.TakeBackValue} > /{Hold.TakeBackPath} (the host's console takes {(Hold.Kind == ConsoleHold.VtConsole ? Hold.Name : Hold.Name)} back)";
 }
+
+/// <summary>
+/// Sets a function's reset_method (the reset methods the kernel may use, in order: e.g. device_specific for a GPU
+/// vendor-reset knows). What it was is journaled before the write and put back when the function is given back (or by
+/// restore after a crash).
+/// </summary>
+public sealed record SetResetMethod(PciAddress Function, IReadOnlyList<string> Methods) : BindStep
+{
+    public string Path => ResetMethodState.PathOf(Function);
+    public string Value => string.Join(' ', Methods);
+    public override string Describe() => $"write {Value} > /{Path} (put back when {Function} is given back)";
+}
+
+/// <summary>Puts a function's reset_method back to what the journal recorded (a function gone from the bus needs nothing).</summary>
+public sealed record PutBackResetMethod(PciAddress Function, string Value) : BindStep
+{
+    public string Path => ResetMethodState.PathOf(Function);
+    public override string Describe() => $"write {Value} > /{Path} (its reset methods before Passthru)";
+}

@@ -8,8 +8,10 @@ namespace Passthru.Binding;
 /// allow_unsafe_interrupts until these devices are given back (the user's trust decision).</param>
 /// <param name="ReleaseConsole">Let the host's console go of a GPU passed through (the boot VGA device, a firmware framebuffer
 /// in its BARs): journaled steps, taken back when the GPU is given back.</param>
+/// <param name="ResetMethods">--reset-method: the reset methods to write into the named functions' reset_method while
+/// they are held (null: left as they are).</param>
 public sealed record BindRequest(IReadOnlyList<DeviceSelector> Devices, bool WholeGroup = false, bool Force = false, bool AllowUnsafeInterrupts = false,
-    string Verb = "bind", bool ReleaseConsole = false);
+    string Verb = "bind", bool ReleaseConsole = false, IReadOnlyList<string>? ResetMethods = null);
 
 /// <summary>
 /// Decides, from what the host looks like now, exactly which writes move devices to vfio-pci or give them back.
@@ -33,6 +35,8 @@ public static class BindPlanner
                 throw new UserError($"{selector.Text} matches {found.Count} functions ({string.Join(", ", found.Select(d => d.Address))}): name the ones to bind by address, so an identical device the host uses stays with it", ExitCodes.Usage);
             foreach (var d in found) targets[d.Address] = d;
         }
+        // --reset-method concerns the functions named, not the group mates --group adds.
+        var named = targets.Values.ToList();
 
         var notes = new List<string>();
         foreach (var d in targets.Values.ToList())
@@ -93,6 +97,8 @@ public static class BindPlanner
         if (setUnsafe) steps.Add(new SetModuleParameter(InterruptSafety.ParameterPath, "Y", targets.Keys.ToList()));
         // The console lets go first: once its GPU leaves its driver (or vfio-pci wants its BAR) it would draw into nothing.
         steps.AddRange(consoleSteps);
+        // Before the driver moves: vfio-pci resets the function when it takes it and when QEMU opens it.
+        if (request.ResetMethods is { } methods) steps.AddRange(ResetMethodPlanner.Steps(host, named, methods, request.Verb));
         foreach (var d in moving)
         {
             functions.Add(new FunctionState(d.Address, d.Driver, d.DriverOverride, d.IommuGroup));
@@ -190,6 +196,8 @@ public static class BindPlanner
         var leaving = states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? []).ToList();
         steps.AddRange(ConsoleTakeBacks(journal, leaving));
         steps.AddRange(ParameterPutBacks(journal, leaving));
+        steps.AddRange(ParameterPutBacks(journal, leaving));
+        steps.AddRange(ResetMethodPlanner.PutBacks(journal, leaving));
         return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
     }
 
@@ -228,6 +236,8 @@ public static class BindPlanner
         foreach (var r in bind.Steps.OfType<ReleaseConsole>().Reverse()) steps.Add(new TakeBackConsole(r.Hold));
         foreach (var m in bind.Steps.OfType<SetModuleParameter>())
             steps.Add(new PutBackParameter(m.Path, host.ReadAttribute(m.Path) ?? "its value before"));
+        foreach (var r in bind.Steps.OfType<SetResetMethod>())
+            steps.Add(new PutBackResetMethod(r.Function, host.ReadAttribute(r.Path)?.Trim() ?? "its methods before"));
         return steps;
     }
 

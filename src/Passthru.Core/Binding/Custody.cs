@@ -203,6 +203,7 @@ public sealed class Custody : IDisposable
                 + (x.OriginalCount == 0 && x.Created.Count > 0 ? $" (removed {string.Join(", ", x.Created)})" : ""));
         foreach (var c in plan.Steps.OfType<TakeBackConsole>()) lines.Add(TookBack(c.Hold));
         foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
+        foreach (var r in plan.Steps.OfType<PutBackResetMethod>()) lines.Add($"put {r.Function}'s reset methods back: {r.Value}");
         foreach (var n in plan.Steps.OfType<PutBackNode>())
             lines.Add($"gave /{n.Path} back to {Accounts.UserName(Host, n.Uid)}:{Accounts.GroupName(Host, n.Gid)}, mode {Convert.ToString(n.Mode, 8).PadLeft(4, '0')}");
         // VFs a count change removes (or makes anew) are not the functions that were given back: nothing to check.

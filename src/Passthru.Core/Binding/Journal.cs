@@ -19,6 +19,7 @@ public sealed class Journal
     private readonly List<SriovState> _sriov;
     private readonly List<NodeState> _nodes;
     private readonly List<ConsoleState> _consoles;
+    private readonly List<ResetMethodState> _resetMethods = [];
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -31,8 +32,11 @@ public sealed class Journal
     /// <summary>Parts of the host's console Passthru released for a GPU (--release-console), to take back with it.</summary>
     public IReadOnlyList<ConsoleState> Consoles => _consoles;
 
+    /// <summary>Functions whose reset_method Passthru changed, with the methods to put back.</summary>
+    public IReadOnlyList<ResetMethodState> ResetMethods => _resetMethods;
+
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _consoles.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _consoles.Count == 0 && _resetMethods.Count == 0;
 
     private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes,
         List<ConsoleState> consoles)
@@ -121,7 +125,20 @@ public sealed class Journal
                     throw new StateDamage($"{at} ('{Shown.Value(c.Kind ?? "null")}' '{Shown.Value(c.Name ?? "null")}' '{Shown.Value(c.Driver ?? "null")}') is not a vtconsole or a firmware framebuffer and its driver");
                 return new ConsoleState(hold, (c.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
             }).ToList();
-            return new Journal(directory, functions, parameters, sriov, nodes, consoles);
+            // Journals written before reset methods have no "reset_methods" list.
+            var resets = (file.ResetMethods ?? []).Select((r, i) =>
+            {
+                var at = $"reset_methods[{i}]";
+                if (r is null) throw new StateDamage($"{at} is null");
+                // The journal names what restore writes as root: the path is made from the address, the value only method names.
+                if (r.Original is null || !ResetMethodState.IsMethodList(r.Original))
+                    throw new StateDamage($"{at}.original '{Shown.Value(r.Original ?? "null")}' is not a list of reset methods");
+                return new ResetMethodState(Address(r.Function, $"{at}.function"), r.Original);
+            }).ToList();
+            if (resets.Select(r => r.Function).Distinct().Count() != resets.Count) throw new StateDamage("reset_methods names a function twice");
+            var journal = new Journal(directory, functions, parameters, sriov, nodes, consoles);
+            journal._resetMethods.AddRange(resets);
+            return journal;
         }
         catch (StateDamage e)
         {
@@ -214,6 +231,15 @@ public sealed class Journal
     }
 
     public void Remove(ConsoleState state) => _consoles.RemoveAll(c => c.Hold == state.Hold);
+    public ResetMethodState? FindResetMethod(PciAddress function) => _resetMethods.FirstOrDefault(r => r.Function == function);
+
+    /// <summary>Records a function's reset_method before Passthru changes it; one already recorded keeps its first, true original.</summary>
+    public void Record(ResetMethodState state)
+    {
+        if (FindResetMethod(state.Function) is null) _resetMethods.Add(state);
+    }
+
+    public void Remove(ResetMethodState state) => _resetMethods.RemoveAll(r => r.Function == state.Function);
 
     public void Save()
     {
@@ -236,6 +262,7 @@ public sealed class Journal
             {
                 Kind = c.Hold.Kind, Name = c.Hold.Name, Driver = c.Hold.Driver, For = c.For.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalConsole?>(),
+            ResetMethods = _resetMethods.Count == 0 ? null : _resetMethods.Select(r => new JournalResetMethod { Function = r.Function.ToString(), Original = r.Original }).ToList<JournalResetMethod?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -255,6 +282,8 @@ internal sealed class JournalFile
     public List<JournalNode?>? Nodes { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalConsole?>? Consoles { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<JournalResetMethod?>? ResetMethods { get; set; }
 }
 
 internal sealed class JournalConsole
@@ -264,6 +293,12 @@ internal sealed class JournalConsole
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Driver { get; set; }
     public List<string?>? For { get; set; }
+}
+
+internal sealed class JournalResetMethod
+{
+    public string? Function { get; set; }
+    public string? Original { get; set; }
 }
 
 internal sealed class JournalNode

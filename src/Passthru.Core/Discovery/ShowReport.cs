@@ -40,7 +40,10 @@ public static class ShowReport
         else if (reset.BusResetOnly)
             Row(o, "", reset.BlastRadius.Count == 0 ? $"only a bus reset (on {reset.ResetBridge}), which hits nothing else"
                 : $"only a bus reset (on {reset.ResetBridge}), which also resets {string.Join(", ", reset.BlastRadius)}");
+        int quirkLine = 0;
+        foreach (var line in reset.QuirkAdvice(d.Address)) Row(o, quirkLine++ == 0 ? "Reset quirk" : "", line);
         Row(o, "Power", $"{reset.PowerState ?? "state not reported"}{reset.D3coldAllowed switch { true => ", D3cold allowed", false => ", D3cold not allowed", null => "" }}");
+        foreach (var (label, value) in BarReport.Of(host, d).Rows()) Row(o, label, value);
         Row(o, "Boot VGA", d.BootVga switch { true => "yes", false => "no", null => "n/a" });
         if (d.BaseClass == 0x03 || d.BootVga == true)
         {
@@ -88,6 +91,16 @@ public static class ShowReport
         json.WriteEndArray();
         if (reset.PowerState is { } ps) json.WriteString("power_state", ps); else json.WriteNull("power_state");
         if (reset.D3coldAllowed is bool d3) json.WriteBoolean("d3cold_allowed", d3); else json.WriteNull("d3cold_allowed");
+        if (reset.Quirk is { } quirk)
+        {
+            json.WriteStartObject("reset_quirk");
+            json.WriteString("family", quirk.Family);
+            json.WriteBoolean("vendor_reset_loaded", reset.VendorResetLoaded);
+            json.WriteBoolean("device_specific_offered", reset.OffersDeviceSpecific);
+            json.WriteEndObject();
+        }
+        else json.WriteNull("reset_quirk");
+        BarReport.Of(host, d).WriteJson(json);
         if (DeviceSafety.ExplainGroup(host, inventory, d) is { } why)
         {
             json.WriteStartObject("group_explanation");

@@ -18,6 +18,7 @@ public static class DomainExport
         var notes = new List<string>(plan.Warnings);
         if (plan.Binding.Steps.OfType<SetModuleParameter>().Any())
             notes.Add("note: this host's IOMMU does not remap interrupts: libvirt can start the domain here only with vfio_iommu_type1.allow_unsafe_interrupts=1 (passthru setup --allow-unsafe-interrupts), and a guest's device can then forge interrupts against the host");
+        if (vm.PciHole64 is { } hole) notes.Add($"note: set as <pcihole64 unit='KiB'>{hole >> 10}</pcihole64> on the pcie-root controller");
         foreach (var d in vm.Devices.Where(d => d.XVga))
             notes.Add($"note: x-vga=on for {d.Address} has no libvirt hostdev attribute: add it with <qemu:override> if the guest needs VGA");
         // Least privilege is libvirt's own default: only whose QEMU it is differs from passthru run's.
@@ -51,6 +52,7 @@ public static class DomainExport
             Devices = devices,
             Net = options.Net,
             ExtraQemuArgs = options.ExtraArgs,
+            PciHole64 = plan.Hole64?.Size,
         };
         return (vm, plan);
     }

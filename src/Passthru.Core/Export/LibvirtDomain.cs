@@ -40,6 +40,10 @@ public static class LibvirtDomain
         devices.Add(new XElement("serial", new XAttribute("type", "pty"), new XElement("target", new XAttribute("port", "0"))));
         devices.Add(new XElement("console", new XAttribute("type", "pty"), new XElement("target", new XAttribute("type", "serial"), new XAttribute("port", "0"))));
         foreach (var d in vm.Devices) devices.Add(HostDev(d));
+        // Large BARs: libvirt's knob for q35's pci-hole64-size, on the root controller (libvirt's schema: pci-root or pcie-root).
+        if (vm.PciHole64 is { } hole)
+            devices.Add(new XElement("controller", new XAttribute("type", "pci"), new XAttribute("index", "0"), new XAttribute("model", "pcie-root"),
+                new XElement("pcihole64", new XAttribute("unit", "KiB"), hole >> 10)));
 
         var domain = new XElement("domain",
             new XAttribute("type", vm.Accelerator == "kvm" ? "kvm" : "qemu"),

@@ -26,6 +26,8 @@ public sealed record VmDefinition
     public Passthru.Launch.GuestNetwork? Net { get; init; }
     /// <summary>Arguments given after `--`: kept as qemu:commandline so nothing the user asked for is lost.</summary>
     public IReadOnlyList<string> ExtraQemuArgs { get; init; } = [];
+    /// <summary>The 64-bit PCI hole the passed devices' large BARs need (bytes; null: the machine's default holds them).</summary>
+    public ulong? PciHole64 { get; init; }
 }
 
 /// <summary>A passed-through function and its per-device options.</summary>

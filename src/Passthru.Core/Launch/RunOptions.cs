@@ -89,6 +89,8 @@ public sealed record RunOptions
     public bool KeepBound { get; init; }
     /// <summary>On an IOMMU without interrupt remapping, allow vfio unsafe interrupts for this run (put back after it).</summary>
     public bool AllowUnsafeInterrupts { get; init; }
+    /// <summary>--reset-method: reset methods for the devices' reset_method while the run holds them (null: as they are).</summary>
+    public IReadOnlyList<string>? ResetMethods { get; init; }
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
     public string? SerialLog { get; init; }
     public string? Expect { get; init; }

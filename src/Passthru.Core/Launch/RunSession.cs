@@ -13,6 +13,8 @@ public sealed record RunPlan(RunOptions Options, GuestBoot Boot, IReadOnlyList<s
     /// <summary>The QEMU binary (the argument vector may start with the wrapper that drops its privileges).</summary>
     public string Qemu { get; init; } = Argv.Count > 0 ? Argv[0] : "";
     public QemuPrivilege Privilege { get; init; } = QemuPrivilege.Inherited;
+    /// <summary>The 64-bit PCI hole set for large BARs (null: QEMU's default holds them).</summary>
+    public PciHole64? Hole64 { get; init; }
 }
 
 /// <summary>
@@ -59,9 +61,28 @@ public static class RunSession
             warnings.Add($"note: no emulated display: {gpu} is the guest's (--display std adds QEMU's)");
         }
         var argv = QemuCommand.Build(qemu, o, boot, kvm, devices, privilege);
+        var hole64 = LargeBars(host, o, devices, exporting, warnings);
+        if (hole64 is not null && !exporting) argv = [.. argv.Take(3), "-global", $"{PciHole64.Q35Property}={hole64.QemuValue}", .. argv.Skip(3)];
         if (privilege.User is not null)
             argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
-        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege };
+        return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege, Hole64 = hole64 };
+    }
+
+    /// <summary>
+    /// The 64-bit PCI hole the passed devices' large BARs need beyond QEMU's default (null: the default holds them, or
+    /// the user set one after --). Only q35's host bridge is sized here; another machine gets a note.
+    /// </summary>
+    private static PciHole64? LargeBars(HostRoot host, RunOptions o, IReadOnlyList<(PciAddress Address, PassthroughDevice Options)> devices, bool exporting, List<string> warnings)
+    {
+        if (PciHole64.For(host, devices.Select(d => d.Address).ToList()) is not { } hole) return null;
+        if (o.ExtraArgs.Any(a => a.Contains("pci-hole64-size", StringComparison.Ordinal))) return null; // the user's own, after --
+        if (!PciHole64.IsQ35(o.Machine))
+        {
+            warnings.Add($"note: the passed devices' 64-bit prefetchable BARs need {Bytes.Format(hole.Needed)} of 64-bit MMIO: --machine {o.Machine} is not q35, so Passthru sets no hole size; give your host bridge's pci-hole64-size after -- if the guest does not see the BARs");
+            return null;
+        }
+        warnings.Add(hole.Describe(exporting));
+        return hole;
     }
 
     private static string Tool(HostRoot host, string name) =>
@@ -231,7 +252,7 @@ public static class RunSession
 
     private static BindRequest Request(RunOptions o, IEnumerable<(PciAddress Address, PassthroughDevice Options)> devices) =>
         new(devices.Select(d => (DeviceSelector)new DeviceSelector.ByAddress(d.Address.ToString(), d.Address)).ToList(), o.WholeGroup,
-            AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run", ReleaseConsole: o.ReleaseConsole);
+            AllowUnsafeInterrupts: o.AllowUnsafeInterrupts, Verb: "run", ReleaseConsole: o.ReleaseConsole, ResetMethods: o.ResetMethods);
 
     /// <summary>KVM only where it really runs guests: /dev/kvm alone proves little (a nested PVM hypervisor has one too).</summary>
     private static bool DecideKvm(HostRoot host, Accel accel, List<string> warnings)
@@ -297,6 +318,7 @@ public static class RunSession
         var o = plan.Options;
         IReadOnlyList<FunctionState> moved = [];
         IReadOnlyList<PciAddress> unsafeFor = [];
+        IReadOnlyList<PciAddress> resetFor = []; // functions whose reset_method the run set: put back at its end
         bool handedOver = false;
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
@@ -321,6 +343,7 @@ public static class RunSession
                     // had nothing to bind: the devices were on vfio-pci already, or come only in extra arguments.)
                     var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o, plan.Devices));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
+                    resetFor = bind.Steps.OfType<SetResetMethod>().Select(r => r.Function).ToList();
                     custody.Apply(bind, interrupt.Token);
                     moved = bind.Functions;
                     foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
@@ -339,6 +362,7 @@ public static class RunSession
                     }
                 }
                 foreach (var f in moved) messages.WriteLine($"[passthru] bound {f.Address} to vfio-pci (was {f.Driver ?? "no driver"})");
+                foreach (var f in resetFor) messages.WriteLine($"[passthru] reset methods of {f}: {string.Join(' ', o.ResetMethods ?? [])} until the guest ends");
                 if (unsafeFor.Count > 0)
                     messages.WriteLine($"[passthru] allowed unsafe interrupts (/{InterruptSafety.ParameterPath}) until the guest ends: {InterruptSafety.Risk}");
             }
@@ -354,8 +378,8 @@ public static class RunSession
         {
             // Whichever way the guest ended: its claims end, and what was bound for it (at its start, attached since)
             // goes back, checked afterwards.
-            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0 || handedOver)
-                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, unsafeFor, messages));
+            if (guest is not null || moved.Count > 0 || unsafeFor.Count > 0 || resetFor.Count > 0 || handedOver)
+                notBack.AddRange(End(host, plan, stateDir, guest?.Name, moved, [.. unsafeFor, .. resetFor], messages));
         }
     }
 

@@ -10,6 +10,29 @@ public sealed record ResetFacts(IReadOnlyList<string>? Methods, PciAddress? Rese
     public bool NoReset => Methods is { Count: 0 };
     public bool BusResetOnly => Methods is { Count: > 0 } m && m[0] is "bus" or "cxl_bus";
 
+    /// <summary>When the function is a GPU known to need a device-specific reset (see <see cref="ResetQuirks"/>).</summary>
+    public ResetQuirk? Quirk { get; init; }
+
+    /// <summary>vendor-reset's module is loaded (sys/module/vendor_reset): it supplies device_specific for the quirk table's GPUs.</summary>
+    public bool VendorResetLoaded { get; init; }
+
+    public bool OffersDeviceSpecific => Methods?.Contains(ResetQuirks.DeviceSpecific) == true;
+
+    /// <summary>
+    /// What show says of a function in the quirk table: which family, whether vendor-reset can serve it here, and what
+    /// to do. Empty for every other function.
+    /// </summary>
+    public IEnumerable<string> QuirkAdvice(PciAddress a)
+    {
+        if (Quirk is not { } q) yield break;
+        yield return $"needs a device-specific reset: AMD {q.Family} (the AMD reset bug: after a guest, a bus reset or FLR can leave it hung; gnif/vendor-reset knows it)";
+        yield return $"vendor_reset module: {(VendorResetLoaded ? "loaded" : "not loaded")}; reset_method offers device_specific: "
+            + (Methods is null ? "no (this kernel has no reset_method: 5.15 or newer has)" : OffersDeviceSpecific ? "yes" : VendorResetLoaded ? "not yet (vendor_reset supplies it once written)" : "no");
+        if (Methods is null) yield return "what to do: use a kernel with reset_method (5.15 or newer) and vendor-reset";
+        else if (!VendorResetLoaded) yield return $"what to do: install vendor-reset (github.com/gnif/vendor-reset, as DKMS), `modprobe {ResetQuirks.Module}`, then `passthru bind --reset-method {ResetQuirks.DeviceSpecific} {a}`";
+        else if (Methods.Count == 0 || Methods[0] != ResetQuirks.DeviceSpecific) yield return $"what to do: `passthru bind --reset-method {ResetQuirks.DeviceSpecific} {a}` (put back when it is given back)";
+    }
+
     /// <summary>The warning bind and run give, or null.</summary>
     public string? Warning(PciAddress a) =>
         NoReset ? $"{a} has no reset method: it may carry state from the host into the guest, and from one guest into the next"
@@ -29,6 +52,10 @@ public sealed record ResetFacts(IReadOnlyList<string>? Methods, PciAddress? Rese
         }
         var power = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/power_state")?.Trim();
         var d3 = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/d3cold_allowed")?.Trim();
-        return new ResetFacts(d.ResetMethods, bridge, radius, power, d3 switch { "1" => true, "0" => false, _ => null });
+        return new ResetFacts(d.ResetMethods, bridge, radius, power, d3 switch { "1" => true, "0" => false, _ => null })
+        {
+            Quirk = ResetQuirks.Find(d),
+            VendorResetLoaded = host.DirectoryExists($"sys/module/{ResetQuirks.Module}"),
+        };
     }
 }

@@ -20,14 +20,16 @@ public static class BindCommand
         {
             Description = "Let the host's console go of a GPU (boot VGA, a firmware framebuffer in its BAR): journaled, taken back when it is given back",
         };
+                var resetMethod = ResetMethodOption();
         var shared = new BindingOptions();
-        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts, releaseConsole };
+        var command = new Command("bind", "Hand devices to vfio-pci, journaled and reversible") { devices, group, force, unsafeInterrupts, releaseConsole, resetMethod };
         shared.AddTo(command);
         command.SetAction(p =>
         {
             var selectors = p.GetValue(devices)!.Select(DeviceSelector.Parse).ToList();
             var host = globals.Host(p);
-            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts), ReleaseConsole: p.GetValue(releaseConsole));
+            var request = new BindRequest(selectors, p.GetValue(group), p.GetValue(force), p.GetValue(unsafeInterrupts), ReleaseConsole: p.GetValue(releaseConsole),
+                ResetMethods: p.GetValue(resetMethod) is string rm ? ResetMethodPlanner.ParseOption(rm) : null);
             if (p.GetValue(shared.DryRun))
             {
                 BindingOptions.PrintPlan(stdout, BindPlanner.PlanBind(host, PciInventory.LoadFor(host, selectors, groupMates: true), request));
@@ -48,8 +50,16 @@ public static class BindCommand
                 stdout.WriteLine($"released {r.Hold} from the host's console until {string.Join(", ", r.For)} {(r.For.Count == 1 ? "is" : "are")} given back");
             foreach (var m in plan.Steps.OfType<SetModuleParameter>())
                 stdout.WriteLine($"allowed unsafe interrupts: /{m.Path} is {m.Value} until {string.Join(", ", m.For)} {(m.For.Count == 1 ? "is" : "are")} given back");
+            foreach (var r in plan.Steps.OfType<SetResetMethod>())
+                stdout.WriteLine($"reset methods of {r.Function}: {r.Value} until it is given back");
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>--reset-method, for bind and run alike.</summary>
+    public static Option<string?> ResetMethodOption() => new("--reset-method")
+    {
+        Description = "Write these reset methods (METHOD[,METHOD], e.g. device_specific for a GPU vendor-reset knows) into the devices' reset_method while they are held; put back when they are given back",
+    };
 }

@@ -31,10 +31,11 @@ public static class RunCommand
         var stateDir = BindingOptions.StateDirOption();
         var user = new Option<string?>("--user") { Description = $"Run QEMU as this unprivileged user (default {Passthru.Host.Accounts.DefaultQemuUser}, created on first use)" };
         var asRoot = new Option<bool>("--as-root") { Description = "Run QEMU as root without its seccomp sandbox, as before (warned about: a QEMU escape then owns the host)" };
+        var resetMethod = BindCommand.ResetMethodOption();
         var hotplugSlots = new Option<string?>("--hotplug-slots") { Description = "Spare PCIe root ports for `passthru attach` (q35 only; default 2, 0 for none)" };
         var command = new Command("run", "Boot a guest in QEMU with PCI devices passed through; give them back afterwards")
         {
-            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir, hotplugSlots, user, asRoot,
+            dryRun, keepBound, serialLog, expect, timeout, script, junit, quiet, keepRunning, unsafeInterrupts, stateDir, hotplugSlots, user, asRoot, resetMethod,
         };
         vm.AddTo(command);
         command.SetAction(p =>
@@ -55,6 +56,7 @@ public static class RunCommand
                 HotplugSlots = p.GetValue(hotplugSlots) is string h ? MemorySize.ParseCount(h, "--hotplug-slots") : options0.HotplugSlots,
                 QemuUser = p.GetValue(user) ?? options0.QemuUser,
                 AsRoot = p.GetValue(asRoot) || options0.AsRoot,
+                ResetMethods = p.GetValue(resetMethod) is string rm ? ResetMethodPlanner.ParseOption(rm) : options0.ResetMethods,
             };
             var host = globals.Host(p);
             var dir = BindingOptions.StateDirectory(p, stateDir, host);

@@ -38,6 +38,7 @@ public sealed class StateFileDamageTests : IDisposable
         journal.Record(new FunctionState(PciAddress.Parse(Nic), "e1000e", null, 2));
         journal.Record(new FunctionState(PciAddress.Parse(Nic2), "e1000", "", 8));
         journal.Record(new ParameterState("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", "N", [PciAddress.Parse(Nic)]));
+        journal.Record(new ResetMethodState(PciAddress.Parse(Nic), "flr pm"));
         journal.Save();
         return File.ReadAllBytes(JournalPath);
     }
@@ -192,6 +193,10 @@ public sealed class StateFileDamageTests : IDisposable
         E("a driver that is a path", "\"driver\": \"e1000e\"", "\"driver\": \"../../../../tmp\"", "functions[0].driver '../../../../tmp' is not a driver name"),
         E("an address that is none", "\"address\": \"0000:00:02.0\"", "\"address\": \"00:02\"", "functions[0].address '00:02' is not a PCI address"),
         E("a parameter outside the module tree", "\"path\": \"sys/module", "\"path\": \"../sys/module", "is not a module parameter"),
+        // restore writes a reset method list as root into the function's own reset_method: only method names, for a PCI address.
+        E("reset methods that are a path", "\"original\": \"flr pm\"", "\"original\": \"../../tmp/x\"", "reset_methods[0].original '../../tmp/x' is not a list of reset methods"),
+        E("reset methods on two lines", "\"original\": \"flr pm\"", "\"original\": \"flr\\npm\"", "is not a list of reset methods"),
+        E("reset methods of no function", "\"function\": \"0000:00:02.0\"", "\"function\": \"sys/bus/pci\"", "reset_methods[0].function 'sys/bus/pci' is not a PCI address"),
     };
 
     [Theory]

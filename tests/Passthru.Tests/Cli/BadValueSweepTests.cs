@@ -156,6 +156,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         ["--memory"] = "2X",
         ["--cpus"] = "two",
         ["--hotplug-slots"] = "9",
+        ["--reset-method"] = "florp",
         ["--machine"] = "",
         ["--accel"] = "fast",
         ["--net"] = "tap",

@@ -25,6 +25,7 @@ public class ShowTests
               IOMMU group:     none: the IOMMU is off or absent
               Reset methods:   not reported by the kernel
               Power:           state not reported, D3cold not allowed
+              BARs:            BAR0: 512 KiB memory, 64-bit, non-prefetchable
               Boot VGA:        n/a
               NUMA node:       none
               Passthrough:     not possible

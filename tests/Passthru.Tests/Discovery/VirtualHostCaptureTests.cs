@@ -128,6 +128,8 @@ public class VirtualHostCaptureTests
               Reset methods:   bus
                                only a bus reset (on 0000:01:00.0), which also resets 0000:02:02.0
               Power:           state not reported, D3cold not allowed
+              BARs:            BAR0: 128 KiB memory, 32-bit, non-prefetchable
+                               BAR1: 64 bytes I/O ports
               Boot VGA:        n/a
               NUMA node:       none
               Passthrough:     possible: `passthru bind --group 0000:02:01.0` would

@@ -36,6 +36,15 @@ public class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output
     }
 
     [Fact]
+    public void A_domain_with_a_64_bit_hole_for_large_bars_passes_the_schema()
+    {
+        var file = Write(new VmDefinition { Name = "gpu", Kernel = "/boot/vmlinuz", Devices = [new HostDevice(PciAddress.Parse("0000:03:00.0"))], PciHole64 = 128UL << 30 });
+        Assert.Contains("<pcihole64 unit=\"KiB\">134217728</pcihole64>", File.ReadAllText(file));
+        var (code, text) = libvirt.Validate(file);
+        Assert.True(code == 0, text + "\n" + File.ReadAllText(file));
+    }
+
+    [Fact]
     public void A_disk_and_cdrom_domain_passes_the_schema()
     {
         var file = Write(new VmDefinition { Name = "disk", Disks = ["/images/a b.qcow2"], Cdrom = "/isos/x.iso", Accelerator = "kvm" });
