@@ -38,6 +38,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         _changedParameters.Clear();
         _changedNodes.Clear();
         _changedSriov.Clear();
+        _changedRoms.Clear();
         BindStep? current = null;
         try
         {
@@ -104,6 +105,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
 
     private readonly List<ParameterState> _changedParameters = [];
     private readonly List<NodeState> _changedNodes = [];
+    private readonly List<PciAddress> _changedRoms = [];
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -128,6 +130,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         {
             try { if (host.Exists(n.Path)) host.SetOwner(n.Path, n.Uid, n.Gid, n.Mode); journal.Remove(n); }
             catch (IOException e) { failures.Add($"/{n.Path}: {Reason(e)}"); }
+        }
+        foreach (var r in _changedRoms)
+        {
+            try { if (host.Exists(SysfsPaths.Rom(r))) host.WriteAttribute(SysfsPaths.Rom(r), "0"); journal.RemoveRom(r); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{SysfsPaths.Rom(r)}: {Reason(e)}"); }
         }
         foreach (var p in _changedParameters)
         {
@@ -157,9 +164,10 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         foreach (var f in _vanished)
             if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && counts.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedRoms.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
             .Concat(_changedNodes.Select(n => $"/{n.Path} to {n.Uid}:{n.Gid}"))
+            .Concat(_changedRoms.Select(r => $"0 to /{SysfsPaths.Rom(r)}"))
             .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}")).Concat(counts));
         return failures.Count == 0
             ? $"rolled back: gave {list}"
@@ -208,6 +216,18 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
                 // The node goes with its group's last vfio-pci function (and comes back root's when bound again).
                 if (host.Exists(n.Path)) host.SetOwner(n.Path, n.Uid, n.Gid, n.Mode);
                 if (journal.FindNode(n.Path) is { } node) journal.Remove(node);
+                journal.Save();
+                break;
+            case EnableRom r:
+                journal.RecordRom(r.Function);
+                journal.Save(); // before the write: a kill from here on leaves restore the ROM to turn off
+                _changedRoms.Add(r.Function);
+                host.WriteAttribute(r.Path, "1");
+                break;
+            case DisableRom r:
+                // A function gone from the bus took its ROM's state with it: nothing is left to turn off.
+                if (host.Exists(r.Path)) host.WriteAttribute(r.Path, "0");
+                journal.RemoveRom(r.Function);
                 journal.Save();
                 break;
             case VerifyDriver v:

@@ -18,6 +18,7 @@ public sealed class Journal
     private readonly List<ParameterState> _parameters;
     private readonly List<SriovState> _sriov;
     private readonly List<NodeState> _nodes;
+    private readonly List<PciAddress> _roms;
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -27,13 +28,15 @@ public sealed class Journal
     public IReadOnlyList<SriovState> Sriov => _sriov;
     /// <summary>vfio group nodes Passthru handed to a guest's QEMU user, with the owner and mode to put back.</summary>
     public IReadOnlyList<NodeState> Nodes => _nodes;
+    /// <summary>Functions whose ROM Passthru made readable (`passthru rom`) and has not turned off yet: restore writes 0.</summary>
+    public IReadOnlyList<PciAddress> Roms => _roms;
 
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _roms.Count == 0;
 
-    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes)
+    private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes, List<PciAddress> roms)
     {
-        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov; _nodes = nodes;
+        Directory = directory; _functions = functions; _parameters = parameters; _sriov = sriov; _nodes = nodes; _roms = roms;
     }
 
     public static string DefaultDirectory(HostRoot host) => host.Path("run/passthru");
@@ -61,7 +64,7 @@ public sealed class Journal
     {
         var path = Path.Combine(directory, FileName);
         var bytes = StateFile.Read(path, "the journal", "it records the drivers to give devices back to");
-        if (bytes is null) return new Journal(directory, [], [], [], []);
+        if (bytes is null) return new Journal(directory, [], [], [], [], []);
         try
         {
             var file = StateFile.Parse(bytes, JournalJson.Default.JournalFile);
@@ -106,7 +109,9 @@ public sealed class Journal
                 if (n.OriginalMode is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
                 return new NodeState(n.Path, uid, gid, mode, (n.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
             }).ToList();
-            return new Journal(directory, functions, parameters, sriov, nodes);
+            // Journals written before `passthru rom` have no "roms" list.
+            var roms = (file.Roms ?? []).Select((a, i) => Address(a, $"roms[{i}]")).ToList();
+            return new Journal(directory, functions, parameters, sriov, nodes, roms);
         }
         catch (StateDamage e)
         {
@@ -188,6 +193,14 @@ public sealed class Journal
 
     public void Remove(NodeState state) => _nodes.RemoveAll(n => n.Path == state.Path);
 
+    /// <summary>Records a function whose ROM Passthru is about to make readable (once, however often).</summary>
+    public void RecordRom(PciAddress function)
+    {
+        if (!_roms.Contains(function)) _roms.Add(function);
+    }
+
+    public void RemoveRom(PciAddress function) => _roms.Remove(function);
+
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
@@ -205,6 +218,7 @@ public sealed class Journal
             {
                 Path = n.Path, OriginalUid = n.Uid, OriginalGid = n.Gid, OriginalMode = n.Mode, For = n.For.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalNode?>(),
+            Roms = _roms.Count == 0 ? null : _roms.Select(a => a.ToString()).ToList<string?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -222,6 +236,8 @@ internal sealed class JournalFile
     public List<JournalSriov?>? Sriov { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalNode?>? Nodes { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string?>? Roms { get; set; }
 }
 
 internal sealed class JournalNode
