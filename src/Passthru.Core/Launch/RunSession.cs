@@ -137,11 +137,28 @@ public static class RunSession
         if (o.Devices.Count == 0) return (devices, binding);
         var inventory = PciInventory.Load(host);
         foreach (var d in o.Devices)
-            devices.Add((d.Selector.ResolveOne(inventory).Address, d));
+        {
+            var device = d.Selector.ResolveOne(inventory);
+            if (d.RomFile is not null) CheckRomFile(d.RomFile, device);
+            devices.Add((device.Address, d));
+        }
         if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
             throw new UserError("a device is named twice in --device", ExitCodes.Usage);
         binding = BindPlanner.PlanBind(host, inventory, exporting ? Request(o) with { AllowUnsafeInterrupts = true } : Request(o));
         return (devices, binding);
+    }
+
+    /// <summary>
+    /// A romfile= is checked as `passthru rom` checks a ROM it read, before anything is bound or QEMU starts: a ROM of
+    /// another device, a truncated or damaged one, would otherwise surface as a guest with a dark screen or a
+    /// firmware that skips the device.
+    /// </summary>
+    private static void CheckRomFile(string file, PciDevice device)
+    {
+        var path = InputFile.FullPath("romfile", file);
+        var what = $"romfile {Shown.Value(path)} for {device.Address}";
+        var rom = OptionRom.Parse(InputFile.ReadBytes("romfile", path), what);
+        rom.RequireFor(device.Address, device.VendorId, device.DeviceId, what);
     }
 
     /// <summary>

@@ -64,7 +64,7 @@ public sealed record OptionRom(IReadOnlyList<RomImage> Images, int DataSize)
         if (pcir == 0) throw Refuse(what, $"{where}: {pointer} is 0: the image has no PCI data structure");
         if (pcir % 4 != 0) throw Refuse(what, $"{where}: {pointer} is not a multiple of 4 (the structure must be DWORD aligned)");
         if (pcir < HeaderPcirPointer + 2 || pcir + PcirMinimumLength > rest.Length)
-            throw Refuse(what, $"{where}: {pointer} points {(pcir < HeaderPcirPointer + 2 ? "into the ROM header" : $"past the data, which ends at 0x{data.Length:x}")}");
+            throw Refuse(what, $"{where}: {pointer} points {(pcir < HeaderPcirPointer + 2 ? "into the ROM header" : $"past the data, which ends at 0x{data.Length:x} (a truncated dump?)")}");
         var s = rest[pcir..];
         if (!s[..4].SequenceEqual("PCIR"u8))
             throw Refuse(what, $"{where}: no \"PCIR\" signature at 0x{offset + pcir:x}, where its pointer says its PCI data structure is (found {Hex(s[..4])})");

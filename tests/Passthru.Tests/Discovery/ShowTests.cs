@@ -26,6 +26,7 @@ public class ShowTests
               Reset methods:   not reported by the kernel
               Power:           state not reported, D3cold not allowed
               Boot VGA:        n/a
+              Option ROM:      none (no ROM BAR)
               NUMA node:       none
               Passthrough:     not possible
                                cannot: this host has no IOMMU groups (IOMMU off or absent): see `passthru check`

@@ -129,6 +129,7 @@ public class VirtualHostCaptureTests
                                only a bus reset (on 0000:01:00.0), which also resets 0000:02:02.0
               Power:           state not reported, D3cold not allowed
               Boot VGA:        n/a
+              Option ROM:      256 KiB ROM BAR; `passthru rom 0000:02:01.0` reads and checks it
               NUMA node:       none
               Passthrough:     possible: `passthru bind --group 0000:02:01.0` would
                                move 0000:02:01.0 from e1000 to vfio-pci
