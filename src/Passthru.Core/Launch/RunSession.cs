@@ -157,8 +157,15 @@ public static class RunSession
     {
         var path = InputFile.FullPath("romfile", file);
         var what = $"romfile {Shown.Value(path)} for {device.Address}";
-        var rom = OptionRom.Parse(InputFile.ReadBytes("romfile", path), what);
-        rom.RequireFor(device.Address, device.VendorId, device.DeviceId, what);
+        var bytes = InputFile.ReadBytes("romfile", path);
+        try
+        {
+            OptionRom.Parse(bytes, what).RequireFor(device.Address, device.VendorId, device.DeviceId, what);
+        }
+        catch (UserError e)
+        {
+            throw new UserError(e.Message, ExitCodes.Usage);
+        }
     }
 
     /// <summary>
