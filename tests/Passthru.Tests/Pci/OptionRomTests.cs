@@ -137,7 +137,11 @@ public sealed class OptionRomTests
         Assert.DoesNotContain('\n', e.Message);
     }
 
-    private static byte[] Broken(string shape)
+    internal static readonly string[] Shapes = ["empty", "oversize", "no signature", "no signature on the next image", "header cut", "pcir pointer zero",
+        "pcir pointer misaligned", "pcir pointer out of range", "pcir pointer into header", "no PCIR", "pcir too short", "vendor mismatch", "device mismatch",
+        "truncated", "zero length", "bad checksum", "no last image", "efi without 0ef1", "device list without end"];
+
+    internal static byte[] Broken(string shape)
     {
         byte[] one = Legacy(0x1234, 0x1111);
         switch (shape)
