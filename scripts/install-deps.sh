@@ -6,6 +6,7 @@ packages=(
   pciutils pci.ids            # lspci: the reference for `list`; pci.ids: device names
   qemu-system-x86             # the virtual host and the guests
   ovmf                        # the virtual host with its GPU as boot display (VHOST_GPU=boot): UEFI's GOP framebuffer
+  seabios ipxe-qemu           # real option ROMs the fast tier checks (vgabios-stdvga.bin, efi-e1000e.rom); QEMU depends on them too
   busybox-static cpio kmod    # the virtual host's initramfs and module tree
   gcc binutils                # the probe guest (a multiboot kernel built from source), and NativeAOT's link
   libc6-dev zlib1g-dev        # the static NativeAOT binary links glibc's libc.a, libm.a (and zlib)

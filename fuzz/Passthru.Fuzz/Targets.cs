@@ -40,6 +40,7 @@ public static class FuzzTargets
         ["values"] = Values,
         ["devicedb"] = DeviceDb,
         ["cpio"] = Cpio,
+        ["rom"] = Rom,
     };
 
     /// <summary>Runs one input through a target, enforcing the contract; throws whatever breaks it.</summary>
@@ -77,6 +78,18 @@ public static class FuzzTargets
     {
         try { _ = CpioArchive.Find(input, BarrelfishDeviceDb.Member); }
         catch (FormatException e) { throw new UserError(e.Message, ExitCodes.Usage); }
+    }
+
+    private static readonly PciAddress Vga = PciAddress.Parse("0000:03:00.0");
+
+    /// <summary>An option ROM (a dump, a romfile=): its images, then the match against QEMU's VGA, then what the report names.</summary>
+    private static void Rom(byte[] input)
+    {
+        var rom = OptionRom.Parse(input, "the ROM");
+        foreach (var image in rom.Images)
+            _ = (image.CodeTypeName, image.Efi?.MachineName, image.Efi?.SubsystemName, image.Efi?.CompressionName, image.DeviceList.Count);
+        _ = rom.ImagesSize;
+        rom.RequireFor(Vga, 0x1234, 0x1111, "the ROM");
     }
 
     private static void Profile(byte[] input) => RunProfile.Load(Scratch.Write("profile.toml", input));

@@ -21,6 +21,7 @@ public static partial class Cli
         ("unbind", (g, o, _) => UnbindCommand.Create(g, o)),
         ("restore", (g, o, _) => UnbindCommand.CreateRestore(g, o)),
         ("vfs", (g, o, _) => VfsCommand.Create(g, o)),
+        ("rom", (g, o, _) => RomCommand.Create(g, o)),
         ("run", RunCommand.Create),
         ("guests", (g, o, _) => HotplugCommands.CreateGuests(g, o)),
         ("attach", (g, o, _) => HotplugCommands.CreateAttach(g, o)),

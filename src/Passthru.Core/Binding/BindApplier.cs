@@ -40,6 +40,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         _changedConsoles.Clear();
         _changedSriov.Clear();
         _changedResets.Clear();
+        _changedRoms.Clear();
         BindStep? current = null;
         try
         {
@@ -108,6 +109,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     private readonly List<NodeState> _changedNodes = [];
     private readonly List<ConsoleState> _changedConsoles = [];
     private readonly List<ResetMethodState> _changedResets = [];
+    private readonly List<PciAddress> _changedRoms = [];
 
     /// <summary>Gives back every touched function, newest first; says what happened, and what could not be undone.</summary>
     private string RollBack(List<FunctionState> touched, BindPlan plan)
@@ -144,6 +146,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             try { PutBackReset(r.Function, r.Original); journal.Remove(r); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{ResetMethodState.PathOf(r.Function)}: {Reason(e)}"); }
         }
+        foreach (var r in _changedRoms)
+        {
+            try { if (host.Exists(SysfsPaths.Rom(r))) host.WriteAttribute(SysfsPaths.Rom(r), "0"); journal.RemoveRom(r); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failures.Add($"/{SysfsPaths.Rom(r)}: {Reason(e)}"); }
+        }
         foreach (var p in _changedParameters)
         {
             try { host.WriteAttribute(p.Path, p.Original); journal.Remove(p); }
@@ -172,10 +179,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         foreach (var f in _vanished)
             if (host.ReadLinkName(SysfsPaths.Driver(f.Address)) == BindPlanner.Vfio) { journal.Remove(f.Address); journal.Record(f); }
         journal.Save();
-        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedConsoles.Count == 0 && _changedResets.Count == 0 && counts.Count == 0) return "nothing had been changed";
+        if (touched.Count == 0 && _changedParameters.Count == 0 && _changedNodes.Count == 0 && _changedConsoles.Count == 0 && _changedResets.Count == 0 && _changedRoms.Count == 0 && counts.Count == 0) return "nothing had been changed";
         var list = string.Join(", ", touched.Select(t => $"{t.Address} to {t.Driver ?? "no driver"}")
             .Concat(_changedNodes.Select(n => $"/{n.Path} to {n.Uid}:{n.Gid}"))
             .Concat(_changedConsoles.Select(c => $"{c.Hold} to the host's console"))
+            .Concat(_changedRoms.Select(r => $"0 to /{SysfsPaths.Rom(r)}"))
             .Concat(_changedParameters.Select(p => $"{p.Original} to /{p.Path}"))
             .Concat(_changedResets.Select(r => $"{r.Original} to /{ResetMethodState.PathOf(r.Function)}")).Concat(counts));
         return failures.Count == 0
@@ -241,6 +249,18 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             case TakeBackConsole t:
                 TakeBack(t.Hold);
                 if (journal.FindConsole(t.Hold) is { } console) journal.Remove(console);
+                journal.Save();
+                break;
+            case EnableRom r:
+                journal.RecordRom(r.Function);
+                journal.Save(); // before the write: a kill from here on leaves restore the ROM to turn off
+                _changedRoms.Add(r.Function);
+                host.WriteAttribute(r.Path, "1");
+                break;
+            case DisableRom r:
+                // A function gone from the bus took its ROM's state with it: nothing is left to turn off.
+                if (host.Exists(r.Path)) host.WriteAttribute(r.Path, "0");
+                journal.RemoveRom(r.Function);
                 journal.Save();
                 break;
             case VerifyDriver v:

@@ -96,6 +96,23 @@ public sealed record VerifyVfioGroupOf(PciAddress Function) : BindStep
     public override string Describe() => $"check /dev/vfio/<IOMMU group of {Function}> exists";
 }
 
+/// <summary>
+/// Makes a function's option ROM readable (`echo 1 > rom`: the kernel turns its ROM BAR's decoding on). Journaled
+/// before the write, so that a kill between it and <see cref="DisableRom"/> is put right by restore.
+/// </summary>
+public sealed record EnableRom(PciAddress Function) : BindStep
+{
+    public string Path => SysfsPaths.Rom(Function);
+    public override string Describe() => $"write 1 > /{Path} (the ROM readable until it is read)";
+}
+
+/// <summary>Turns a ROM Passthru made readable off again (`echo 0 > rom`) and drops it from the journal.</summary>
+public sealed record DisableRom(PciAddress Function) : BindStep
+{
+    public string Path => SysfsPaths.Rom(Function);
+    public override string Describe() => $"write 0 > /{Path}";
+}
+
 /// <summary>A function a plan moves, with what it had before: what the journal records and restore gives back.</summary>
 public sealed record FunctionState(PciAddress Address, string? Driver, string? DriverOverride, int? Group);
 

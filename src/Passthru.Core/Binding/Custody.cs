@@ -178,6 +178,11 @@ public sealed class Custody : IDisposable
             addresses.Remove(a);
         }
         var plan = WithNodes(BindPlanner.PlanReturn(inventory, journal, addresses, sriov), NodePutBacks(held));
+        // ROMs a killed `passthru rom` left readable: restore turns them off (all, or those of the devices named).
+        var roms = !restore ? [] : journal.Roms.Where(r => selectors.Count == 0
+            || selectors.Any(s => s is DeviceSelector.ByAddress a ? a.Address == r : s.Resolve(inventory).Any(d => d.Address == r)))
+            .Select(r => (BindStep)new DisableRom(r)).ToList();
+        if (roms.Count > 0) plan = plan with { Steps = [.. roms, .. plan.Steps] };
         return plan with { Notes = [.. notes, .. plan.Notes] };
     }
 
@@ -204,6 +209,7 @@ public sealed class Custody : IDisposable
         foreach (var c in plan.Steps.OfType<TakeBackConsole>()) lines.Add(TookBack(c.Hold));
         foreach (var p in plan.Steps.OfType<PutBackParameter>()) lines.Add($"put {p.Value} back into /{p.Path}");
         foreach (var r in plan.Steps.OfType<PutBackResetMethod>()) lines.Add($"put {r.Function}'s reset methods back: {r.Value}");
+        foreach (var r in plan.Steps.OfType<DisableRom>()) lines.Add($"turned the ROM of {r.Function} off again (0 > /{r.Path})");
         foreach (var n in plan.Steps.OfType<PutBackNode>())
             lines.Add($"gave /{n.Path} back to {Accounts.UserName(Host, n.Uid)}:{Accounts.GroupName(Host, n.Gid)}, mode {Convert.ToString(n.Mode, 8).PadLeft(4, '0')}");
         // VFs a count change removes (or makes anew) are not the functions that were given back: nothing to check.
@@ -225,6 +231,46 @@ public sealed class Custody : IDisposable
         return Host.ReadLinkName($"sys/bus/platform/devices/{hold.Name}/driver") is { } driver
             ? $"gave {hold.Name} back to the host's console ({driver})"
             : $"{hold.Name} is gone: the kernel removed it when vfio-pci took the GPU (Linux 6.2 and later do, and kernels that backport it); the host's console comes back with the GPU's own driver or at the next boot";
+    }
+
+    // ---- Reading an option ROM -------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The function's option ROM as the kernel reads it through sysfs: made readable (`echo 1 > rom`, a step of the
+    /// binding engine journaled before the write), read, and turned off again (`echo 0 > rom`) however the read went;
+    /// a kill in between leaves the journal for restore to turn it off. Refused, before any write, for a function a
+    /// running guest holds (its QEMU owns the device) and for one without a ROM.
+    /// </summary>
+    public byte[] ReadRom(PciAddress function, TextWriter? progress = null)
+    {
+        RequireLock();
+        if (!Host.Exists(SysfsPaths.Device(function))) throw new UserError($"{function} is not on the PCI bus");
+        if (HolderOf(HeldByGuests(cleanUp: false))(function) is { } guest)
+            throw new UserError($"{function} is in use by the running guest '{guest}': its ROM cannot be read under it; stop the guest or `passthru detach {guest} {function}` first");
+        var path = SysfsPaths.Rom(function);
+        if (!Host.Exists(path))
+            throw new UserError($"{function} has no option ROM: the kernel shows no /{path} (the device has no ROM BAR); if its guest needs one, give a ROM file: run --device {function},romfile=FILE");
+        var applier = new BindApplier(Host, Journal, progress ?? TextWriter.Null);
+        applier.Apply(new BindPlan(PlanKind.Bind, [], [new EnableRom(function)], []));
+        byte[] bytes;
+        try
+        {
+            bytes = Host.ReadBinary(path, OptionRom.MaxBytes + 1);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The kernel says EIO when the ROM does not start with 55 aa as it maps it: not readable from the host.
+            bytes = [];
+            progress?.WriteLine($"reading /{path}: {Shown.Error(e)}");
+        }
+        finally
+        {
+            applier.Apply(new BindPlan(PlanKind.Return, [], [new DisableRom(function)], []));
+        }
+        if (bytes.Length == 0)
+            throw new UserError($"{function}'s ROM reads as nothing: the kernel could not read it from the device (some GPUs keep it only in the firmware's shadow copy, or behind a driver); "
+                + $"use a ROM file instead (dumped where it is readable, or the vendor's): run --device {function},romfile=FILE");
+        return bytes;
     }
 
     // ---- Guests' claims ---------------------------------------------------------------------------------------------

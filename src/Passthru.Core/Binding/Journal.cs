@@ -20,6 +20,7 @@ public sealed class Journal
     private readonly List<NodeState> _nodes;
     private readonly List<ConsoleState> _consoles;
     private readonly List<ResetMethodState> _resetMethods = [];
+    private readonly List<PciAddress> _roms = [];
 
     public string Directory { get; }
     public IReadOnlyList<FunctionState> Functions => _functions;
@@ -35,8 +36,11 @@ public sealed class Journal
     /// <summary>Functions whose reset_method Passthru changed, with the methods to put back.</summary>
     public IReadOnlyList<ResetMethodState> ResetMethods => _resetMethods;
 
+    /// <summary>Functions whose ROM Passthru made readable (`passthru rom`) and has not turned off yet: restore writes 0.</summary>
+    public IReadOnlyList<PciAddress> Roms => _roms;
+
     /// <summary>Nothing is left to give back.</summary>
-    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _consoles.Count == 0 && _resetMethods.Count == 0;
+    public bool IsEmpty => _functions.Count == 0 && _parameters.Count == 0 && _sriov.Count == 0 && _nodes.Count == 0 && _consoles.Count == 0 && _resetMethods.Count == 0 && _roms.Count == 0;
 
     private Journal(string directory, List<FunctionState> functions, List<ParameterState> parameters, List<SriovState> sriov, List<NodeState> nodes,
         List<ConsoleState> consoles)
@@ -138,6 +142,8 @@ public sealed class Journal
             if (resets.Select(r => r.Function).Distinct().Count() != resets.Count) throw new StateDamage("reset_methods names a function twice");
             var journal = new Journal(directory, functions, parameters, sriov, nodes, consoles);
             journal._resetMethods.AddRange(resets);
+            // Journals written before `passthru rom` have no "roms" list.
+            journal._roms.AddRange((file.Roms ?? []).Select((a, i) => Address(a, $"roms[{i}]")));
             return journal;
         }
         catch (StateDamage e)
@@ -241,6 +247,14 @@ public sealed class Journal
 
     public void Remove(ResetMethodState state) => _resetMethods.RemoveAll(r => r.Function == state.Function);
 
+    /// <summary>Records a function whose ROM Passthru is about to make readable (once, however often).</summary>
+    public void RecordRom(PciAddress function)
+    {
+        if (!_roms.Contains(function)) _roms.Add(function);
+    }
+
+    public void RemoveRom(PciAddress function) => _roms.Remove(function);
+
     public void Save()
     {
         var path = Path.Combine(Directory, FileName);
@@ -263,6 +277,7 @@ public sealed class Journal
                 Kind = c.Hold.Kind, Name = c.Hold.Name, Driver = c.Hold.Driver, For = c.For.Select(a => a.ToString()).ToList<string?>(),
             }).ToList<JournalConsole?>(),
             ResetMethods = _resetMethods.Count == 0 ? null : _resetMethods.Select(r => new JournalResetMethod { Function = r.Function.ToString(), Original = r.Original }).ToList<JournalResetMethod?>(),
+            Roms = _roms.Count == 0 ? null : _roms.Select(a => a.ToString()).ToList<string?>(),
         };
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
@@ -284,6 +299,8 @@ internal sealed class JournalFile
     public List<JournalConsole?>? Consoles { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<JournalResetMethod?>? ResetMethods { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string?>? Roms { get; set; }
 }
 
 internal sealed class JournalConsole

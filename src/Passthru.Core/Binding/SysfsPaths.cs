@@ -14,4 +14,5 @@ public static class SysfsPaths
     public static string Sriov(PciAddress pf, string attribute) => $"sys/bus/pci/devices/{pf}/{attribute}";
     public static string IommuGroup(PciAddress a) => $"sys/bus/pci/devices/{a}/iommu_group";
     public static string VfioGroup(int group) => $"dev/vfio/{group}";
+    public static string Rom(PciAddress a) => $"sys/bus/pci/devices/{a}/rom";
 }

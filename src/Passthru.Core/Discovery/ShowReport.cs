@@ -55,6 +55,7 @@ public static class ShowReport
             if (console.Framebuffers.Count > 0 || d.BootVga == true)
                 Row(o, "", "pass it with --release-console (bind, run): the console lets go of it and comes back after");
         }
+        Row(o, "Option ROM", RomSummary(RomBar.Of(host, d.Address), d.Address));
         Row(o, "NUMA node", d.NumaNode is null or < 0 ? "none" : d.NumaNode.Value.ToString());
         if (d.PhysicalFunction is PciAddress pf) Row(o, "SR-IOV", $"virtual function of {pf}");
         else if (d.SriovTotalVfs is > 0) Row(o, "SR-IOV", $"physical function: {d.SriovNumVfs ?? d.VirtualFunctions.Count} of {d.SriovTotalVfs} VFs enabled"
@@ -65,6 +66,18 @@ public static class ShowReport
         foreach (var x in a.Obstacles) Row(o, "", $"cannot: {x}");
         foreach (var w in a.Warnings) Row(o, "", $"warning: {w}");
     }
+
+    /// <summary>
+    /// The ROM as sysfs shows it without reading it (reading means turning it on, a change `show` never makes):
+    /// its size, and where a shadow copy stands in for it.
+    /// </summary>
+    public static string RomSummary(RomBar? rom, PciAddress address) => rom switch
+    {
+        null => "none (no ROM BAR)",
+        { Size: 0 } => $"present (size not reported); `passthru rom {address}` reads and checks it",
+        { Shadow: true } r => $"{RomBar.FormatSize(r.Size)}, the firmware's shadow copy at 0x{r.Start:x} (the boot VGA's); `passthru rom {address}` reads and checks it",
+        var r => $"{RomBar.FormatSize(r.Size)} ROM BAR{(r.Enabled ? ", enabled" : "")}; `passthru rom {address}` reads and checks it",
+    };
 
     public static string Verdict(PassthroughAssessment a) =>
         !a.Possible ? "not possible" : a.Ready ? "ready (the whole group is held by vfio-pci)" : $"possible: `passthru bind{(a.ToMove.Count > 1 ? " --group" : "")} {a.Device.Address}` would";
@@ -110,6 +123,15 @@ public static class ShowReport
         }
         else json.WriteNull("group_explanation");
         if (d.BootVga is bool b) json.WriteBoolean("boot_vga", b); else json.WriteNull("boot_vga");
+        if (RomBar.Of(host, d.Address) is { } rom)
+        {
+            json.WriteStartObject("rom");
+            if (rom.Size > 0) json.WriteNumber("size", rom.Size); else json.WriteNull("size");
+            json.WriteBoolean("shadow", rom.Shadow);
+            json.WriteBoolean("enabled", rom.Enabled);
+            json.WriteEndObject();
+        }
+        else json.WriteNull("rom");
         if (d.NumaNode is >= 0) json.WriteNumber("numa_node", d.NumaNode.Value); else json.WriteNull("numa_node");
         json.WriteString("physfn", d.PhysicalFunction?.ToString());
         json.WriteStartArray("virtfns");

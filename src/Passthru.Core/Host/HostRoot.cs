@@ -81,6 +81,24 @@ public sealed class HostRoot
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// Up to <paramref name="max"/> bytes of a file read to its end (a sysfs binary attribute such as a ROM), throwing
+    /// the IOException the kernel's errno gives (EIO for a ROM it cannot read), where <see cref="ReadBytes"/> says null.
+    /// </summary>
+    public byte[] ReadBinary(string relative, int max)
+    {
+        using var handle = File.OpenHandle(Path(relative), FileMode.Open, FileAccess.Read);
+        var buffer = new byte[Math.Min(max, 1 << 20)];
+        int total = 0, n;
+        while (total < max)
+        {
+            if (total == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)buffer.Length * 2, max));
+            if ((n = RandomAccess.Read(handle, buffer.AsSpan(total), total)) <= 0) break;
+            total += n;
+        }
+        return buffer[..total];
+    }
+
     /// <summary>The last path component of a symlink's target (a driver's or group's name), or null.</summary>
     public string? ReadLinkName(string relative)
     {

@@ -165,7 +165,11 @@ public static class RunSession
         if (o.Devices.Count == 0) return (devices, binding);
         var inventory = PciInventory.Load(host);
         foreach (var d in o.Devices)
-            devices.Add((d.Selector.ResolveOne(inventory).Address, d));
+        {
+            var device = d.Selector.ResolveOne(inventory);
+            if (d.RomFile is not null) CheckRomFile(d.RomFile, device);
+            devices.Add((device.Address, d));
+        }
         if (devices.Select(d => d.Item1).Distinct().Count() != devices.Count)
             throw new UserError("a device is named twice in --device", ExitCodes.Usage);
         var notes = OtherFunctions(inventory, o, devices);
@@ -199,6 +203,26 @@ public static class RunSession
             }
         }
         return notes;
+    }
+
+    /// <summary>
+    /// A romfile= is checked as `passthru rom` checks a ROM it read, before anything is bound or QEMU starts: a ROM of
+    /// another device, a truncated or damaged one, would otherwise surface as a guest with a dark screen or a
+    /// firmware that skips the device.
+    /// </summary>
+    private static void CheckRomFile(string file, PciDevice device)
+    {
+        var path = InputFile.FullPath("romfile", file);
+        var what = $"romfile {Shown.Value(path)} for {device.Address}";
+        var bytes = InputFile.ReadBytes("romfile", path);
+        try
+        {
+            OptionRom.Parse(bytes, what).RequireFor(device.Address, device.VendorId, device.DeviceId, what);
+        }
+        catch (UserError e)
+        {
+            throw new UserError(e.Message, ExitCodes.Usage);
+        }
     }
 
     /// <summary>

@@ -53,6 +53,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
             "unbind" => ["unbind", "02:01.0", "--dry-run", "--state-dir", State],
             "restore" => ["restore", "--dry-run", "--state-dir", State],
             "vfs" => ["vfs", "03:00.0", "--count", "1", "--dry-run", "--state-dir", State],
+            "rom" => ["rom", "03:00.0", "--file", "/usr/share/seabios/vgabios-stdvga.bin"], // reading the device's needs a kernel
             "run" => ["run", "--dry-run", "--kernel", Kernel],
             "guests" => ["guests", "--state-dir", State],
             "attach" => ["attach", "g", "00:02.0", "--dry-run", "--state-dir", State],
@@ -72,6 +73,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         var root = command switch
         {
             "vfs" => Repo.Capture("vhost-sriov"),
+            "rom" => Repo.Capture("vhost-gpu"),
             "unbind" or "attach" or "detach" => ScratchTree(),
             "image" => "/", // grub-mkrescue is found on the live host, as qemu is for run
             _ => Repo.Capture("vhost"),
@@ -173,6 +175,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         ["--count"] = "two",
         ["--vfs"] = "03:00.0=two",
         ["--user"] = "Bad User",
+        ["--file"] = "/nonexistent/vbios.rom",
     };
 
     /// <summary>Options whose value is any text for this command: the table's null ones, and two that a command passes on unread.</summary>
@@ -259,7 +262,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Every_base_line_is_swept_and_the_rows_are_every_option()
     {
-        Assert.Equal(19, EveryCommand().Count());
+        Assert.Equal(20, EveryCommand().Count());
         Assert.Equal(EveryOption().Count(), BadValueRows().Count() + AnyTextRows().Count());
         Assert.Contains(BadValueRows(), r => (string)r[0] == "detach" && (string)r[1] == "--timeout");
         Assert.Contains(BadValueRows(), r => (string)r[0] == "run" && (string)r[1] == "--name");

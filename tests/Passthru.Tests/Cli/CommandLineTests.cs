@@ -51,7 +51,7 @@ public class CommandLineTests
     {
         var unknown = CliRunner.Run("bogus", "x");
         Assert.Equal(2, unknown.ExitCode);
-        Assert.Equal("passthru: unknown command 'bogus': the commands are check, list, show, bind, unbind, restore, vfs, run, guests, attach, detach, setup, image, export, completion, man (see passthru --help)\n", unknown.Stderr);
+        Assert.Equal("passthru: unknown command 'bogus': the commands are check, list, show, bind, unbind, restore, vfs, rom, run, guests, attach, detach, setup, image, export, completion, man (see passthru --help)\n", unknown.Stderr);
         var r = CliRunner.Run("bind");
         Assert.Equal(2, r.ExitCode);
         Assert.Equal("passthru: Required argument missing for command: 'bind'. (see passthru --help)\n", r.Stderr);

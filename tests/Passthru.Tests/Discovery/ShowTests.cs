@@ -27,6 +27,7 @@ public class ShowTests
               Power:           state not reported, D3cold not allowed
               BARs:            BAR0: 512 KiB memory, 64-bit, non-prefetchable
               Boot VGA:        n/a
+              Option ROM:      none (no ROM BAR)
               NUMA node:       none
               Passthrough:     not possible
                                cannot: this host has no IOMMU groups (IOMMU off or absent): see `passthru check`

@@ -131,6 +131,7 @@ public class VirtualHostCaptureTests
               BARs:            BAR0: 128 KiB memory, 32-bit, non-prefetchable
                                BAR1: 64 bytes I/O ports
               Boot VGA:        n/a
+              Option ROM:      256 KiB ROM BAR; `passthru rom 0000:02:01.0` reads and checks it
               NUMA node:       none
               Passthrough:     possible: `passthru bind --group 0000:02:01.0` would
                                move 0000:02:01.0 from e1000 to vfio-pci

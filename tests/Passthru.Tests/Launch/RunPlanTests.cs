@@ -82,6 +82,9 @@ public sealed class RunPlanTests : IDisposable
         Assert.Equal(0, CliRunner.OnCapture("vhost", "run", "--dry-run", "--kernel", _kernel, "--device", "02:01.0", "--group").ExitCode);
     }
 
+    /// <summary>iPXE's ROM for the virtual host's e1000e (8086:10d3): a romfile= run checks against the device.</summary>
+    private const string Rom = "/usr/lib/ipxe/qemu/efi-e1000e.rom";
+
     [Fact]
     public void Disks_cdrom_and_options_users_expect()
     {
@@ -89,10 +92,10 @@ public sealed class RunPlanTests : IDisposable
         File.WriteAllBytes(disk, [(byte)'Q', (byte)'F', (byte)'I', 0xfb, 0, 0, 0, 3]);
         var iso = Path.Combine(_dir, "x.iso");
         File.WriteAllText(iso, "");
-        var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "disk.a", "--device", "00:03.0,x-vga=on,romfile=" + iso);
+        var argv = Argv("--disk", disk, "--cdrom", iso, "--machine", "pc", "--accel", "tcg", "--name", "disk.a", "--device", "00:03.0,x-vga=on,romfile=" + Rom);
         Assert.Equal([Qemu, "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2", "-nographic", "-name", "disk.a",
             "-device", "ahci,id=ahci", "-drive", $"id=disk0,file={disk},format=qcow2,if=none", "-device", "ide-hd,drive=disk0,bus=ahci.0",
-            "-cdrom", iso, "-boot", "order=dc", "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,id=hostdev-0000-00-03-0,bus=pci.0,addr=0x10.0,romfile={iso},x-vga=on",
+            "-cdrom", iso, "-boot", "order=dc", "-nic", "none", "-device", $"vfio-pci,host=0000:00:03.0,id=hostdev-0000-00-03-0,bus=pci.0,addr=0x10.0,romfile={Rom},x-vga=on",
             .. Qmp("disk.a")], argv);
     }
 
