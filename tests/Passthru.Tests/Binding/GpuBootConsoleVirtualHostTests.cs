@@ -66,7 +66,8 @@ public class GpuBootConsoleVirtualHostTests(GpuBootFixture vm)
                 echo "--- journal"; cat /run/passthru/state.json
                 echo "--- cant reserve: $(dmesg | grep -c "can't reserve")"
                 pkill -KILL -f '[p]assthru run --kernel'; pkill -KILL -f '[q]emu-system-x86_64 .* -kernel '
-                sleep 1
+                # Its end takes a while (vfio resets the devices as QEMU's descriptors close).
+                for i in $(seq 300); do pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null || break; sleep 0.2; done
                 """, TimeSpan.FromMinutes(5));
             Assert.Contains("probe: pci 01:00.0 1234:1111 class 0300", held.Stdout); // functions 0 and 1 of one device
             Assert.Contains("probe: pci 01:00.1 8086:2668 class 0403", held.Stdout);
