@@ -196,7 +196,6 @@ public static class BindPlanner
         var leaving = states.Select(f => f.Address).Concat(sriov.SelectMany(x => x.Created)).Concat(released ?? []).ToList();
         steps.AddRange(ConsoleTakeBacks(journal, leaving));
         steps.AddRange(ParameterPutBacks(journal, leaving));
-        steps.AddRange(ParameterPutBacks(journal, leaving));
         steps.AddRange(ResetMethodPlanner.PutBacks(journal, leaving));
         return new BindPlan(PlanKind.Return, states, steps, notes) { Sriov = sriov };
     }

@@ -125,7 +125,7 @@ public class BindPlanTests
             SysfsShaper.MountedDisk(tree, "nvme0n1", "0000:00:04.0", "/home");
             var r = CliRunner.Run("bind", "00:02.0", "00:03.0", "00:04.0", "--dry-run", "--root", tree);
             Assert.Equal(1, r.ExitCode);
-            Assert.Equal("passthru: refusing: 0000:00:02.0 is the boot VGA device: the host's console would go dark; 0000:00:03.0 carries the default route (eth1); 0000:00:04.0 holds mounted file systems (/home) (add --force to take it anyway)\n", r.Stderr);
+            Assert.Equal("passthru: refusing: 0000:00:02.0 is the boot VGA device: the host's console would go dark; add --release-console to hand the console over with it (taken back when the device is given back), or keep the firmware's framebuffer off it at boot (passthru setup --no-boot-framebuffer); 0000:00:03.0 carries the default route (eth1); 0000:00:04.0 holds mounted file systems (/home) (add --force to take it anyway)\n", r.Stderr);
             var forced = CliRunner.Run("bind", "00:02.0", "00:03.0", "00:04.0", "--dry-run", "--force", "--root", tree);
             Assert.Equal(0, forced.ExitCode);
             Assert.Contains("forced: 0000:00:03.0 carries the default route (eth1)", forced.Stdout);

@@ -94,6 +94,7 @@ public sealed class ResetMethodTests : IDisposable
         var dir = Path.Combine(_tree, $"sys/bus/pci/devices/{Pf}");
         File.WriteAllText(Path.Combine(dir, "vendor"), "0x1002\n");
         File.WriteAllText(Path.Combine(dir, "device"), "0x731f\n");
+        File.Delete(Path.Combine(dir, "modalias")); // list and show read the IDs from modalias first
         var show = Cli("show", "03:00.0").Stdout;
         Assert.Contains("  Reset methods:   flr, bus\n", show);
         Assert.Contains("  Reset quirk:     needs a device-specific reset: AMD navi10 (the AMD reset bug: after a guest, a bus reset or FLR can leave it hung; gnif/vendor-reset knows it)\n"

@@ -161,6 +161,7 @@ public sealed class BadValueSweepTests(ITestOutputHelper output) : IDisposable
         ["--reset-method"] = "florp",
         ["--machine"] = "",
         ["--accel"] = "fast",
+        ["--display"] = "vga9000",
         ["--net"] = "tap",
         ["--qemu"] = "/nonexistent/qemu",
         ["--device"] = "zz:zz.z",
