@@ -61,11 +61,13 @@ public class GpuBootConsoleVirtualHostTests(GpuBootFixture vm)
             var held = vm.Run($$"""
                 dmesg -C
                 {{vm.Passthru}} run --kernel {{vm.Probe}} --memory 128 --device {{Gpu}} --all-functions --release-console --timeout 600 > /tmp/gpu-run.out 2>&1 &
+                run=$!
                 for i in $(seq 900); do grep -q 'probe: pci 01:00.1' /tmp/gpu-run.out && break; sleep 0.2; done
                 cat /tmp/gpu-run.out
                 echo "--- journal"; cat /run/passthru/state.json
                 echo "--- cant reserve: $(dmesg | grep -c "can't reserve")"
-                pkill -KILL -f '[p]assthru run --kernel'; pkill -KILL -f '[q]emu-system-x86_64 .* -kernel '
+                # (By pid: a pattern for passthru's command line would match this script's own shell too.)
+                kill -KILL $run; pkill -KILL -f '[q]emu-system-x86_64 .* -kernel '
                 # Its end takes a while (vfio resets the devices as QEMU's descriptors close).
                 for i in $(seq 300); do pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null || break; sleep 0.2; done
                 """, TimeSpan.FromMinutes(5));
