@@ -1,33 +1,6 @@
-using System.Globalization;
 using Passthru.Host;
 
 namespace Passthru.Pci;
-
-/// <summary>A memory window of a function as the kernel assigned it (sysfs `resource`: BARs 0-5, then the ROM as 6).</summary>
-public sealed record BarWindow(int Index, ulong Start, ulong End, ulong Flags)
-{
-    private const ulong IoResourceMem = 0x200;
-    public bool IsMemory => (Flags & IoResourceMem) != 0;
-    public string Name => Index == 6 ? "ROM" : $"BAR {Index}";
-
-    /// <summary>The function's assigned memory windows, from its `resource` file (empty where unreadable).</summary>
-    public static IReadOnlyList<BarWindow> Of(HostRoot host, PciAddress function)
-    {
-        var windows = new List<BarWindow>();
-        var lines = (host.ReadText($"sys/bus/pci/devices/{function}/resource") ?? "").Split('\n');
-        for (int i = 0; i < lines.Length && i <= 6; i++)
-        {
-            var f = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length < 3 || !Hex(f[0], out var start) || !Hex(f[1], out var end) || !Hex(f[2], out var flags) || end <= start) continue;
-            var w = new BarWindow(i, start, end, flags);
-            if (w.IsMemory) windows.Add(w);
-        }
-        return windows;
-    }
-
-    private static bool Hex(string text, out ulong value) =>
-        ulong.TryParse(text.StartsWith("0x", StringComparison.Ordinal) ? text[2..] : text, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);
-}
 
 /// <summary>
 /// A firmware framebuffer (efifb, vesafb, simplefb/simpledrm, the BOOTFB the firmware left) inside one of a GPU's BARs:
@@ -35,10 +8,10 @@ public sealed record BarWindow(int Index, ulong Start, ulong End, ulong Flags)
 /// "BAR 0: can't reserve"). <see cref="PlatformDevice"/> and <see cref="Driver"/> name what holds it, when a driver
 /// does: unbinding that driver releases the memory.
 /// </summary>
-public sealed record FirmwareFramebuffer(PciAddress Function, BarWindow Bar, IomemRange Range, string? PlatformDevice, string? Driver)
+public sealed record FirmwareFramebuffer(PciAddress Function, Bar Bar, IomemRange Range, string? PlatformDevice, string? Driver)
 {
     public string Describe() =>
-        $"{Range.Name} {(PlatformDevice is null ? "" : $"({PlatformDevice}{(Driver is null ? ", no driver" : $", driver {Driver}")}) ")}holds {Range.Span} in {Function}'s {Bar.Name}";
+        $"{Range.Name} {(PlatformDevice is null ? "" : $"({PlatformDevice}{(Driver is null ? ", no driver" : $", driver {Driver}")}) ")}holds {Range.Span} in {Function}'s BAR {Bar.Index}";
 }
 
 /// <summary>
@@ -62,14 +35,14 @@ public sealed record BootConsole(PciAddress Function, IReadOnlyList<FirmwareFram
 
     public static BootConsole Of(HostRoot host, PciAddress function)
     {
-        var bars = BarWindow.Of(host, function);
+        var bars = Bars.Of(host, function).Where(b => !b.IsIo && b.Size > 0).ToList();
         var framebuffers = new List<FirmwareFramebuffer>();
         if (bars.Count > 0)
         {
             foreach (var range in Iomem.Read(host))
             {
                 var known = Known.FirstOrDefault(k => k.Iomem == range.Name);
-                if (known.Iomem is null || bars.FirstOrDefault(b => b.Start <= range.Start && range.End <= b.End) is not { } bar) continue;
+                if (known.Iomem is null || bars.FirstOrDefault(b => b.Start <= range.Start && range.End - b.Start < b.Size) is not { } bar) continue;
                 var device = host.List("sys/bus/platform/devices").Where(d => d.StartsWith(known.Platform + ".", StringComparison.Ordinal)).Order(StringComparer.Ordinal).FirstOrDefault();
                 var driver = device is null ? null : host.ReadLinkName($"sys/bus/platform/devices/{device}/driver");
                 if (framebuffers.Any(f => f.PlatformDevice is not null && f.PlatformDevice == device)) continue; // BOOTFB and simplefb nested: one holder
