@@ -146,10 +146,10 @@ public class UnsafeInterruptsVirtualHostTests(NoInterruptRemappingFixture vm)
 
             plan = vm.RunOk($"{P} setup --boot-loader kernel-install --allow-unsafe-interrupts");
             Assert.Contains("  add vfio_iommu_type1.allow_unsafe_interrupts=1: vfio may use devices although this IOMMU does not remap interrupts", plan);
-            Assert.Contains("+console=ttyS0 intel_iommu=on quiet panic=-1 vfio_iommu_type1.allow_unsafe_interrupts=1", plan);
+            Assert.Contains("+console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check vfio_iommu_type1.allow_unsafe_interrupts=1", plan);
 
             vm.RunOk($"{P} setup --boot-loader kernel-install --allow-unsafe-interrupts --apply");
-            Assert.Equal("console=ttyS0 intel_iommu=on quiet panic=-1 vfio_iommu_type1.allow_unsafe_interrupts=1\n", vm.RunOk("cat /etc/kernel/cmdline"));
+            Assert.Equal("console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check vfio_iommu_type1.allow_unsafe_interrupts=1\n", vm.RunOk("cat /etc/kernel/cmdline"));
             vm.RunOk($"{P} setup --undo");
             Assert.Equal("gone", vm.RunOk("test -e /etc/kernel/cmdline && echo left || echo gone").Trim());
         }

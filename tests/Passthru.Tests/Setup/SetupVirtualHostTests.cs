@@ -36,7 +36,7 @@ public class SetupVirtualHostTests(VirtualHostFixture vm)
 
             var apply = vm.RunOk($"{vm.Passthru} setup --boot-loader kernel-install --device 00:03.0 --apply");
             Assert.Contains("recorded in var/lib/passthru/setup.json", apply);
-            Assert.Equal("console=ttyS0 intel_iommu=on quiet panic=-1\n", vm.RunOk("cat /etc/kernel/cmdline"));
+            Assert.Equal("console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check\n", vm.RunOk("cat /etc/kernel/cmdline"));
             Assert.Contains("Nothing to change", vm.RunOk($"{vm.Passthru} setup --boot-loader kernel-install --device 00:03.0"));
 
             var undo = vm.RunOk($"{vm.Passthru} setup --undo");
