@@ -196,7 +196,7 @@ public sealed record ReleaseConsole(ConsoleHold Hold, IReadOnlyList<PciAddress> 
 /// <summary>Takes back a part of the host's console Passthru released, once no function it was released for stays held.</summary>
 public sealed record TakeBackConsole(ConsoleHold Hold) : BindStep
 {
-    public override string Describe() => $"write {Hold.TakeBackValue} > /{Hold.TakeBackPath} (the host's console takes {(Hold.Kind == ConsoleHold.VtConsole ? Hold.Name : Hold.Name)} back)";
+    public override string Describe() => $"write {Hold.TakeBackValue} > /{Hold.TakeBackPath} (the host's console takes {Hold.Name} back)";
 }
 
 /// <summary>

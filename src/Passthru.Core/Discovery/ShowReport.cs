@@ -75,8 +75,8 @@ public static class ShowReport
     {
         null => "none (no ROM BAR)",
         { Size: 0 } => $"present (size not reported); `passthru rom {address}` reads and checks it",
-        { Shadow: true } r => $"{RomBar.FormatSize(r.Size)}, the firmware's shadow copy at 0x{r.Start:x} (the boot VGA's); `passthru rom {address}` reads and checks it",
-        var r => $"{RomBar.FormatSize(r.Size)} ROM BAR{(r.Enabled ? ", enabled" : "")}; `passthru rom {address}` reads and checks it",
+        { Shadow: true } r => $"{Bytes.Format(r.Size)}, the firmware's shadow copy at 0x{r.Start:x} (the boot VGA's); `passthru rom {address}` reads and checks it",
+        var r => $"{Bytes.Format(r.Size)} ROM BAR{(r.Enabled ? ", enabled" : "")}; `passthru rom {address}` reads and checks it",
     };
 
     public static string Verdict(PassthroughAssessment a) =>

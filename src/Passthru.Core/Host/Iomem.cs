@@ -6,7 +6,8 @@ namespace Passthru.Host;
 public sealed record IomemRange(ulong Start, ulong End, string Name, int Depth)
 {
     public bool Overlaps(ulong start, ulong end) => Start <= end && End >= start;
-    public string Span => $"{Start:x}-{End:x}";
+    /// <summary>As /proc/iomem writes it: at least 8 hex digits each.</summary>
+    public string Span => $"{Start:x8}-{End:x8}";
 }
 
 /// <summary>

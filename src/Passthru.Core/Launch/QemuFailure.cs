@@ -67,16 +67,8 @@ public static partial class QemuFailure
     /// <summary>A BAR the kernel could not reserve, and what holds it in /proc/iomem (a boot framebuffer, usually).</summary>
     private static string BarCause(HostRoot host, string address, string bar, ulong start, ulong end)
     {
-        string? holder = null;
-        foreach (var line in (host.ReadText("proc/iomem") ?? "").Split('\n'))
-        {
-            var m = IomemLine().Match(line);
-            // A range beyond 64 bits is no line the kernel writes: skipped, as other lines that do not parse.
-            if (!m.Success || !ulong.TryParse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var s)
-                || !ulong.TryParse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var e)) continue;
-            var name = m.Groups[3].Value.Trim();
-            if (s <= end && e >= start && Framebuffer().IsMatch(name)) holder = $"{name} at {m.Groups[1].Value}-{m.Groups[2].Value}";
-        }
+        // The innermost framebuffer over the BAR: the last in the map's order.
+        var holder = Iomem.Read(host).LastOrDefault(r => r.Overlaps(start, end) && Framebuffer().IsMatch(r.Name)) is { } r ? $"{r.Name} at {r.Span}" : null;
         return holder is not null
             ? $"BAR {bar} of {address} is held by the boot framebuffer ({holder} in /proc/iomem), which the host's console still uses; "
                 + "fix: add video=efifb:off video=vesafb:off initcall_blacklist=sysfb_init to the kernel command line and reboot (the console then starts on another GPU or none)"
@@ -100,9 +92,6 @@ public static partial class QemuFailure
 
     [GeneratedRegex(@"Cannot reset device (\S+), no available reset mechanism")]
     private static partial Regex NoReset();
-
-    [GeneratedRegex(@"^\s*([0-9a-f]+)-([0-9a-f]+) : (.*)$")]
-    private static partial Regex IomemLine();
 
     [GeneratedRegex(@"BOOTFB|simpledrm|simple-framebuffer|efifb|vesafb", RegexOptions.IgnoreCase)]
     private static partial Regex Framebuffer();

@@ -35,13 +35,17 @@ public static class Bars
         var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         for (int i = 0; i < Math.Min(6, lines.Length); i++)
         {
-            var f = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length != 3 || !Hex(f[0], out var start) || !Hex(f[1], out var end) || !Hex(f[2], out var flags)) break;
+            if (ParseLine(lines[i]) is not var (start, end, flags)) break;
             if ((flags & (IoResourceIo | IoResourceMem)) == 0 || end < start || (start == 0 && end == 0)) continue;
             bars.Add(new Bar(i, start, end - start + 1, (flags & IoResourceIo) != 0, (flags & IoResourceMem64) != 0, (flags & IoResourcePrefetch) != 0));
         }
         return bars;
     }
+
+    /// <summary>One line of `resource`: START END FLAGS, three hex numbers; null when it is not that.</summary>
+    public static (ulong Start, ulong End, ulong Flags)? ParseLine(string line) =>
+        line.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [var s, var e, var f] && Hex(s, out var start) && Hex(e, out var end) && Hex(f, out var flags)
+            ? (start, end, flags) : null;
 
     private static bool Hex(string s, out ulong value) =>
         ulong.TryParse(s.StartsWith("0x", StringComparison.Ordinal) ? s[2..] : s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);

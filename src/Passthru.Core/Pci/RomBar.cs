@@ -1,4 +1,3 @@
-using System.Globalization;
 using Passthru.Host;
 
 namespace Passthru.Pci;
@@ -20,16 +19,9 @@ public sealed record RomBar(ulong Start, ulong Size, bool Shadow, bool Enabled, 
         var device = $"sys/bus/pci/devices/{address}";
         bool attribute = host.Exists($"{device}/rom");
         var lines = host.ReadText($"{device}/resource")?.Split('\n');
-        if (lines is not null && lines.Length > RomResource && lines[RomResource].Split(' ', StringSplitOptions.RemoveEmptyEntries) is [var s, var e, var f]
-            && Hex(s) is ulong start && Hex(e) is ulong end && Hex(f) is ulong flags && end > start)
+        if (lines is not null && lines.Length > RomResource && Bars.ParseLine(lines[RomResource]) is var (start, end, flags) && end > start)
             return new RomBar(start, end - start + 1, (flags & RomShadow) != 0, (flags & RomEnable) != 0, attribute);
         return attribute ? new RomBar(0, 0, false, false, true) : null;
     }
 
-    private static ulong? Hex(string text) =>
-        text.StartsWith("0x", StringComparison.Ordinal) && ulong.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v) ? v : null;
-
-    /// <summary>"128 KiB", "1 MiB".</summary>
-    public static string FormatSize(ulong bytes) =>
-        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : bytes >= 1024 && bytes % 1024 == 0 ? $"{bytes >> 10} KiB" : $"{bytes} bytes";
 }
