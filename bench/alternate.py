@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""alternate.py ROUNDS [--prepare CMD] NAME=COMMAND...: the benchmarks' clock. Runs the commands in alternating rounds
+"""alternate.py ROUNDS [--prepare CMD] [--status N] NAME=COMMAND...: the benchmarks' clock. Runs the commands in alternating rounds
 (one warm-up round first, not counted), so load and drift hit all alike, and prints for each the median wall time and
 the median CPU time (user + system, the child's own rusage: steadier than wall time on a shared machine), then each
 one's ratio against every other. Output is discarded; a command that fails stops the benchmark. With --prepare, CMD
-runs (through sh) before every command, untimed (dropping the page cache for cold runs)."""
+runs (through sh) before every command, untimed (dropping the page cache for cold runs). With --status, every command
+is expected to exit N instead of 0 (a guest that powers off through isa-debug-exit makes QEMU exit 1)."""
 import os, shlex, statistics, subprocess, sys, time
 
 args = sys.argv[1:]
@@ -11,6 +12,9 @@ rounds = int(args.pop(0))
 prepare = None
 if args and args[0] == "--prepare":
     prepare = args[1]; args = args[2:]
+expected = 0
+if args and args[0] == "--status":
+    expected = int(args[1]); args = args[2:]
 commands = [a.split("=", 1) for a in args]
 wall = {n: [] for n, _ in commands}; cpu = {n: [] for n, _ in commands}
 null = os.open(os.devnull, os.O_WRONLY)
@@ -22,7 +26,8 @@ for r in range(rounds + 1):
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)])
         _, status, usage = os.wait4(pid, 0)
         t1 = time.perf_counter()
-        if os.waitstatus_to_exitcode(status) != 0: sys.exit(f"bench: {name} failed: {command}")
+        if os.waitstatus_to_exitcode(status) != expected:
+            sys.exit(f"bench: {name} exited {os.waitstatus_to_exitcode(status)}, not {expected}: {command}")
         if r == 0: continue
         wall[name].append((t1 - t0) * 1000); cpu[name].append((usage.ru_utime + usage.ru_stime) * 1000)
 med = {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n, _ in commands}
