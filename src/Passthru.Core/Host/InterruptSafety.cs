@@ -8,18 +8,34 @@ namespace Passthru.Host;
 /// In Host, beside <see cref="HostFacts"/>, because check reports it, bind and run refuse by it, and QEMU's failures are
 /// explained with it: it is read from the kernel only (no PCI model), so it sits below all of them.
 /// </summary>
-public sealed record InterruptSafety(bool? Remapping, string? AllowedBy)
+public sealed class InterruptSafety
 {
     public const string ParameterPath = "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts";
     public const string KernelParameter = "vfio_iommu_type1.allow_unsafe_interrupts";
     public const string Risk = "a guest's device can then forge MSI interrupts against the host, so allow it only for guests you trust";
+
+    private readonly Lazy<string?> _allowedBy;
+
+    private InterruptSafety(bool? remapping, HostFacts facts)
+    {
+        Remapping = remapping;
+        // Asked for only where it can matter: on a host that remaps interrupts (the usual case) bind and run never
+        // read it, and finding it means listing and reading every modprobe.d file.
+        _allowedBy = new(() => AllowedByWhat(facts), LazyThreadSafetyMode.None);
+    }
+
+    /// <summary>Whether the IOMMU remaps interrupts (the command line included); null when unknown.</summary>
+    public bool? Remapping { get; }
+
+    /// <summary>What allows unsafe interrupts, said for users; null when nothing does.</summary>
+    public string? AllowedBy => _allowedBy.Value;
 
     public bool Allowed => AllowedBy is not null;
 
     /// <summary>vfio will refuse every device: remapping is known to be off and nothing allows unsafe interrupts.</summary>
     public bool Blocks => Remapping == false && !Allowed;
 
-    public static InterruptSafety Of(HostFacts f) => new(f.InterruptRemapping(), AllowedByWhat(f));
+    public static InterruptSafety Of(HostFacts f) => new(f.InterruptRemapping(), f);
 
     /// <summary>What allows unsafe interrupts, said for users; null when nothing does.</summary>
     private static string? AllowedByWhat(HostFacts f)

@@ -180,8 +180,23 @@ internal static unsafe partial class NativeFiles
         if (fd < 0) return null;
         try
         {
+            // Most files read this way (the command line, mounts, routes, modprobe.d) fit in a page: read into the
+            // stack first, so each costs one exact-size array, not a fresh 16 KiB one that the GC clears and the
+            // kernel faults in page by page (what a short-lived command pays for every allocation).
+            Span<byte> first = stackalloc byte[4096];
+            int firstLength = 0;
+            while (firstLength < first.Length)
+            {
+                nint got;
+                fixed (byte* b = first) got = read(fd, b + firstLength, first.Length - firstLength);
+                if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                if (got < 0) return null;
+                if (got == 0) return first[..firstLength].ToArray();
+                firstLength += (int)got;
+            }
             var buffer = new byte[16384];
-            int total = 0;
+            first.CopyTo(buffer);
+            int total = firstLength;
             while (true)
             {
                 if (total >= MaxReadAll) return buffer[..total];
