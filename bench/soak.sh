@@ -51,6 +51,16 @@ if [ "${1:-}" = --inside ]; then
   ms() { local a=${1/./} b=${2/./}; echo $(( (10#$b - 10#$a) / 1000 )); }
   times=()
   cycle_bind() { $B bind 00:02.0 > /dev/null && $B restore > /dev/null || fail "cycle $1: bind or restore failed"; e1000e || fail "cycle $1: the e1000e was not given back"; }
+  # The reference the bind phase is read against: the same sysfs writes from this shell's builtins (bench/bind-cycle.sh's
+  # floor), timed in every cycle right after Passthru's. The machine's load moves both; Passthru drifting moves only
+  # its own, so the drift of the ratio is Passthru's.
+  s=/sys/bus/pci; d=0000:00:02.0
+  reference_bind() {
+    echo vfio-pci > $s/devices/$d/driver_override; echo $d > $s/drivers/e1000e/unbind; echo $d > $s/drivers_probe
+    echo > $s/devices/$d/driver_override; echo $d > $s/drivers/vfio-pci/unbind; echo $d > $s/drivers_probe
+    e1000e || fail "the reference cycle did not give the e1000e back"
+  }
+  refs=()
   cycle_run() {
     $B run --kernel "$PROBE" --memory 64 --device 0000:00:02.0 --expect 'pci 01:00.0 8086:10d3' --timeout 120 > /tmp/soak-run.out 2>&1 \
       || { cat /tmp/soak-run.out >&2; fail "cycle $1: run failed"; }
@@ -90,6 +100,7 @@ if [ "${1:-}" = --inside ]; then
   for i in $(seq 1 "$n"); do
     t0=$EPOCHREALTIME; cycle_$phase "$i"; t1=$EPOCHREALTIME
     times+=("$(ms "$t0" "$t1")"); echo "$phase $i ${times[-1]} ms" >> $progress
+    if [ "$phase" = bind ]; then t0=$EPOCHREALTIME; reference_bind; t1=$EPOCHREALTIME; refs+=("$(ms "$t0" "$t1")"); fi
   done
   if [ "$phase" = attach ]; then
     echo "fds after $n cycles (run, QEMU): $(echo $(fds))" >&2
@@ -98,6 +109,7 @@ if [ "${1:-}" = --inside ]; then
   fi
   assert_clean "$phase"
   echo "times $phase ${times[*]}"
+  [ ${#refs[@]} -eq 0 ] || echo "reference $phase ${refs[*]}"
   exit 0
 fi
 
@@ -120,6 +132,17 @@ row() { # PHASE: its line of the table, from its cycle times
   q1=$(printf '%s\n' "${t[@]:0:q}" | median); q4=$(printf '%s\n' "${t[@]:n-q}" | median)
   drift=$(awk -v a="$q1" -v b="$q4" 'BEGIN {printf (b > 1.25 * a ? "drifts (%.2fx)" : "none (%.2fx)"), b / a}')
   printf '%-8s %6d %8d %8d %8d %10d %10d  %s\n' "$1" "$n" "${t[0]}" "$all" "${t[n-1]}" "$q1" "$q4" "$drift"
+  # Where the phase timed a reference in every cycle: the drift of Passthru's time over the reference's, cycle by
+  # cycle, which load does not move (first and last quarter's median ratio).
+  local r; read -r -a r <<< "$(sed -n "s/^reference $1 //p" "$work/$1.txt")"
+  if [ ${#r[@]} -eq "$n" ]; then
+    local ratios=() i
+    for i in "${!t[@]}"; do ratios+=("$(awk -v a="${t[i]}" -v b="${r[i]}" 'BEGIN {printf "%.3f", a / (b > 0 ? b : 1)}')"); done
+    local rq1 rq4 rall
+    rall=$(printf '%s\n' "${ratios[@]}" | median); rq1=$(printf '%s\n' "${ratios[@]:0:q}" | median); rq4=$(printf '%s\n' "${ratios[@]:n-q}" | median)
+    printf '%-8s %6s %8s %8s %8s %10s %10s  %s\n' "  /ref" "" "" "$rall" "" "$rq1" "$rq4" \
+      "$(awk -v a="$rq1" -v b="$rq4" 'BEGIN {printf (b > 1.25 * a ? "drifts (%.2fx)" : "none (%.2fx)"), b / a}') (reference: the same writes from shell builtins, median $(printf '%s\n' "${r[@]}" | median) ms)"
+  fi
 }
 phase() { # NAME COUNT
   local limit=$(( 600 + $2 * 180 ))

@@ -80,7 +80,10 @@ public static class FuzzTargets
         catch (FormatException e) { throw new UserError(e.Message, ExitCodes.Usage); }
     }
 
-    private static readonly PciAddress Vga = PciAddress.Parse("0000:03:00.0");
+    // Parsed on each use, not in a static field: this class's static fields are set up before Fuzzer.Run, and
+    // instrumented code run then (PciAddress is in Passthru.Core) writes to AFL's coverage map before there is one:
+    // the fork server died of it (SIGABRT, AccessViolationException in FuzzTargets' static constructor) for every target.
+    private static PciAddress Vga => PciAddress.Parse("0000:03:00.0");
 
     /// <summary>An option ROM (a dump, a romfile=): its images, then the match against QEMU's VGA, then what the report names.</summary>
     private static void Rom(byte[] input)

@@ -1,5 +1,6 @@
 using Passthru.Fuzz;
 using Passthru.Tests.Support;
+using PciAddressMarker = Passthru.Pci.PciAddress;
 
 namespace Passthru.Tests.Fuzz;
 
@@ -47,6 +48,24 @@ public sealed class FuzzCorpusTests : IDisposable
             catch (Exception e) { broken.Add($"{file}: {e.GetType().Name}: {Shown.Value(e.Message)}"); }
         }
         Assert.True(broken.Count == 0, $"{broken.Count} of {seeds.Count} inputs break the contract:\n" + string.Join('\n', broken));
+    }
+
+    /// <summary>
+    /// The harness's static fields are set up before Fuzzer.Run starts AFL's fork server. Passthru.Core is instrumented
+    /// there, and instrumented code run before the coverage map exists dies (AccessViolationException, SIGABRT): one
+    /// static PciAddress once stopped every target from starting. So no static field may hold a Passthru.Core value.
+    /// </summary>
+    [Fact]
+    public void No_static_field_of_the_harness_runs_Passthru_Core_before_the_fuzzer_starts()
+    {
+        var core = typeof(PciAddressMarker).Assembly;
+        // Targets.cs is compiled into this test assembly too: its types are the ones in the harness's namespace.
+        var offending = typeof(FuzzTargets).Assembly.GetTypes().Where(t => t.Namespace == typeof(FuzzTargets).Namespace)
+            .SelectMany(t => t.GetFields(System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly)
+                .Where(f => !f.IsLiteral && f.FieldType.Assembly == core)
+                .Select(f => $"{t.FullName}.{f.Name} ({f.FieldType.Name})"))
+            .ToList();
+        Assert.True(offending.Count == 0, "static fields of Passthru.Core types in the fuzzing harness: " + string.Join(", ", offending));
     }
 
     [Fact]
