@@ -92,13 +92,17 @@ if [ "${1:-}" = --inside ]; then
   fi
   cycle_attach() {
     $B attach soak 00:02.0 > /dev/null || fail "cycle $1: attach failed"
-    # The guest's report of the interface the e1000e driver made of it, with a DHCP lease over it (DMA and interrupts
-    # at work): once per attach. (Not its "pci now" line: the watch loop can see the function appear and its driver take
-    # it within one round, and then reports only the interface. Minutes: a nested guest under emulation, on a loaded
-    # machine, as HotplugLinuxGuestTests allows.)
+    # The guest's report of the interface the e1000e driver made of it, then its DHCP lease over it (DMA and interrupts
+    # at work), once per attach, as HotplugLinuxGuestTests waits for them. (Not its "pci now" line: the watch loop can
+    # see the function appear and its driver take it within one round, and then reports only the interface.) Minutes:
+    # a nested guest under emulation.
     wait_seen 'driver=e1000e pci=0000:01:00.0 ' "$1" 300
+    wait_seen ' has 10.0.2.15/24' "$1" 300
     $B detach soak 00:02.0 --timeout 120 > /dev/null || fail "cycle $1: detach failed"
     e1000e || fail "cycle $1: the e1000e was not given back"
+    # The guest must see it gone before the next attach: it samples its PCI functions once a round, and a function
+    # detached and attached again between two rounds would look unchanged to it.
+    wait_seen 'guest: pci gone 0000:01:00.0' "$1" 300
     local now; now=$(echo $(fds)); [ "$now" = "$fd0" ] || fail "cycle $1: file descriptors (run, QEMU) $fd0 before, $now now"
   }
   for i in $(seq 1 "$n"); do
