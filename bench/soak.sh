@@ -92,10 +92,11 @@ if [ "${1:-}" = --inside ]; then
   fi
   cycle_attach() {
     $B attach soak 00:02.0 > /dev/null || fail "cycle $1: attach failed"
-    # The guest's report of the interface the e1000e driver made of it, then its DHCP lease over it (DMA and interrupts
-    # at work), once per attach, as HotplugLinuxGuestTests waits for them. (Not its "pci now" line: the watch loop can
-    # see the function appear and its driver take it within one round, and then reports only the interface.) Minutes:
-    # a nested guest under emulation.
+    # What HotplugLinuxGuestTests waits for, in its order: the guest's kernel finds the function and its e1000e driver
+    # takes it, the interface it made, then a DHCP lease over it (DMA and interrupts at work); once per attach. Minutes:
+    # a nested guest under emulation. The guest samples its PCI functions once a round, and a round with a DHCP in it is
+    # long: a function detached before the guest had seen it with its driver would come and go unseen.
+    wait_seen 'guest: pci now 0000:01:00.0 8086:10d3 class 0200 driver=e1000e' "$1" 300
     wait_seen 'driver=e1000e pci=0000:01:00.0 ' "$1" 300
     wait_seen ' has 10.0.2.15/24' "$1" 300
     $B detach soak 00:02.0 --timeout 120 > /dev/null || fail "cycle $1: detach failed"
