@@ -133,13 +133,14 @@ export VHOST_MAX_SECONDS=${VHOST_MAX_SECONDS:-14400}   # the first virtual host 
 trap 'bash tests/vm/vhost.sh stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 header() { printf '%-8s %6s %8s %8s %8s %10s %10s  %s\n' phase cycles first median last "q1 median" "q4 median" drift; }
+drift() { awk -v a="$1" -v b="$2" 'BEGIN {printf (b > 1.25 * a ? "drifts (%.2fx)" : "none (%.2fx)"), b / a}'; } # FIRST LAST: the quarters' medians
 row() { # PHASE: its line of the table, from its cycle times
   local t n q all q1 q4 drift
   read -r -a t <<< "$(sed -n "s/^times $1 //p" "$work/$1.txt")"
   n=${#t[@]}; q=$(( n / 4 > 0 ? n / 4 : 1 ))
   all=$(printf '%s\n' "${t[@]}" | median)
   q1=$(printf '%s\n' "${t[@]:0:q}" | median); q4=$(printf '%s\n' "${t[@]:n-q}" | median)
-  drift=$(awk -v a="$q1" -v b="$q4" 'BEGIN {printf (b > 1.25 * a ? "drifts (%.2fx)" : "none (%.2fx)"), b / a}')
+  drift=$(drift "$q1" "$q4")
   printf '%-8s %6d %8d %8d %8d %10d %10d  %s\n' "$1" "$n" "${t[0]}" "$all" "${t[n-1]}" "$q1" "$q4" "$drift"
   # Where the phase timed a reference in every cycle: the drift of Passthru's time over the reference's, cycle by
   # cycle, which load does not move (first and last quarter's median ratio).
@@ -150,7 +151,7 @@ row() { # PHASE: its line of the table, from its cycle times
     local rq1 rq4 rall
     rall=$(printf '%s\n' "${ratios[@]}" | median); rq1=$(printf '%s\n' "${ratios[@]:0:q}" | median); rq4=$(printf '%s\n' "${ratios[@]:n-q}" | median)
     printf '%-8s %6s %8s %8s %8s %10s %10s  %s\n' "  /ref" "" "" "$rall" "" "$rq1" "$rq4" \
-      "$(awk -v a="$rq1" -v b="$rq4" 'BEGIN {printf (b > 1.25 * a ? "drifts (%.2fx)" : "none (%.2fx)"), b / a}') (reference: the same writes from shell builtins, median $(printf '%s\n' "${r[@]}" | median) ms)"
+      "$(drift "$rq1" "$rq4") (reference: the same writes from shell builtins, median $(printf '%s\n' "${r[@]}" | median) ms)"
   fi
 }
 phase() { # NAME COUNT

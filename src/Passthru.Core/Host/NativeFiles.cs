@@ -182,30 +182,24 @@ internal static unsafe partial class NativeFiles
         {
             // Most files read this way (the command line, mounts, routes, modprobe.d) fit in a page: read into the
             // stack first, so each costs one exact-size array, not a fresh 16 KiB one that the GC clears and the
-            // kernel faults in page by page (what a short-lived command pays for every allocation).
-            Span<byte> first = stackalloc byte[4096];
-            int firstLength = 0;
-            while (firstLength < first.Length)
-            {
-                nint got;
-                fixed (byte* b = first) got = read(fd, b + firstLength, first.Length - firstLength);
-                if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
-                if (got < 0) return null;
-                if (got == 0) return first[..firstLength].ToArray();
-                firstLength += (int)got;
-            }
-            var buffer = new byte[16384];
-            first.CopyTo(buffer);
-            int total = firstLength;
+            // kernel faults in page by page (what a short-lived command pays for every allocation). A larger file
+            // moves to a heap buffer that doubles as it fills.
+            Span<byte> buffer = stackalloc byte[4096];
+            int total = 0;
             while (true)
             {
-                if (total >= MaxReadAll) return buffer[..total];
-                if (total == buffer.Length) Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxReadAll));
+                if (total >= MaxReadAll) return buffer[..total].ToArray();
+                if (total == buffer.Length)
+                {
+                    var larger = new byte[Math.Min(Math.Max(buffer.Length * 2, 16384), MaxReadAll)];
+                    buffer.CopyTo(larger);
+                    buffer = larger;
+                }
                 nint got;
                 fixed (byte* b = buffer) got = read(fd, b + total, buffer.Length - total);
                 if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
                 if (got < 0) return null;
-                if (got == 0) return buffer[..total];
+                if (got == 0) return buffer[..total].ToArray();
                 total += (int)got;
             }
         }

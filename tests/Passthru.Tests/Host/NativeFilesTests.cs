@@ -36,6 +36,13 @@ public sealed class NativeFilesTests : IDisposable
         Assert.Equal([], NativeFiles.ReadAll(Path.Combine(_dir, "empty"))!);
         Assert.Null(NativeFiles.ReadAll(Path.Combine(_dir, "missing")));
         Assert.Null(new HostRoot(_dir).ReadText("missing"));
+        // Around the stack page the read starts in (4 KiB) and the first heap buffer it moves to (16 KiB).
+        foreach (var size in new[] { 1, 4095, 4096, 4097, 16384, 16385, 40000 })
+        {
+            var bytes = Enumerable.Range(0, size).Select(i => (byte)(i * 7)).ToArray();
+            File.WriteAllBytes(Path.Combine(_dir, $"size-{size}"), bytes);
+            Assert.Equal(bytes, NativeFiles.ReadAll(Path.Combine(_dir, $"size-{size}")));
+        }
         File.WriteAllBytes(Path.Combine(_dir, "bom"), [0xef, 0xbb, 0xbf, (byte)'x']);
         Assert.Equal(File.ReadAllText(Path.Combine(_dir, "bom")), new HostRoot(_dir).ReadText("bom"));
     }
