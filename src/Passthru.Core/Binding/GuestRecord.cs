@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Passthru.Host;
 
 namespace Passthru.Binding;
@@ -7,17 +6,16 @@ namespace Passthru.Binding;
 /// <summary>A device a running guest holds: on which of its ports, under which QEMU id, since its start or attached later.</summary>
 public sealed class GuestDevice
 {
-    [JsonRequired] public string Address { get; set; } = "";
+    public string Address { get; set; } = "";
     /// <summary>QEMU's id for the vfio-pci device (device_del names it).</summary>
-    [JsonRequired] public string Id { get; set; } = "";
+    public string Id { get; set; } = "";
     /// <summary>The id of the pcie-root-port it sits behind ("pci.0" on a machine without PCIe ports).</summary>
-    [JsonRequired] public string Port { get; set; } = "";
+    public string Port { get; set; } = "";
     public bool Attached { get; set; }
     /// <summary>The functions the attach moved to vfio-pci for it (its IOMMU group's, with --group): given back on detach.</summary>
-    [JsonRequired] public List<string> Bound { get; set; } = [];
+    public List<string> Bound { get; set; } = [];
 
     /// <summary>The functions that go back with this device: those its attach bound, or itself when it came with the guest's start (its run gives those back).</summary>
-    [JsonIgnore]
     public IEnumerable<string> Returns => Attached ? Bound : [Address];
 }
 
@@ -30,37 +28,27 @@ public sealed class GuestRecord
 {
     /// <summary>The record's format: 1 (records written before it was named have none, and are 1 too).</summary>
     public int Version { get; set; } = 1;
-    [JsonRequired] public string Name { get; set; } = "";
+    public string Name { get; set; } = "";
     /// <summary>The `passthru run` that watches the guest and gives its devices back when it ends.</summary>
-    [JsonRequired] public int RunnerPid { get; set; }
+    public int RunnerPid { get; set; }
     /// <summary>QEMU's pid once it started (0 before).</summary>
-    [JsonRequired] public int QemuPid { get; set; }
+    public int QemuPid { get; set; }
     /// <summary>QEMU's QMP socket.</summary>
-    [JsonRequired] public string Qmp { get; set; } = "";
+    public string Qmp { get; set; } = "";
     public string Started { get; set; } = "";
     public string Machine { get; set; } = "";
     /// <summary>The guest's hot-plug-capable root ports, in slot order: those of its start devices, then the spare ones.</summary>
-    [JsonRequired] public List<string> Ports { get; set; } = [];
-    [JsonRequired] public List<GuestDevice> Devices { get; set; } = [];
+    public List<string> Ports { get; set; } = [];
+    public List<GuestDevice> Devices { get; set; } = [];
     /// <summary>The functions `run` itself moved to vfio-pci before QEMU started: given back when the guest ends.</summary>
-    [JsonRequired] public List<string> Bound { get; set; } = [];
+    public List<string> Bound { get; set; } = [];
     /// <summary>The unprivileged account QEMU runs as (null: as root, with --as-root): attach hands new group nodes to it.</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? User { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Uid { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Gid { get; set; }
 
     public IEnumerable<string> FreePorts => Ports.Where(p => Devices.All(d => d.Port != p));
 }
-
-// The fields every record has are required (one missing is damage, not an empty list: "bound" missing would give
-// nothing back when the guest ends), and unknown ones refused (see StateFile.Parse).
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(GuestRecord))]
-internal sealed partial class GuestRecordJson : JsonSerializerContext;
 
 /// <summary>The running guests' records: one file each, written atomically; changes happen under the state lock.</summary>
 public static class GuestRecords
@@ -89,7 +77,8 @@ public static class GuestRecords
         if (bytes is null) return null;
         try
         {
-            var record = StateFile.Parse(bytes, GuestRecordJson.Default.GuestRecord);
+            using var document = StateFile.Document(bytes);
+            var record = Read(document);
             Check(record, name);
             return record;
         }
@@ -133,17 +122,79 @@ public static class GuestRecords
             .Select(f => Load(stateDir, System.IO.Path.GetFileNameWithoutExtension(f))).OfType<GuestRecord>().ToList();
     }
 
+    // The fields every record has are required (one missing is damage, not an empty list: "bound" missing would give
+    // nothing back when the guest ends), and unknown ones refused (see StateObject). Records written before this
+    // release also hold "free_ports", a copy of what FreePorts works out, which is read past: the ports and devices say it.
+    private static GuestRecord Read(JsonDocument document)
+    {
+        var r = StateObject.Root(document, "version", "name", "runner_pid", "qemu_pid", "qmp", "started", "machine", "ports", "devices", "bound",
+            "user", "uid", "gid", "free_ports");
+        var record = new GuestRecord
+        {
+            Version = r.Int("version", nullable: false) ?? 1,
+            Name = r.String("name", required: true)!,
+            RunnerPid = r.Int("runner_pid", required: true, nullable: false)!.Value,
+            QemuPid = r.Int("qemu_pid", required: true, nullable: false)!.Value,
+            Qmp = r.String("qmp", required: true)!,
+            Started = r.String("started")!,
+            Machine = r.String("machine")!,
+            Ports = r.Strings("ports", required: true)!,
+            Devices = r.Objects("devices", true, "address", "id", "port", "attached", "bound")?.Select(d => d is not { } device ? null! : new GuestDevice
+            {
+                Address = device.String("address", required: true)!,
+                Id = device.String("id", required: true)!,
+                Port = device.String("port", required: true)!,
+                Attached = device.Bool("attached", nullable: false) ?? false,
+                Bound = device.Strings("bound", required: true)!,
+            }).ToList()!,
+            Bound = r.Strings("bound", required: true)!,
+            User = r.String("user"),
+            Uid = r.Int("uid"),
+            Gid = r.Int("gid"),
+        };
+        r.Strings("free_ports");
+        return record;
+    }
+
+    private static byte[] Write(GuestRecord record) => StateJsonWriter.Write(json =>
+    {
+        json.WriteStartObject();
+        json.WriteNumber("version", record.Version);
+        json.WriteString("name", record.Name);
+        json.WriteNumber("runner_pid", record.RunnerPid);
+        json.WriteNumber("qemu_pid", record.QemuPid);
+        json.WriteString("qmp", record.Qmp);
+        json.WriteString("started", record.Started);
+        json.WriteString("machine", record.Machine);
+        json.Strings("ports", record.Ports);
+        json.WriteStartArray("devices");
+        foreach (var d in record.Devices)
+        {
+            json.WriteStartObject();
+            json.WriteString("address", d.Address);
+            json.WriteString("id", d.Id);
+            json.WriteString("port", d.Port);
+            json.WriteBoolean("attached", d.Attached);
+            json.Strings("bound", d.Bound);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.Strings("bound", record.Bound);
+        if (record.User is not null) json.WriteString("user", record.User);
+        if (record.Uid is int uid) json.WriteNumber("uid", uid);
+        if (record.Gid is int gid) json.WriteNumber("gid", gid);
+        json.WriteEndObject();
+    });
+
     public static void Save(string stateDir, GuestRecord record) =>
-        AtomicFile.Write(PathOf(stateDir, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord),
-            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        AtomicFile.Write(PathOf(stateDir, record.Name), Write(record), UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     /// <summary>Takes a name for a new guest: fails when one by that name runs; a record left by a guest that is gone is the caller's to clean first.</summary>
     public static bool TryReserve(string stateDir, GuestRecord record)
     {
         System.IO.Directory.CreateDirectory(Directory(stateDir));
         // Whole or not at all: a run killed while reserving must not leave an empty record that every restore refuses.
-        return AtomicFile.Create(PathOf(stateDir, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, GuestRecordJson.Default.GuestRecord),
-            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return AtomicFile.Create(PathOf(stateDir, record.Name), Write(record), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     /// <summary>A guest's name, its control socket (null: it runs without one) and why not, when not.</summary>

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Win32.SafeHandles;
 using Passthru.Host;
 using Passthru.Pci;
@@ -76,74 +75,84 @@ public sealed class Journal
         if (bytes is null) return new Journal(directory, [], [], [], [], []);
         try
         {
-            var file = StateFile.Parse(bytes, JournalJson.Default.JournalFile);
+            using var document = StateFile.Document(bytes);
+            var file = StateObject.Root(document, "version", "functions", "parameters", "sriov", "nodes", "consoles", "reset_methods", "roms");
+            var version = file.Int("version");
             // A newer format is refused whole, never read in part and saved back without what this passthru did not know.
-            if (file.Version is not 1) throw new StateDamage(file.Version is null ? "no \"version\"" : $"version {file.Version}, which this passthru does not know (a newer one wrote it?)");
-            var functions = (file.Functions ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
+            if (version is not 1) throw new StateDamage(version is null ? "no \"version\"" : $"version {version}, which this passthru does not know (a newer one wrote it?)");
+            // Every release wrote all four fields of a function, null or not: one missing is damage, never "no driver"
+            // (restore must not guess).
+            var functions = (file.Objects("functions", false, "address", "driver", "driver_override", "group") ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
             {
                 var at = $"functions[{i}]";
-                var address = Address(f?.Address, $"{at}.address");
-                if (f!.Group is < 0) throw new StateDamage($"{at}.group is {f.Group}, not an IOMMU group number");
-                return new FunctionState(address, StateFile.DriverName(f.Driver, $"{at}.driver"), StateFile.OneLine(f.DriverOverride, $"{at}.driver_override"), f.Group);
+                var fields = f ?? throw new StateDamage($"{at} is null");
+                var (address, driver, driverOverride, group) = (fields.String("address", required: true), fields.String("driver", required: true),
+                    fields.String("driver_override", required: true), fields.Int("group", required: true));
+                if (group is < 0) throw new StateDamage($"{at}.group is {group}, not an IOMMU group number");
+                return new FunctionState(Address(address, $"{at}.address"), StateFile.DriverName(driver, $"{at}.driver"), StateFile.OneLine(driverOverride, $"{at}.driver_override"), group);
             }).ToList();
-            var parameters = (file.Parameters ?? []).Select((p, i) =>
+            var parameters = (file.Objects("parameters", false, "path", "original", "for") ?? []).Select((p, i) =>
             {
                 var at = $"parameters[{i}]";
-                if (p is null) throw new StateDamage($"{at} is null");
+                var fields = p ?? throw new StateDamage($"{at} is null");
+                var path = fields.String("path");
                 // The journal names the file restore writes as root: only a module parameter, never a path elsewhere.
-                if (p.Path is null || !StateFile.IsModuleParameter(p.Path))
-                    throw new StateDamage($"{at}.path '{Shown.Value(p.Path ?? "null")}' is not a module parameter (sys/module/NAME/parameters/NAME)");
-                return new ParameterState(p.Path, StateFile.OneLine(p.Original, $"{at}.original") ?? throw new StateDamage($"{at}.original is missing"),
-                    (p.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+                if (path is null || !StateFile.IsModuleParameter(path))
+                    throw new StateDamage($"{at}.path '{Shown.Value(path ?? "null")}' is not a module parameter (sys/module/NAME/parameters/NAME)");
+                return new ParameterState(path, StateFile.OneLine(fields.String("original"), $"{at}.original") ?? throw new StateDamage($"{at}.original is missing"),
+                    Addresses(fields.Strings("for"), $"{at}.for"));
             }).ToList();
             // Journals written before SR-IOV support have no "sriov" list.
-            var sriov = (file.Sriov ?? []).Select((x, i) =>
+            var sriov = (file.Objects("sriov", false, "pf", "original_numvfs", "original_autoprobe", "created") ?? []).Select((x, i) =>
             {
                 var at = $"sriov[{i}]";
-                if (x is null) throw new StateDamage($"{at} is null");
-                if (x.OriginalNumvfs is not int count || count < 0) throw new StateDamage($"{at}.original_numvfs is missing or negative");
-                return new SriovState(Address(x.Pf, $"{at}.pf"), count, StateFile.OneLine(x.OriginalAutoprobe, $"{at}.original_autoprobe"),
-                    (x.Created ?? []).Select((a, j) => Address(a, $"{at}.created[{j}]")).ToList());
+                var fields = x ?? throw new StateDamage($"{at} is null");
+                if (fields.Int("original_numvfs") is not int count || count < 0) throw new StateDamage($"{at}.original_numvfs is missing or negative");
+                return new SriovState(Address(fields.String("pf"), $"{at}.pf"), count, StateFile.OneLine(fields.String("original_autoprobe"), $"{at}.original_autoprobe"),
+                    Addresses(fields.Strings("created"), $"{at}.created"));
             }).ToList();
             // Journals written before least privilege have no "nodes" list.
-            var nodes = (file.Nodes ?? []).Select((n, i) =>
+            var nodes = (file.Objects("nodes", false, "path", "original_uid", "original_gid", "original_mode", "for") ?? []).Select((n, i) =>
             {
                 var at = $"nodes[{i}]";
-                if (n is null) throw new StateDamage($"{at} is null");
+                var fields = n ?? throw new StateDamage($"{at} is null");
+                var path = fields.String("path");
                 // The journal names the file restore hands back as root: only a vfio group node, never a path elsewhere.
-                if (n.Path is null || !NodeState.IsVfioGroupNode(n.Path))
-                    throw new StateDamage($"{at}.path '{Shown.Value(n.Path ?? "null")}' is not a vfio group node (dev/vfio/N)");
-                if (n.OriginalUid is not int uid || uid < 0 || n.OriginalGid is not int gid || gid < 0)
+                if (path is null || !NodeState.IsVfioGroupNode(path))
+                    throw new StateDamage($"{at}.path '{Shown.Value(path ?? "null")}' is not a vfio group node (dev/vfio/N)");
+                if (fields.Int("original_uid") is not int uid || uid < 0 || fields.Int("original_gid") is not int gid || gid < 0)
                     throw new StateDamage($"{at}.original_uid or original_gid is missing or negative");
-                if (n.OriginalMode is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
-                return new NodeState(n.Path, uid, gid, mode, (n.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+                if (fields.Int("original_mode") is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
+                return new NodeState(path, uid, gid, mode, Addresses(fields.Strings("for"), $"{at}.for"));
             }).ToList();
             // Journals written before GPU support have no "consoles" list.
-            var consoles = (file.Consoles ?? []).Select((c, i) =>
+            var consoles = (file.Objects("consoles", false, "kind", "name", "driver", "for") ?? []).Select((c, i) =>
             {
                 var at = $"consoles[{i}]";
-                if (c is null) throw new StateDamage($"{at} is null");
-                var hold = new ConsoleHold(c.Kind ?? "", c.Name ?? "", c.Driver);
+                var fields = c ?? throw new StateDamage($"{at} is null");
+                var (kind, name, driver) = (fields.String("kind"), fields.String("name"), fields.String("driver"));
+                var hold = new ConsoleHold(kind ?? "", name ?? "", driver);
                 // The journal names what restore writes to as root: only a vtconsole or a firmware framebuffer's driver.
                 if (!hold.IsValid)
-                    throw new StateDamage($"{at} ('{Shown.Value(c.Kind ?? "null")}' '{Shown.Value(c.Name ?? "null")}' '{Shown.Value(c.Driver ?? "null")}') is not a vtconsole or a firmware framebuffer and its driver");
-                return new ConsoleState(hold, (c.For ?? []).Select((a, j) => Address(a, $"{at}.for[{j}]")).ToList());
+                    throw new StateDamage($"{at} ('{Shown.Value(kind ?? "null")}' '{Shown.Value(name ?? "null")}' '{Shown.Value(driver ?? "null")}') is not a vtconsole or a firmware framebuffer and its driver");
+                return new ConsoleState(hold, Addresses(fields.Strings("for"), $"{at}.for"));
             }).ToList();
             // Journals written before reset methods have no "reset_methods" list.
-            var resets = (file.ResetMethods ?? []).Select((r, i) =>
+            var resets = (file.Objects("reset_methods", false, "function", "original") ?? []).Select((r, i) =>
             {
                 var at = $"reset_methods[{i}]";
-                if (r is null) throw new StateDamage($"{at} is null");
+                var fields = r ?? throw new StateDamage($"{at} is null");
+                var original = fields.String("original");
                 // The journal names what restore writes as root: the path is made from the address, the value only method names.
-                if (r.Original is null || !ResetMethodState.IsMethodList(r.Original))
-                    throw new StateDamage($"{at}.original '{Shown.Value(r.Original ?? "null")}' is not a list of reset methods");
-                return new ResetMethodState(Address(r.Function, $"{at}.function"), r.Original);
+                if (original is null || !ResetMethodState.IsMethodList(original))
+                    throw new StateDamage($"{at}.original '{Shown.Value(original ?? "null")}' is not a list of reset methods");
+                return new ResetMethodState(Address(fields.String("function"), $"{at}.function"), original);
             }).ToList();
             if (resets.Select(r => r.Function).Distinct().Count() != resets.Count) throw new StateDamage("reset_methods names a function twice");
             var journal = new Journal(directory, functions, parameters, sriov, nodes, consoles);
             journal._resetMethods.AddRange(resets);
             // Journals written before `passthru rom` have no "roms" list.
-            journal._roms.AddRange((file.Roms ?? []).Select((a, i) => Address(a, $"roms[{i}]")));
+            journal._roms.AddRange(Addresses(file.Strings("roms"), "roms"));
             return journal;
         }
         catch (StateDamage e)
@@ -154,6 +163,9 @@ public sealed class Journal
 
     private static PciAddress Address(string? text, string field) =>
         text is not null && PciAddress.TryParse(text, out var a) ? a : throw new StateDamage($"{field} '{Shown.Value(text ?? "null")}' is not a PCI address");
+
+    private static List<PciAddress> Addresses(List<string?>? texts, string field) =>
+        (texts ?? []).Select((a, i) => Address(a, $"{field}[{i}]")).ToList();
 
     private static UserError Damaged(string path, string what) =>
         new($"the journal {path} is damaged ({what}): fix or remove it; it records the drivers to give devices back to");
@@ -259,103 +271,76 @@ public sealed class Journal
     {
         var path = Path.Combine(Directory, FileName);
         if (IsEmpty) { AtomicFile.Delete(path); return; }
-        var file = new JournalFile
+        AtomicFile.Write(path, StateJsonWriter.Write(Write), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    // The format (version 1) as the first release wrote it, field for field, in the same order and layout; a list
+    // that is empty is left out (journals from before it was known load as if it were empty).
+    private void Write(Utf8JsonWriter json)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("version", 1);
+        json.WriteStartArray("functions");
+        foreach (var f in _functions)
         {
-            Version = 1,
-            Functions = _functions.Select(f => new JournalFunction { Address = f.Address.ToString(), Driver = f.Driver, DriverOverride = f.DriverOverride, Group = f.Group }).ToList<JournalFunction?>(),
-            Parameters = _parameters.Count == 0 ? null : _parameters.Select(p => new JournalParameter { Path = p.Path, Original = p.Original, For = p.For.Select(a => a.ToString()).ToList<string?>() }).ToList<JournalParameter?>(),
-            Sriov = _sriov.Count == 0 ? null : _sriov.Select(x => new JournalSriov
+            json.WriteStartObject();
+            json.WriteString("address", f.Address.ToString());
+            json.WriteString("driver", f.Driver);
+            json.WriteString("driver_override", f.DriverOverride);
+            json.NumberOrNull("group", f.Group);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        List("parameters", _parameters, p =>
+        {
+            json.WriteString("path", p.Path);
+            json.WriteString("original", p.Original);
+            json.Strings("for", p.For.Select(a => a.ToString()));
+        });
+        List("sriov", _sriov, x =>
+        {
+            json.WriteString("pf", x.Pf.ToString());
+            json.WriteNumber("original_numvfs", x.OriginalCount);
+            json.WriteString("original_autoprobe", x.OriginalAutoprobe);
+            json.Strings("created", x.Created.Select(a => a.ToString()));
+        });
+        List("nodes", _nodes, n =>
+        {
+            json.WriteString("path", n.Path);
+            json.WriteNumber("original_uid", n.Uid);
+            json.WriteNumber("original_gid", n.Gid);
+            json.WriteNumber("original_mode", n.Mode);
+            json.Strings("for", n.For.Select(a => a.ToString()));
+        });
+        List("consoles", _consoles, c =>
+        {
+            json.WriteString("kind", c.Hold.Kind);
+            json.WriteString("name", c.Hold.Name);
+            if (c.Hold.Driver is not null) json.WriteString("driver", c.Hold.Driver);
+            json.Strings("for", c.For.Select(a => a.ToString()));
+        });
+        List("reset_methods", _resetMethods, r =>
+        {
+            json.WriteString("function", r.Function.ToString());
+            json.WriteString("original", r.Original);
+        });
+        if (_roms.Count > 0) json.Strings("roms", _roms.Select(a => a.ToString()));
+        json.WriteEndObject();
+
+        void List<T>(string name, List<T> items, Action<T> fields)
+        {
+            if (items.Count == 0) return;
+            json.WriteStartArray(name);
+            foreach (var item in items)
             {
-                Pf = x.Pf.ToString(), OriginalNumvfs = x.OriginalCount, OriginalAutoprobe = x.OriginalAutoprobe, Created = x.Created.Select(a => a.ToString()).ToList<string?>(),
-            }).ToList<JournalSriov?>(),
-            Nodes = _nodes.Count == 0 ? null : _nodes.Select(n => new JournalNode
-            {
-                Path = n.Path, OriginalUid = n.Uid, OriginalGid = n.Gid, OriginalMode = n.Mode, For = n.For.Select(a => a.ToString()).ToList<string?>(),
-            }).ToList<JournalNode?>(),
-            Consoles = _consoles.Count == 0 ? null : _consoles.Select(c => new JournalConsole
-            {
-                Kind = c.Hold.Kind, Name = c.Hold.Name, Driver = c.Hold.Driver, For = c.For.Select(a => a.ToString()).ToList<string?>(),
-            }).ToList<JournalConsole?>(),
-            ResetMethods = _resetMethods.Count == 0 ? null : _resetMethods.Select(r => new JournalResetMethod { Function = r.Function.ToString(), Original = r.Original }).ToList<JournalResetMethod?>(),
-            Roms = _roms.Count == 0 ? null : _roms.Select(a => a.ToString()).ToList<string?>(),
-        };
-        AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(file, JournalJson.Default.JournalFile), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                json.WriteStartObject();
+                fields(item);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        }
     }
 }
-
-// The journal's file format (version 1), written and read by System.Text.Json's source generator (no reflection in
-// the static binary). Field names are those of the first release, which wrote them by hand: its journals still load.
-internal sealed class JournalFile
-{
-    public int? Version { get; set; }
-    public List<JournalFunction?>? Functions { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<JournalParameter?>? Parameters { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<JournalSriov?>? Sriov { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<JournalNode?>? Nodes { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<JournalConsole?>? Consoles { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<JournalResetMethod?>? ResetMethods { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<string?>? Roms { get; set; }
-}
-
-internal sealed class JournalConsole
-{
-    public string? Kind { get; set; }
-    public string? Name { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Driver { get; set; }
-    public List<string?>? For { get; set; }
-}
-
-internal sealed class JournalResetMethod
-{
-    public string? Function { get; set; }
-    public string? Original { get; set; }
-}
-
-internal sealed class JournalNode
-{
-    public string? Path { get; set; }
-    public int? OriginalUid { get; set; }
-    public int? OriginalGid { get; set; }
-    public int? OriginalMode { get; set; }
-    public List<string?>? For { get; set; }
-}
-
-// Every release wrote all four, null or not: one missing is damage, never "no driver" (restore must not guess).
-internal sealed class JournalFunction
-{
-    [JsonRequired] public string? Address { get; set; }
-    [JsonRequired] public string? Driver { get; set; }
-    [JsonRequired] public string? DriverOverride { get; set; }
-    [JsonRequired] public int? Group { get; set; }
-}
-
-internal sealed class JournalParameter
-{
-    public string? Path { get; set; }
-    public string? Original { get; set; }
-    public List<string?>? For { get; set; }
-}
-
-internal sealed class JournalSriov
-{
-    public string? Pf { get; set; }
-    public int? OriginalNumvfs { get; set; }
-    public string? OriginalAutoprobe { get; set; }
-    public List<string?>? Created { get; set; }
-}
-
-// Unknown fields are refused (see StateFile.Parse): a field a newer passthru adds must not be lost on our next save.
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(JournalFile))]
-internal sealed partial class JournalJson : JsonSerializerContext;
 
 /// <summary>A module parameter as it was before Passthru changed it, and the functions it was changed for.</summary>
 public sealed record ParameterState(string Path, string Original, IReadOnlyList<PciAddress> For);

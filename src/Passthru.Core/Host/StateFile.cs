@@ -53,7 +53,41 @@ public static partial class StateFile
     /// </summary>
     public static T Parse<T>(byte[] bytes, JsonTypeInfo<T> info) where T : class
     {
-        var text = bytes.AsSpan().Trim(" \t\r\n"u8);
+        var text = CheckSyntax(bytes);
+        try
+        {
+            return JsonSerializer.Deserialize(text.Span, info) ?? throw new StateDamage("it holds null");
+        }
+        catch (JsonException e)
+        {
+            // (Which of the three, the static binary's exception text would not say in words.)
+            throw StateObject.Wrong(e.Path ?? "$");
+        }
+    }
+
+    /// <summary>
+    /// A state file's JSON as a document, read field by field with <see cref="StateObject"/>; a
+    /// <see cref="StateDamage"/> as <see cref="Parse{T}"/> says it, and also for a field given twice in one object
+    /// (which of the two would restore believe?). The caller disposes it.
+    /// </summary>
+    public static JsonDocument Document(byte[] bytes)
+    {
+        var text = CheckSyntax(bytes);
+        try
+        {
+            return JsonDocument.Parse(text, new JsonDocumentOptions { AllowDuplicateProperties = false });
+        }
+        catch (JsonException e)
+        {
+            throw new StateDamage($"a field given twice in one object, at line {(e.LineNumber ?? 0) + 1}");
+        }
+    }
+
+    /// <summary>The file's JSON text (blanks around it trimmed), once it is known to be whole and well formed.</summary>
+    private static ReadOnlyMemory<byte> CheckSyntax(byte[] bytes)
+    {
+        var blanks = " \t\r\n"u8;
+        var text = bytes.AsSpan().Trim(blanks);
         if (text.IsEmpty) throw new StateDamage(bytes.Length == 0 ? "it is empty" : "it holds only blanks");
         // The syntax first, as a stream that may go on: a file that is well formed as far as it goes but stops before
         // its last brace was cut short, which says more than "bad JSON at the end".
@@ -76,15 +110,7 @@ public static partial class StateFile
         {
             throw new StateDamage($"it ends after {bytes.Length} bytes, in the middle of its JSON (cut short?)");
         }
-        try
-        {
-            return JsonSerializer.Deserialize(text, info) ?? throw new StateDamage("it holds null");
-        }
-        catch (JsonException e)
-        {
-            // (Which of the three, the static binary's exception text would not say in words.)
-            throw new StateDamage($"a field missing, unknown to this passthru (a newer one wrote it?) or of the wrong type at {Shown.Value(e.Path ?? "$")}");
-        }
+        return bytes.AsMemory(bytes.Length - bytes.AsSpan().TrimStart(blanks).Length, text.Length);
     }
 
     /// <summary>Where a JSON document stopped parsing, in our words (the static binary has no exception texts).</summary>

@@ -184,4 +184,42 @@ public sealed class JournalFormatTests : IDisposable
         journal.Save();
         Assert.Equal(System.Text.Encoding.UTF8.GetString(saved), File.ReadAllText(Path.Combine(_dir, "state.json")));
     }
+
+    [Fact]
+    public void A_journal_with_every_list_written_by_the_serializer_loads_and_saves_byte_for_byte()
+    {
+        var saved = File.ReadAllBytes(Path.Combine(Repo.Root, "tests/fixtures/journal/state-b968d0a.json"));
+        File.WriteAllBytes(Path.Combine(_dir, "state.json"), saved);
+        var journal = Passthru.Binding.Journal.Load(_dir);
+        Assert.Equal(["0000:00:02.0 e1000e - 2", "0000:02:01.0 - '' -", "0000:06:00.0 bochs-drm vfio-pci 11"],
+            journal.Functions.Select(f => $"{f.Address} {f.Driver ?? "-"} {(f.DriverOverride is { } o ? (o.Length == 0 ? "''" : o) : "-")} {f.Group?.ToString() ?? "-"}"));
+        Assert.Equal("N for 0000:00:02.0,0000:02:01.0", Assert.Single(journal.Parameters) is var p ? $"{p.Original} for {string.Join(",", p.For)}" : "");
+        Assert.Equal("0000:03:00.0 0 1 0000:03:00.1,0000:03:00.2", Assert.Single(journal.Sriov) is var x ? $"{x.Pf} {x.OriginalCount} {x.OriginalAutoprobe} {string.Join(",", x.Created)}" : "");
+        Assert.Equal("dev/vfio/2 0 0 384 0000:00:02.0", Assert.Single(journal.Nodes) is var n ? $"{n.Path} {n.Uid} {n.Gid} {n.Mode} {string.Join(",", n.For)}" : "");
+        Assert.Equal(["vtconsole vtcon1 - 0000:06:00.0", "framebuffer efi-framebuffer.0 efi-framebuffer 0000:06:00.0"],
+            journal.Consoles.Select(c => $"{c.Hold.Kind} {c.Hold.Name} {c.Hold.Driver ?? "-"} {string.Join(",", c.For)}"));
+        Assert.Equal("0000:00:02.0 flr pm", Assert.Single(journal.ResetMethods) is var r ? $"{r.Function} {r.Original}" : "");
+        Assert.Equal("0000:06:00.0", Assert.Single(journal.Roms).ToString());
+        File.Delete(Path.Combine(_dir, "state.json"));
+        journal.Save();
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(saved), File.ReadAllText(Path.Combine(_dir, "state.json")));
+    }
+
+    [Theory]
+    [InlineData("probe-1")]
+    [InlineData("probe-2")]
+    public void A_guest_record_written_by_the_serializer_loads_and_saves_the_same_without_its_copy_of_the_free_ports(string name)
+    {
+        var saved = File.ReadAllText(Path.Combine(Repo.Root, $"tests/fixtures/guest-record/{name}-b968d0a.json"));
+        Directory.CreateDirectory(Passthru.Binding.GuestRecords.Directory(_dir));
+        File.WriteAllText(Passthru.Binding.GuestRecords.PathOf(_dir, name), saved);
+        var record = Passthru.Binding.GuestRecords.Load(_dir, name)!;
+        var freePorts = System.Text.Json.JsonDocument.Parse(saved).RootElement.GetProperty("free_ports").EnumerateArray().Select(e => e.GetString());
+        Assert.Equal(freePorts, record.FreePorts);
+        File.Delete(Passthru.Binding.GuestRecords.PathOf(_dir, name));
+        Passthru.Binding.GuestRecords.Save(_dir, record);
+        var without = System.Text.RegularExpressions.Regex.Replace(saved, ",\\n  \"free_ports\": \\[[^\\]]*\\]", "");
+        Assert.DoesNotContain("free_ports", without);
+        Assert.Equal(without, File.ReadAllText(Passthru.Binding.GuestRecords.PathOf(_dir, name)));
+    }
 }
