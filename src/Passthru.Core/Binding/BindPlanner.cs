@@ -64,7 +64,7 @@ public static class BindPlanner
             var routed = interfaces.Where(routes.Contains).ToList();
             if (routed.Count > 0) refusals.Add($"{d.Address} carries the default route ({string.Join(", ", routed)})");
             if (interfaces.Count > 0 && !d.IsBoundToVfio) notes.Add($"{d.Address}: network interface {string.Join(", ", interfaces)} goes away while it is bound");
-            if (ResetFacts.Of(host, inventory, d).Warning(d.Address) is { } resetWarning) notes.Add("warning: " + resetWarning);
+            if (ResetFacts.WarningFor(host, inventory, d) is { } resetWarning) notes.Add("warning: " + resetWarning);
         }
         if (refusals.Count > 0)
         {

@@ -82,73 +82,63 @@ public sealed class Journal
             if (version is not 1) throw new StateDamage(version is null ? "no \"version\"" : $"version {version}, which this passthru does not know (a newer one wrote it?)");
             // Every release wrote all four fields of a function, null or not: one missing is damage, never "no driver"
             // (restore must not guess).
-            var functions = (file.Objects("functions", false, "address", "driver", "driver_override", "group") ?? throw new StateDamage("no \"functions\" list")).Select((f, i) =>
+            var functions = Each(file.Objects("functions", false, "address", "driver", "driver_override", "group") ?? throw new StateDamage("no \"functions\" list"), "functions", (f, at) =>
             {
-                var at = $"functions[{i}]";
-                var fields = f ?? throw new StateDamage($"{at} is null");
-                var (address, driver, driverOverride, group) = (fields.String("address", required: true), fields.String("driver", required: true),
-                    fields.String("driver_override", required: true), fields.Int("group", required: true));
+                var (address, driver, driverOverride, group) = (f.String("address", required: true), f.String("driver", required: true),
+                    f.String("driver_override", required: true), f.Int("group", required: true));
                 if (group is < 0) throw new StateDamage($"{at}.group is {group}, not an IOMMU group number");
                 return new FunctionState(Address(address, $"{at}.address"), StateFile.DriverName(driver, $"{at}.driver"), StateFile.OneLine(driverOverride, $"{at}.driver_override"), group);
-            }).ToList();
-            var parameters = (file.Objects("parameters", false, "path", "original", "for") ?? []).Select((p, i) =>
+            });
+            var parameters = Each(file.Objects("parameters", false, "path", "original", "for"), "parameters", (p, at) =>
             {
-                var at = $"parameters[{i}]";
-                var fields = p ?? throw new StateDamage($"{at} is null");
-                var path = fields.String("path");
+                var path = p.String("path");
                 // The journal names the file restore writes as root: only a module parameter, never a path elsewhere.
                 if (path is null || !StateFile.IsModuleParameter(path))
                     throw new StateDamage($"{at}.path '{Shown.Value(path ?? "null")}' is not a module parameter (sys/module/NAME/parameters/NAME)");
-                return new ParameterState(path, StateFile.OneLine(fields.String("original"), $"{at}.original") ?? throw new StateDamage($"{at}.original is missing"),
-                    Addresses(fields.Strings("for"), $"{at}.for"));
-            }).ToList();
+                return new ParameterState(path, StateFile.OneLine(p.String("original"), $"{at}.original") ?? throw new StateDamage($"{at}.original is missing"),
+                    Addresses(p.Strings("for"), $"{at}.for"));
+            });
             // Journals written before SR-IOV support have no "sriov" list.
-            var sriov = (file.Objects("sriov", false, "pf", "original_numvfs", "original_autoprobe", "created") ?? []).Select((x, i) =>
+            var sriov = Each(file.Objects("sriov", false, "pf", "original_numvfs", "original_autoprobe", "created"), "sriov", (x, at) =>
             {
-                var at = $"sriov[{i}]";
-                var fields = x ?? throw new StateDamage($"{at} is null");
-                if (fields.Int("original_numvfs") is not int count || count < 0) throw new StateDamage($"{at}.original_numvfs is missing or negative");
-                return new SriovState(Address(fields.String("pf"), $"{at}.pf"), count, StateFile.OneLine(fields.String("original_autoprobe"), $"{at}.original_autoprobe"),
-                    Addresses(fields.Strings("created"), $"{at}.created"));
-            }).ToList();
+                if (x.Int("original_numvfs") is not int count || count < 0) throw new StateDamage($"{at}.original_numvfs is missing or negative");
+                return new SriovState(Address(x.String("pf"), $"{at}.pf"), count, StateFile.OneLine(x.String("original_autoprobe"), $"{at}.original_autoprobe"),
+                    Addresses(x.Strings("created"), $"{at}.created"));
+            });
             // Journals written before least privilege have no "nodes" list.
-            var nodes = (file.Objects("nodes", false, "path", "original_uid", "original_gid", "original_mode", "for") ?? []).Select((n, i) =>
+            var nodes = Each(file.Objects("nodes", false, "path", "original_uid", "original_gid", "original_mode", "for"), "nodes", (n, at) =>
             {
-                var at = $"nodes[{i}]";
-                var fields = n ?? throw new StateDamage($"{at} is null");
-                var path = fields.String("path");
+                var path = n.String("path");
                 // The journal names the file restore hands back as root: only a vfio group node, never a path elsewhere.
                 if (path is null || !NodeState.IsVfioGroupNode(path))
                     throw new StateDamage($"{at}.path '{Shown.Value(path ?? "null")}' is not a vfio group node (dev/vfio/N)");
-                if (fields.Int("original_uid") is not int uid || uid < 0 || fields.Int("original_gid") is not int gid || gid < 0)
+                if (n.Int("original_uid") is not int uid || uid < 0 || n.Int("original_gid") is not int gid || gid < 0)
                     throw new StateDamage($"{at}.original_uid or original_gid is missing or negative");
-                if (fields.Int("original_mode") is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
-                return new NodeState(path, uid, gid, mode, Addresses(fields.Strings("for"), $"{at}.for"));
-            }).ToList();
+                if (n.Int("original_mode") is not int mode || mode is < 0 or > 0xFFF) throw new StateDamage($"{at}.original_mode is missing or not a mode");
+                return new NodeState(path, uid, gid, mode, Addresses(n.Strings("for"), $"{at}.for"));
+            });
             // Journals written before GPU support have no "consoles" list.
-            var consoles = (file.Objects("consoles", false, "kind", "name", "driver", "for") ?? []).Select((c, i) =>
+            var consoles = Each(file.Objects("consoles", false, "kind", "name", "driver", "for"), "consoles", (c, at) =>
             {
-                var at = $"consoles[{i}]";
-                var fields = c ?? throw new StateDamage($"{at} is null");
-                var (kind, name, driver) = (fields.String("kind"), fields.String("name"), fields.String("driver"));
+                var (kind, name, driver) = (c.String("kind"), c.String("name"), c.String("driver"));
                 var hold = new ConsoleHold(kind ?? "", name ?? "", driver);
                 // The journal names what restore writes to as root: only a vtconsole or a firmware framebuffer's driver.
                 if (!hold.IsValid)
                     throw new StateDamage($"{at} ('{Shown.Value(kind ?? "null")}' '{Shown.Value(name ?? "null")}' '{Shown.Value(driver ?? "null")}') is not a vtconsole or a firmware framebuffer and its driver");
-                return new ConsoleState(hold, Addresses(fields.Strings("for"), $"{at}.for"));
-            }).ToList();
+                return new ConsoleState(hold, Addresses(c.Strings("for"), $"{at}.for"));
+            });
             // Journals written before reset methods have no "reset_methods" list.
-            var resets = (file.Objects("reset_methods", false, "function", "original") ?? []).Select((r, i) =>
+            var resets = Each(file.Objects("reset_methods", false, "function", "original"), "reset_methods", (r, at) =>
             {
-                var at = $"reset_methods[{i}]";
-                var fields = r ?? throw new StateDamage($"{at} is null");
-                var original = fields.String("original");
+                var original = r.String("original");
                 // The journal names what restore writes as root: the path is made from the address, the value only method names.
                 if (original is null || !ResetMethodState.IsMethodList(original))
                     throw new StateDamage($"{at}.original '{Shown.Value(original ?? "null")}' is not a list of reset methods");
-                return new ResetMethodState(Address(fields.String("function"), $"{at}.function"), original);
-            }).ToList();
-            if (resets.Select(r => r.Function).Distinct().Count() != resets.Count) throw new StateDamage("reset_methods names a function twice");
+                return new ResetMethodState(Address(r.String("function"), $"{at}.function"), original);
+            });
+            var reset = new HashSet<PciAddress>();
+            foreach (var r in resets)
+                if (!reset.Add(r.Function)) throw new StateDamage("reset_methods names a function twice");
             var journal = new Journal(directory, functions, parameters, sriov, nodes, consoles);
             journal._resetMethods.AddRange(resets);
             // Journals written before `passthru rom` have no "roms" list.
@@ -164,8 +154,27 @@ public sealed class Journal
     private static PciAddress Address(string? text, string field) =>
         text is not null && PciAddress.TryParse(text, out var a) ? a : throw new StateDamage($"{field} '{Shown.Value(text ?? "null")}' is not a PCI address");
 
-    private static List<PciAddress> Addresses(List<string?>? texts, string field) =>
-        (texts ?? []).Select((a, i) => Address(a, $"{field}[{i}]")).ToList();
+    // Loops, not LINQ: in the static binary each Select over a new element type is a generic virtual call the runtime
+    // resolves on first use, a few of them a measurable share of restore's start in the virtual host.
+    private static List<T> Each<T>(List<StateObject?>? items, string list, Func<StateObject, string, T> read)
+    {
+        int count = items?.Count ?? 0;
+        var result = new List<T>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var at = $"{list}[{i}]";
+            result.Add(read(items![i] ?? throw new StateDamage($"{at} is null"), at));
+        }
+        return result;
+    }
+
+    private static List<PciAddress> Addresses(List<string?>? texts, string field)
+    {
+        int count = texts?.Count ?? 0;
+        var result = new List<PciAddress>(count);
+        for (int i = 0; i < count; i++) result.Add(Address(texts![i], $"{field}[{i}]"));
+        return result;
+    }
 
     private static UserError Damaged(string path, string what) =>
         new($"the journal {path} is damaged ({what}): fix or remove it; it records the drivers to give devices back to");

@@ -42,14 +42,7 @@ public sealed record ResetFacts(IReadOnlyList<string>? Methods, PciAddress? Rese
     /// <summary>How <paramref name="d"/> resets and what else a reset hits, from the kernel's reset_method and the topology above it.</summary>
     public static ResetFacts Of(HostRoot host, PciInventory inventory, PciDevice d)
     {
-        var topology = new PciTopology(host);
-        PciAddress? bridge = null;
-        IReadOnlyList<PciAddress> radius = [];
-        if (d.ResetMethods is { Count: > 0 } m && m[0] is "bus" or "cxl_bus" && topology.Ancestors(d.Address) is { Count: > 0 } up)
-        {
-            bridge = up[0];
-            radius = topology.Below(inventory, up[0]).Where(x => x != d.Address).ToList();
-        }
+        var (bridge, radius) = Reach(host, inventory, d);
         var power = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/power_state")?.Trim();
         var d3 = host.ReadAttribute($"sys/bus/pci/devices/{d.Address}/d3cold_allowed")?.Trim();
         return new ResetFacts(d.ResetMethods, bridge, radius, power, d3 switch { "1" => true, "0" => false, _ => null })
@@ -57,5 +50,23 @@ public sealed record ResetFacts(IReadOnlyList<string>? Methods, PciAddress? Rese
             Quirk = ResetQuirks.Find(d),
             VendorResetLoaded = host.DirectoryExists($"sys/module/{ResetQuirks.Module}"),
         };
+    }
+
+    /// <summary>
+    /// The warning bind and run give (see <see cref="Warning"/>), from reset_method and the topology alone: bind needs
+    /// nothing else of the facts (power state, the quirk table, vendor-reset), which cost it reads on every run.
+    /// </summary>
+    public static string? WarningFor(HostRoot host, PciInventory inventory, PciDevice d)
+    {
+        var (bridge, radius) = Reach(host, inventory, d);
+        return new ResetFacts(d.ResetMethods, bridge, radius, null, null).Warning(d.Address);
+    }
+
+    /// <summary>The bridge a bus reset would come from, and the other functions below it, when bus reset is the first method.</summary>
+    private static (PciAddress? Bridge, IReadOnlyList<PciAddress> Radius) Reach(HostRoot host, PciInventory inventory, PciDevice d)
+    {
+        if (d.ResetMethods is not { Count: > 0 } m || m[0] is not ("bus" or "cxl_bus")) return (null, []);
+        var topology = new PciTopology(host);
+        return topology.Ancestors(d.Address) is { Count: > 0 } up ? (up[0], topology.Below(inventory, up[0]).Where(x => x != d.Address).ToList()) : (null, []);
     }
 }

@@ -7,29 +7,21 @@ public sealed record ResetQuirk(ushort VendorId, ushort DeviceId, string Family)
 
 /// <summary>
 /// The GPUs known to need a device-specific reset (the AMD reset bug: after a guest used them, a bus reset or FLR
-/// leaves them hung, and the next guest's driver fails). Kept as data in ResetQuirks.txt, with its source named there:
+/// leaves them hung, and the next guest's driver fails). Kept as data in ResetQuirks.txt, with its source named there, and compiled in as TableText (Passthru.Core.csproj):
 /// the device table of gnif/vendor-reset, whose module adds `device_specific` to these functions' reset_method.
 /// </summary>
-public static class ResetQuirks
+public static partial class ResetQuirks
 {
     public const string Module = "vendor_reset";
     public const string DeviceSpecific = "device_specific";
 
-    private static readonly Lazy<IReadOnlyDictionary<(ushort, ushort), ResetQuirk>> Table = new(() => Parse(ReadResource()));
+    private static readonly Lazy<IReadOnlyDictionary<(ushort, ushort), ResetQuirk>> Table = new(() => Parse(TableText));
 
     public static IReadOnlyCollection<ResetQuirk> All => Table.Value.Values.ToList();
 
     public static ResetQuirk? Find(ushort vendor, ushort device) => Table.Value.GetValueOrDefault((vendor, device));
 
     public static ResetQuirk? Find(PciDevice d) => Find(d.VendorId, d.DeviceId);
-
-    private static string ReadResource()
-    {
-        using var stream = typeof(ResetQuirks).Assembly.GetManifestResourceStream("Passthru.Pci.ResetQuirks.txt")
-            ?? throw new InvalidOperationException("the ResetQuirks.txt resource is missing from the build");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
 
     /// <summary>The table's text: "VENDOR:DEVICE family [(note)]" lines, '#' comments. A malformed line is a build mistake.</summary>
     public static IReadOnlyDictionary<(ushort, ushort), ResetQuirk> Parse(string text)
