@@ -116,10 +116,7 @@ public sealed class HostRoot
     /// </summary>
     public void WriteAttribute(string relative, string value)
     {
-        var bytes = Encoding.UTF8.GetBytes(value);
-        // O_TRUNC as the shell's `>` does: sysfs ignores it, and a plain file in a captured tree then holds the value.
-        using (var handle = File.OpenHandle(Path(relative), FileMode.Truncate, FileAccess.Write))
-            RandomAccess.Write(handle, bytes, 0);
+        NativeFiles.WriteAttribute(Path(relative), Encoding.UTF8.GetBytes(value));
         AfterWrite?.Invoke(relative, value);
     }
 

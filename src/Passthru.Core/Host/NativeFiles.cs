@@ -17,7 +17,7 @@ internal static unsafe partial class NativeFiles
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
-    private const int EINTR = 4, EBADF = 9, EWOULDBLOCK = 11, EAGAIN = 11, EEXIST = 17, EPIPE = 32;
+    private const int EPERM = 1, EINTR = 4, EBADF = 9, EACCES = 13, EWOULDBLOCK = 11, EAGAIN = 11, EEXIST = 17, EPIPE = 32;
 
     // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
     // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
@@ -377,6 +377,43 @@ internal static unsafe partial class NativeFiles
                     if (n < 0) throw Error($"cannot write {path}");
                     done += (int)n;
                 }
+        }
+        finally { close(fd); }
+    }
+
+    /// <summary>
+    /// A sysfs attribute written as the shell's `echo VALUE > FILE` does: open (truncating, which sysfs ignores and a
+    /// plain file in a captured tree needs), one write(2), close. Three system calls where a FileStream made eight
+    /// (fstatfs, two flocks for its sharing emulation, ftruncate, lseek): a bind and a restore write three each.
+    /// Failures are the runtime's own exceptions: an open that fails is retried through File.OpenHandle, which throws
+    /// what it always threw; a write the kernel refuses is an IOException carrying the errno (Shown.Error words it).
+    /// </summary>
+    public static void WriteAttribute(string path, ReadOnlySpan<byte> content)
+    {
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        int fd;
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            using var handle = File.OpenHandle(path, FileMode.Truncate, FileAccess.Write);
+            RandomAccess.Write(handle, content, 0);
+            return;
+        }
+        try
+        {
+            fixed (byte* c = content)
+            {
+                nint n;
+                do n = write(fd, c, content.Length);
+                while (n < 0 && Marshal.GetLastPInvokeError() == EINTR);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    throw errno is EACCES or EPERM
+                        ? new UnauthorizedAccessException($"Access to the path '{path}' is denied.")
+                        : new IOException($"{Marshal.GetPInvokeErrorMessage(errno)} : '{path}'", errno);
+                }
+            }
         }
         finally { close(fd); }
     }

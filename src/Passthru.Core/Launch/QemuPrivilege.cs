@@ -41,7 +41,11 @@ public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulon
         if (User is null) return [];
         var argv = new List<string>();
         if (LockedMemory is var (soft, hard)) argv.AddRange([prlimit, $"--memlock={soft}:{hard}", "--"]);
-        argv.AddRange([setpriv, $"--reuid={User.Name}", $"--regid={User.Name}",
+        // By number when the account exists: a name makes setpriv look it up through NSS (nsswitch.conf, nscd's socket,
+        // /etc/passwd and /etc/group) on every run; Describe() names the account beside its ids.
+        string uid = User.Uid >= 0 ? User.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture) : User.Name;
+        string gid = User.Uid >= 0 ? User.Gid.ToString(System.Globalization.CultureInfo.InvariantCulture) : User.Name;
+        argv.AddRange([setpriv, $"--reuid={uid}", $"--regid={gid}",
             Groups.Count > 0 ? $"--groups={string.Join(",", Groups)}" : "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]);
         return argv;

@@ -24,7 +24,7 @@ public sealed class QemuPrivilegeTests : IDisposable
     {
         var p = new QemuPrivilege(Qemu, false, (3UL << 30, 3UL << 30), true, []);
         Assert.Equal(["/usr/bin/prlimit", "--memlock=3221225472:3221225472", "--",
-            "/usr/bin/setpriv", "--reuid=passthru-qemu", "--regid=passthru-qemu", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
+            "/usr/bin/setpriv", "--reuid=12345", "--regid=12346", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
             p.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
         Assert.Equal("QEMU runs as passthru-qemu (12345:12346), locked memory up to 3072 MiB for it alone, sandboxed (-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny)",
             p.Describe());
@@ -34,7 +34,7 @@ public sealed class QemuPrivilegeTests : IDisposable
     public void Without_devices_or_ports_there_is_no_limit_to_raise_and_kvm_keeps_its_group()
     {
         var p = new QemuPrivilege(Qemu, false, null, false, ["kvm"]);
-        Assert.Equal(["/usr/bin/setpriv", "--reuid=passthru-qemu", "--regid=passthru-qemu", "--groups=kvm", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
+        Assert.Equal(["/usr/bin/setpriv", "--reuid=12345", "--regid=12346", "--groups=kvm", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
             p.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
         Assert.Empty(QemuPrivilege.Inherited.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
     }
