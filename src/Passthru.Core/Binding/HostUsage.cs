@@ -37,9 +37,12 @@ public sealed class HostUsage(HostRoot host)
         return false;
     }
 
-    /// <summary>The function's network interfaces (sys/class/net/*/device pointing at it).</summary>
-    public IReadOnlyList<string> InterfacesOf(PciAddress function) =>
-        host.List("sys/class/net").Where(i => host.ReadLinkName($"sys/class/net/{i}/device") == function.ToString()).ToList();
+    /// <summary>
+    /// The function's network interfaces: the kernel lists those whose parent it is in its own net/ directory (the
+    /// same set as sys/class/net/*/device pointing at it, in one directory read instead of a link read per interface
+    /// on the host: a bind in the virtual host spent ~1 ms on its five, a host with containers has hundreds).
+    /// </summary>
+    public IReadOnlyList<string> InterfacesOf(PciAddress function) => host.List($"sys/bus/pci/devices/{function}/net");
 
     /// <summary>Interfaces that carry a default route (proc/net/route: destination 00000000).</summary>
     public IReadOnlySet<string> DefaultRouteInterfaces()

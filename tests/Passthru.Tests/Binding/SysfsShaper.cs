@@ -18,6 +18,8 @@ internal static class SysfsShaper
         var dir = Path.Combine(tree, "sys/class/net", name);
         Directory.CreateDirectory(dir);
         File.CreateSymbolicLink(Path.Combine(dir, "device"), $"../../../bus/pci/devices/{address}");
+        // The kernel lists an interface under its parent device too (net/NAME), where bind looks for it.
+        Directory.CreateDirectory(Path.Combine(tree, "sys/bus/pci/devices", address, "net", name));
         if (defaultRoute)
         {
             Directory.CreateDirectory(Path.Combine(tree, "proc/net"));
