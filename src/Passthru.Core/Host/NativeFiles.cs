@@ -17,7 +17,7 @@ internal static unsafe partial class NativeFiles
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
-    private const int EPERM = 1, EINTR = 4, EBADF = 9, EACCES = 13, EWOULDBLOCK = 11, EAGAIN = 11, EEXIST = 17, EPIPE = 32;
+    private const int EPERM = 1, EINTR = 4, EACCES = 13, EWOULDBLOCK = 11, EAGAIN = 11, EEXIST = 17, EPIPE = 32;
 
     // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
     // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
@@ -420,7 +420,8 @@ internal static unsafe partial class NativeFiles
 
     /// <summary>
     /// Writes all of <paramref name="content"/> to an open descriptor (the process's stdout); false when the reader is
-    /// gone or the descriptor is not open (EPIPE, EBADF), as Console's own stream takes them: the rest is dropped.
+    /// gone (EPIPE: `passthru list | head`), as Console's own stream takes it: the rest is dropped. Any other failure
+    /// (a full disk, a closed descriptor) is an IOException, which the command line reports as lost output.
     /// </summary>
     public static bool WriteDescriptor(int fd, ReadOnlySpan<byte> content)
     {
@@ -433,7 +434,7 @@ internal static unsafe partial class NativeFiles
                 if (errno == EINTR) continue;
                 // A descriptor someone left non-blocking (a shared terminal): wait for room, as a blocking write would.
                 if (errno == EAGAIN) { Thread.Sleep(1); continue; }
-                if (errno is EPIPE or EBADF) return false;
+                if (errno == EPIPE) return false;
                 throw new IOException($"cannot write to descriptor {fd} (errno {errno})");
             }
         return true;

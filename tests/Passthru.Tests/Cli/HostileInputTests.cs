@@ -388,6 +388,26 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public void A_closed_stdout_is_one_line_not_a_crash()
+    {
+        // (Console's stream threw an unhandled UnauthorizedAccessException here, exit 134; stdout is written directly now.)
+        var r = Repo.Exec("sh", "-c", $"'{Binary}' list --root '{_tree}' --pci-ids '{Repo.SystemPciIds}' >&-");
+        Assert.Equal(1, r.ExitCode);
+        AssertOneLine(r.Stderr, "cannot write the output");
+    }
+
+    [Fact]
+    public void A_reader_that_stops_early_ends_the_output_quietly()
+    {
+        // `passthru list | head -1`: the rest of the output has nobody to read it (EPIPE), which is no error.
+        // The reader closes its end at once, so passthru's first write already finds nobody (SIGPIPE is ignored by
+        // the runtime: the write fails with EPIPE).
+        var r = Repo.Exec("bash", "-c", $"'{Binary}' list --root '{_tree}' --pci-ids '{Repo.SystemPciIds}' | (exec <&-; sleep 0.3); echo \"passthru exited ${{PIPESTATUS[0]}}\"");
+        Assert.Equal("passthru exited 0", r.Stdout.Trim());
+        Assert.Equal("", r.Stderr);
+    }
+
+    [Fact]
     public void An_unknown_command_is_named_with_the_commands_there_are()
     {
         var r = Passthru("frob", "0000:00:02.0"); // (the example, `rom`, is a command now)
