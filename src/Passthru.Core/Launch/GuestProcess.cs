@@ -118,8 +118,21 @@ public static class GuestProcess
                 }
             }
         }
-        var stdout = Task.Run(() => Pump(process.StandardOutput, isStderr: false));
-        var stderr = Task.Run(() => Pump(process.StandardError, isStderr: true));
+        // Threads of their own, not the thread pool: a pool worker blocked in Read for the guest's whole life made the
+        // pool add a gate thread and another worker, which spun (sched_yield) beside QEMU on the same cores.
+        Exception? pumpFailure = null;
+        Thread StartPump(StreamReader reader, bool isStderr)
+        {
+            var thread = new Thread(() =>
+            {
+                try { Pump(reader, isStderr); }
+                catch (Exception e) { Interlocked.CompareExchange(ref pumpFailure, e, null); }
+            }) { IsBackground = true, Name = isStderr ? "QEMU stderr" : "QEMU stdout" };
+            thread.Start();
+            return thread;
+        }
+        var stdout = StartPump(process.StandardOutput, isStderr: false);
+        var stderr = StartPump(process.StandardError, isStderr: true);
 
         GuestEnd end = GuestEnd.Exited;
         var deadline = watch.Timeout is TimeSpan t ? clock.Elapsed + t : TimeSpan.MaxValue;
@@ -143,7 +156,9 @@ public static class GuestProcess
         }
         if (!process.HasExited) Terminate(process);
         process.WaitForExit();
-        Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
+        var drained = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        foreach (var pump in new[] { stdout, stderr }) pump.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
+        if (Volatile.Read(ref pumpFailure) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         if (script is not null && end == GuestEnd.Exited && !forwarding)
         {
             // The guest's last words may have arrived after the loop last looked: the steps they complete count.
@@ -203,4 +218,6 @@ public static class GuestProcess
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
         }
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }
