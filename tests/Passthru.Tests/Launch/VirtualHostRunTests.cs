@@ -83,11 +83,12 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
     {
         try
         {
-            // The probe halts after its scan when no isa-debug-exit is present; kill QEMU once it is running.
+            // The probe halts after its scan when no isa-debug-exit is present; kill QEMU once it is running. Killed
+            // mid-line (SeaBIOS's clear-screen sequence ends in none), the guest's output needs a line end before ours.
             var r = vm.Run($"""
                 ( while ! pgrep -f '[q]emu-system-x86_64 .* -kernel ' > /dev/null; do sleep 0.2; done; sleep 2; pkill -KILL -x qemu-system-x86 ) &
                 {vm.Passthru} run --kernel {vm.Probe} --memory 128 --device 00:02.0 --timeout 120
-                echo "exit $?"
+                status=$?; echo; echo "exit $status"
                 """, TimeSpan.FromMinutes(4));
             AssertExit(137, r.Stdout);
             Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", r.Stderr);
