@@ -37,7 +37,10 @@ public readonly struct StateObject
     {
         if (element.ValueKind != JsonValueKind.Object) throw Wrong(path);
         foreach (var field in element.EnumerateObject())
-            if (!known.Contains(field.Name)) throw Wrong($"{path}.{field.Name}");
+        {
+            var name = Text(() => field.Name, path);
+            if (!known.Contains(name)) throw Wrong($"{path}.{name}");
+        }
         return new StateObject(element, path);
     }
 
@@ -76,7 +79,7 @@ public readonly struct StateObject
     public string? String(string name, bool required = false)
     {
         if (Field(name, required) is not { } value || value.ValueKind == JsonValueKind.Null) return null;
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Wrong($"{Path}.{name}");
+        return value.ValueKind == JsonValueKind.String ? Text(value.GetString, $"{Path}.{name}") : throw Wrong($"{Path}.{name}");
     }
 
     /// <summary>A list of strings (an element may be null: the caller says whether that is damage); null when absent or null.</summary>
@@ -90,7 +93,7 @@ public readonly struct StateObject
             list.Add(item.ValueKind switch
             {
                 JsonValueKind.Null => null,
-                JsonValueKind.String => item.GetString(),
+                JsonValueKind.String => Text(item.GetString, $"{Path}.{name}[{i}]"),
                 _ => throw Wrong($"{Path}.{name}[{i}]"),
             });
             i++;
@@ -116,6 +119,14 @@ public readonly struct StateObject
     {
         if (Field(name, required) is not { } value || value.ValueKind == JsonValueKind.Null) return null;
         return value.ValueKind == JsonValueKind.Array ? value : throw Wrong($"{Path}.{name}");
+    }
+
+    // JsonDocument checks a string's bytes only when it is read: text that is not UTF-8, or an escaped lone
+    // surrogate ("\ud800"), throws InvalidOperationException there, which is damage like any other (found by fuzzing).
+    private static string? Text(Func<string?> read, string path)
+    {
+        try { return read(); }
+        catch (InvalidOperationException) { throw new StateDamage($"a text that is not valid UTF-8 or UTF-16 at {Shown.Value(path)}"); }
     }
 
     private bool IsAllowedNull(JsonElement value, string name, bool nullable) =>
