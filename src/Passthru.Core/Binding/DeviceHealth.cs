@@ -40,11 +40,7 @@ public static class DeviceHealth
         return problems;
     }
 
-    // 64 bytes in one read: a buffered FileStream asked the kernel for 4 KiB, which it reads from the device a dword
-    // at a time (1,024 config reads, each an exit to the hypervisor in a VM) to give back the header.
-    private static byte[]? ReadConfigHead(HostRoot host, PciAddress a)
-    {
-        var buffer = new byte[64];
-        return NativeFiles.ReadFile(host.Path($"sys/bus/pci/devices/{a}/config"), buffer) == 64 ? buffer : null;
-    }
+    // 64 bytes, read unbuffered (HostRoot.ReadBytes): a buffered FileStream asked the kernel for 4 KiB, which it reads
+    // from the device a dword at a time (1,024 config reads, each an exit to the hypervisor in a VM) to give back the header.
+    private static byte[]? ReadConfigHead(HostRoot host, PciAddress a) => host.ReadBytes($"sys/bus/pci/devices/{a}/config", 64);
 }

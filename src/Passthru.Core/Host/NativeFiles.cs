@@ -17,7 +17,7 @@ internal static unsafe partial class NativeFiles
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
-    private const int EPERM = 1, EINTR = 4, EACCES = 13, EWOULDBLOCK = 11, EAGAIN = 11, EEXIST = 17, EPIPE = 32;
+    private const int EPERM = 1, EINTR = 4, EAGAIN = 11, EWOULDBLOCK = EAGAIN, EACCES = 13, EEXIST = 17, EPIPE = 32;
 
     // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
     // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
@@ -291,13 +291,7 @@ internal static unsafe partial class NativeFiles
             try
             {
                 if (fchmod(fd, (uint)mode) != 0) throw Error($"cannot set the mode of {temp}");
-                for (int done = 0; done < content.Length;)
-                {
-                    nint n = write(fd, c + done, content.Length - done);
-                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
-                    if (n < 0) throw Error($"cannot write {temp}");
-                    done += (int)n;
-                }
+                if (WriteAll(fd, c, content.Length) != 0) throw Error($"cannot write {temp}");
                 // Before the rename: otherwise a crash could leave the new name pointing at a file whose content never
                 // reached the disk (an empty journal, which would lose what restore must give back).
                 if (fsync(fd) != 0) throw Error($"cannot fsync {temp}");
@@ -370,13 +364,7 @@ internal static unsafe partial class NativeFiles
         try
         {
             fixed (byte* c = content)
-                for (int done = 0; done < content.Length;)
-                {
-                    nint n = write(fd, c + done, content.Length - done);
-                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
-                    if (n < 0) throw Error($"cannot write {path}");
-                    done += (int)n;
-                }
+                if (WriteAll(fd, c, content.Length) != 0) throw Error($"cannot write {path}");
         }
         finally { close(fd); }
     }
@@ -425,19 +413,29 @@ internal static unsafe partial class NativeFiles
     /// </summary>
     public static bool WriteDescriptor(int fd, ReadOnlySpan<byte> content)
     {
-        fixed (byte* c = content)
-            for (int done = 0; done < content.Length;)
-            {
-                nint n = write(fd, c + done, content.Length - done);
-                if (n >= 0) { done += (int)n; continue; }
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR) continue;
-                // A descriptor someone left non-blocking (a shared terminal): wait for room, as a blocking write would.
-                if (errno == EAGAIN) { Thread.Sleep(1); continue; }
-                if (errno == EPIPE) return false;
-                throw new IOException($"cannot write to descriptor {fd} (errno {errno})");
-            }
-        return true;
+        int errno;
+        fixed (byte* c = content) errno = WriteAll(fd, c, content.Length);
+        if (errno == EPIPE) return false;
+        return errno == 0 ? true : throw new IOException($"cannot write to descriptor {fd} (errno {errno})");
+    }
+
+    /// <summary>
+    /// write(2) until all <paramref name="length"/> bytes are written: 0, or the errno of the write that failed (still
+    /// the last error, for <see cref="Error"/>). Interrupted writes are retried, and a descriptor someone left
+    /// non-blocking (a shared terminal) is waited on, as a blocking write would wait.
+    /// </summary>
+    private static int WriteAll(int fd, byte* content, int length)
+    {
+        for (int done = 0; done < length;)
+        {
+            nint n = write(fd, content + done, length - done);
+            if (n >= 0) { done += (int)n; continue; }
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) { Thread.Sleep(1); continue; }
+            return errno;
+        }
+        return 0;
     }
 
     /// <summary>What a path is, following symlinks (stat(2)'s S_IFMT bits).</summary>
