@@ -527,6 +527,42 @@ internal static unsafe partial class NativeFiles
         }
     }
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int bind(int fd, byte* address, int length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int listen(int fd, int backlog);
+
+    /// <summary>
+    /// A Unix stream socket listening at <paramref name="path"/> (one pending connection), with <paramref name="mode"/>
+    /// set before it listens, that a child process inherits (no FD_CLOEXEC). Straight from libc: .NET's Socket starts
+    /// its socket engine's thread and probes three more sockets (IPv6, IPv4, Unix datagrams) on first use, in every
+    /// run, for a descriptor that only QEMU ever accepts on. Closing the handle leaves the file; the caller removes it.
+    /// </summary>
+    public static SafeFileHandle ListenUnix(string path, uint mode)
+    {
+        const int AF_UNIX = 1, SOCK_STREAM = 1, SunPathOffset = 2, SunPathLength = 108;
+        Span<byte> address = stackalloc byte[SunPathOffset + SunPathLength];
+        address.Clear();
+        address[0] = AF_UNIX; // sa_family_t, little-endian on every architecture .NET runs Linux on
+        int n = Encoding.UTF8.GetByteCount(path);
+        if (n >= SunPathLength) throw new IOException($"{path} is longer than a Unix socket path may be ({SunPathLength - 1} bytes)");
+        Encoding.UTF8.GetBytes(path, address[SunPathOffset..]);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0); // (no SOCK_CLOEXEC: QEMU inherits it)
+        if (fd < 0) throw Error($"cannot make a socket for {path}");
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        fixed (byte* a = address)
+        {
+            // (sun_path, NUL-terminated by the cleared buffer, is the path chmod needs too.)
+            if (bind(fd, a, SunPathOffset + n + 1) != 0) { var e = Error($"cannot bind a socket to {path}"); handle.Dispose(); throw e; }
+            if (chmod(a + SunPathOffset, mode) != 0 || listen(fd, 1) != 0) { var e = Error($"cannot listen on {path}"); handle.Dispose(); throw e; }
+        }
+        return handle;
+    }
+
     /// <summary>Lets a child process inherit the descriptor (clears FD_CLOEXEC): how QEMU gets the QMP socket Passthru listens on.</summary>
     public static void Inheritable(int fd)
     {

@@ -48,6 +48,16 @@ public sealed record GuestWatch
     /// replaces <see cref="QemuCommand.QmpDescriptor"/> in its arguments, and closed in Passthru once QEMU has it.
     /// </summary>
     public string? ListenOn { get; init; }
+    /// <summary>
+    /// <see cref="Console"/> is Passthru's own standard output (file descriptor 1). Then, when nothing watches, logs or
+    /// holds the console (no pattern, timeout, log, script, status line or held stderr), QEMU writes to it directly,
+    /// as when started by hand: no pipe, and no thread woken for every character a serial console writes.
+    /// </summary>
+    public bool ConsoleIsStdout { get; init; }
+
+    /// <summary>Whether QEMU's stdout goes straight to Passthru's (see <see cref="ConsoleIsStdout"/>).</summary>
+    internal bool Direct => ConsoleIsStdout && Console is not null && Expect is null && Timeout is null && SerialLog is null
+        && Script is null && Progress is null && BeforeConsoleWrite is null && !HoldStderrUntilConsole;
 }
 
 /// <summary>
@@ -62,10 +72,13 @@ public static class GuestProcess
         using var listener = watch.ListenOn is null ? null : Listen(watch.ListenOn);
         if (listener is not null)
         {
-            var fd = listener.SafeHandle.DangerousGetHandle().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var fd = listener.DangerousGetHandle().ToString(System.Globalization.CultureInfo.InvariantCulture);
             argv = argv.Select(a => a.Replace(QemuCommand.QmpDescriptor, fd, StringComparison.Ordinal)).ToList();
         }
-        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+        // (QEMU's stderr is pumped to the console even then, as before: one thread that wakes only when QEMU complains.)
+        bool direct = watch.Direct;
+        if (direct) watch.Console!.Flush();
+        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = !direct, RedirectStandardError = true,
             RedirectStandardInput = watch.Script is not null };
         foreach (var a in argv.Skip(1)) start.ArgumentList.Add(a);
         var watcher = new ConsoleWatcher(watch.Expect);
@@ -81,8 +94,8 @@ public static class GuestProcess
         try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }
         using var _ = process;
-        // (Passthru's copy of the listening socket stays open until the guest ends: it never accepts, QEMU does, and
-        // disposing it would unlink the socket's file.)
+        // (Passthru's copy of the listening socket stays open until the guest ends; it never accepts, QEMU does. The
+        // socket's file goes with the guest's record.)
         watch.Started?.Invoke(process.Id);
         // The socket appears at its name once QEMU's pid is recorded, as when QEMU makes it itself: whoever waits for
         // it (attach, scripts) finds a guest that has started.
@@ -131,7 +144,7 @@ public static class GuestProcess
             thread.Start();
             return thread;
         }
-        var stdout = StartPump(process.StandardOutput, isStderr: false);
+        var stdout = direct ? null : StartPump(process.StandardOutput, isStderr: false);
         var stderr = StartPump(process.StandardError, isStderr: true);
 
         GuestEnd end = GuestEnd.Exited;
@@ -157,7 +170,7 @@ public static class GuestProcess
         if (!process.HasExited) Terminate(process);
         process.WaitForExit();
         var drained = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        foreach (var pump in new[] { stdout, stderr }) pump.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
+        foreach (var pump in new[] { stdout, stderr }) pump?.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
         if (Volatile.Read(ref pumpFailure) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         if (script is not null && end == GuestEnd.Exited && !forwarding)
         {
@@ -169,25 +182,13 @@ public static class GuestProcess
     }
 
     /// <summary>A listening Unix socket at <paramref name="path"/> (a stale one replaced), 0600, that a child process inherits.</summary>
-    private static System.Net.Sockets.Socket Listen(string path)
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle Listen(string path)
     {
         if (NativeFiles.KindOf(path) == NativeFiles.FileKind.Socket) File.Delete(path);
         path += ".new"; // renamed to its name once QEMU runs (a listening socket stays reachable under its new name)
         if (NativeFiles.KindOf(path) == NativeFiles.FileKind.Socket) File.Delete(path);
-        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-        try
-        {
-            socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            socket.Listen(1);
-            NativeFiles.Inheritable((int)socket.SafeHandle.DangerousGetHandle());
-            return socket;
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
-        {
-            socket.Dispose();
-            throw new UserError($"cannot listen on the guest's control socket {path}: {e.Message}");
-        }
+        try { return NativeFiles.ListenUnix(path, 0b110_000_000); }
+        catch (IOException e) { throw new UserError($"cannot listen on the guest's control socket {path}: {e.Message}"); }
     }
 
     /// <summary>--keep-running: the user's typing goes to the guest (a background reader; it ends with Passthru).</summary>

@@ -291,7 +291,8 @@ public static class RunSession
     }
 
     /// <summary>Carries a plan out; returns the exit code (QEMU's, or 0/1 for --expect).</summary>
-    public static int Execute(HostRoot host, RunPlan planned, string stateDir, TextWriter console, TextWriter messages, bool progress)
+    /// <param name="consoleIsStdout"><paramref name="console"/> is the process's own stdout: an unwatched console can be QEMU's directly.</param>
+    public static int Execute(HostRoot host, RunPlan planned, string stateDir, TextWriter console, TextWriter messages, bool progress, bool consoleIsStdout = false)
     {
         var o = planned.Options;
         foreach (var w in planned.Warnings) messages.WriteLine(w);
@@ -299,7 +300,7 @@ public static class RunSession
         // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
         var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
         var notBack = new List<string>();
-        int code = Session(host, plan, stateDir, guest, console, messages, progress, notBack);
+        int code = Session(host, plan, stateDir, guest, console, messages, progress, consoleIsStdout, notBack);
         // A device that did not come back after the guest fails a run that otherwise succeeded.
         return notBack.Count > 0 && code == ExitCodes.Ok ? ExitCodes.Failure : code;
     }
@@ -321,23 +322,22 @@ public static class RunSession
     /// </summary>
     private static RunPlan WithAccount(HostRoot host, RunPlan plan, TextWriter messages)
     {
-        if (plan.Privilege.User is not { } user) return plan;
-        if (plan.Privilege.Create)
-        {
-            if (!host.IsLive) throw new UserError($"the QEMU user {user.Name} does not exist in {host.Root}, and users are only created on the live host");
-            var useradd = Programs.Find(host, "useradd") ?? throw new UserError($"useradd not found: create the user {user.Name} (adduser --system --group {user.Name}), or run with --as-root");
-            var command = Accounts.CreateCommand(user.Name);
-            var r = Programs.Run(useradd, command.Skip(1), TimeSpan.FromSeconds(60));
-            if (r is not { ExitCode: 0 } && Accounts.Find(host, user.Name) is null) // (another run may have made it meanwhile)
-                throw new UserError($"could not create the QEMU user {user.Name} ({(r is null ? "useradd did not finish" : r.Stderr.Trim().Split('\n')[0])}): create it (adduser --system --group {user.Name}), or run with --as-root");
-            messages.WriteLine($"[passthru] created the system user {user.Name} for QEMU ({string.Join(" ", command)})");
-        }
+        // An account that existed when the run was planned was read then, ids and all: no second read of passwd and group.
+        if (plan.Privilege is not { User: { } user, Create: true }) return plan;
+        if (!host.IsLive) throw new UserError($"the QEMU user {user.Name} does not exist in {host.Root}, and users are only created on the live host");
+        var useradd = Programs.Find(host, "useradd") ?? throw new UserError($"useradd not found: create the user {user.Name} (adduser --system --group {user.Name}), or run with --as-root");
+        var command = Accounts.CreateCommand(user.Name);
+        var r = Programs.Run(useradd, command.Skip(1), TimeSpan.FromSeconds(60));
+        if (r is not { ExitCode: 0 } && Accounts.Find(host, user.Name) is null) // (another run may have made it meanwhile)
+            throw new UserError($"could not create the QEMU user {user.Name} ({(r is null ? "useradd did not finish" : r.Stderr.Trim().Split('\n')[0])}): create it (adduser --system --group {user.Name}), or run with --as-root");
+        messages.WriteLine($"[passthru] created the system user {user.Name} for QEMU ({string.Join(" ", command)})");
         var account = Accounts.Find(host, user.Name) ?? throw new UserError($"the QEMU user {user.Name} does not exist");
         return plan with { Privilege = plan.Privilege with { User = account, Create = false } };
     }
 
     /// <summary>Binds, starts and watches the guest; gives everything back however it ends, and checks it came back (into <paramref name="notBack"/>).</summary>
-    private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress, List<string> notBack)
+    private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress,
+        bool consoleIsStdout, List<string> notBack)
     {
         var o = plan.Options;
         IReadOnlyList<FunctionState> moved = [];
@@ -395,7 +395,7 @@ public static class RunSession
             messages.WriteLine($"[passthru] {plan.Privilege.Describe()}");
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
-            return Watch(host, plan, console, messages, progress, interrupt.Token,
+            return Watch(host, plan, console, consoleIsStdout, messages, progress, interrupt.Token,
                 guest is null ? null : pid => Update(host, stateDir, guest.Name, g => g.QemuPid = pid));
         }
         finally
@@ -507,7 +507,8 @@ public static class RunSession
         custody.Save(g);
     }
 
-    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
+    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, bool consoleIsStdout, TextWriter messages, bool terminal,
+        CancellationToken interrupt, Action<int>? started)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
@@ -526,6 +527,7 @@ public static class RunSession
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,
+            ConsoleIsStdout = consoleIsStdout,
             Script = plan.Script,
             KeepRunningInput = o.KeepRunning ? Console.OpenStandardInput() : null,
             HoldStderrUntilConsole = vfio,

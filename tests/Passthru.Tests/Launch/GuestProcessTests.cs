@@ -71,6 +71,29 @@ public class GuestProcessTests
     }
 
     [Fact]
+    public void An_unwatched_console_is_written_by_the_guest_itself_to_Passthrus_stdout()
+    {
+        // Nothing watches it (no pattern, timeout, log or script): the child's stdout is this process's own, not a pipe
+        // that a thread of Passthru's copies from. With a pattern, the same child writes into a pipe.
+        var ours = new FileInfo("/proc/self/fd/1").LinkTarget;
+        string Fd1(GuestWatch watch)
+        {
+            var seen = Path.Combine(Path.GetTempPath(), $"passthru-fd1-{Guid.NewGuid():n}");
+            try
+            {
+                GuestProcess.Run(["/bin/sh", "-c", $"l=$(readlink /proc/$$/fd/1); echo \"$l\" > {seen}"], watch);
+                return File.ReadAllText(seen).Trim();
+            }
+            finally { File.Delete(seen); }
+        }
+        Assert.Equal(ours, Fd1(new GuestWatch { Console = new StringWriter(), ConsoleIsStdout = true }));
+        var watched = Fd1(new GuestWatch { Console = new StringWriter(), ConsoleIsStdout = true, Expect = new Regex("never") });
+        Assert.StartsWith("pipe:", watched);
+        Assert.NotEqual(ours, watched);
+        Assert.StartsWith("pipe:", Fd1(new GuestWatch { Console = new StringWriter() })); // a console that is not stdout
+    }
+
+    [Fact]
     public void A_program_that_cannot_start_is_a_user_error()
     {
         var e = Assert.Throws<UserError>(() => GuestProcess.Run(["/nonexistent/qemu"], new GuestWatch()));
