@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """alternate.py ROUNDS [--prepare CMD] [--status N] NAME=COMMAND...: the benchmarks' clock. Runs the commands in alternating rounds
 (one warm-up round first, not counted), so load and drift hit all alike, and prints for each the median wall time and
-the median CPU time (user + system, the child's own rusage: steadier than wall time on a shared machine), then each
-one's ratio against every other. Output is discarded; a command that fails stops the benchmark. With --prepare, CMD
+the median CPU time (user + system, the child's own rusage: steadier than wall time on a shared machine), then the first
+one's ratio against each other, and the median of its round-by-round differences from each (in ms). Output is discarded; a command that fails stops the benchmark. With --prepare, CMD
 runs (through sh) before every command, untimed (dropping the page cache for cold runs). With --status, every command
 is expected to exit N instead of 0 (a guest that powers off through isa-debug-exit makes QEMU exit 1)."""
 import os, shlex, statistics, subprocess, sys, time
@@ -36,5 +36,9 @@ for name, _ in commands:
     print(f"  {name:44s} {w:8.1f} ms wall  {c:8.1f} ms CPU")
 first = commands[0][0]
 for name, _ in commands[1:]:
-    print(f"  {first}/{name}: {med[first][0] / med[name][0]:.2f}x wall, {med[first][1] / med[name][1]:.2f}x CPU")
+    # The median of the round-by-round differences too: each round's pair ran back to back, so drift over the run
+    # (another VM on the host, a frequency change) cancels out of it, where the two medians above can each move.
+    diff = statistics.median(a - b for a, b in zip(wall[first], wall[name]))
+    print(f"  {first}/{name}: {med[first][0] / med[name][0]:.2f}x wall, {med[first][1] / med[name][1]:.2f}x CPU; "
+          f"{first} - {name}, paired by round: {diff:+.1f} ms wall (median)")
 print(f"  ({rounds} rounds, medians; load average {' '.join(open('/proc/loadavg').read().split()[:3])})")

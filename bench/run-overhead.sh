@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `passthru run` adds before QEMU: (1) `run --dry-run` from start to the printed command line, and (2) a whole
 # run of the probe guest (booted until it powers off through isa-debug-exit) against the same QEMU argv started
-# directly, side by side in one run (alternating rounds). Target: <= 10 ms added (#26). No devices: binding is measured by bind-cycle.sh.
+# directly, side by side in one run (alternating rounds). Target: <= 10 ms added (#26): the paired median of
+# "passthru run - plain qemu" that alternate.py prints. No devices: binding is measured by bind-cycle.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || bash scripts/install-deps.sh
@@ -27,6 +28,11 @@ echo "run --dry-run to the printed argv: $dry ms (median of 30)" | tee "$work/ru
 # Whole runs in alternating rounds (bench/alternate.py), so load hits both alike. The probe powers off through
 # isa-debug-exit, which makes QEMU (and run, which passes QEMU's status on) exit 1.
 echo "probe guest to power-off, passthru run against the same QEMU argv started directly:" | tee -a "$work/run.txt"
+# A third command keeps run's state (the guest's record, its socket, the lock) on a tmpfs, as /run is on a systemd
+# host: where /run is on a disk, as on the project's VMs, each fsync of the record's writes costs real time there.
+shm=$(mktemp -d /dev/shm/passthru-bench.XXXXXX); trap 'rm -rf "$shm"' EXIT
 python3 bench/alternate.py "${ROUNDS:-30}" --status 1 \
   "passthru run=artifacts/bin/passthru run --accel tcg --memory 128 --kernel $probe -- ${exit_dev[*]}" \
-  "plain qemu=$argv" | tee -a "$work/run.txt"
+  "plain qemu=$argv" \
+  "passthru run, state on tmpfs=artifacts/bin/passthru run --state-dir $shm --accel tcg --memory 128 --kernel $probe -- ${exit_dev[*]}" \
+  | tee -a "$work/run.txt"
