@@ -563,6 +563,18 @@ internal static unsafe partial class NativeFiles
         return handle;
     }
 
+    /// <summary>
+    /// Whether descriptor <paramref name="fd"/> is open without FD_CLOEXEC: one this process was given by its parent
+    /// (everything Passthru and the runtime open is close-on-exec). Run started with its stdout closed would find a
+    /// file of its own under 1 instead, which a child must never take for its console.
+    /// </summary>
+    public static bool IsInherited(int fd)
+    {
+        const int F_GETFD = 1, FD_CLOEXEC = 1;
+        int flags = fcntl(fd, F_GETFD, 0);
+        return flags >= 0 && (flags & FD_CLOEXEC) == 0;
+    }
+
     /// <summary>Lets a child process inherit the descriptor (clears FD_CLOEXEC): how QEMU gets the QMP socket Passthru listens on.</summary>
     public static void Inheritable(int fd)
     {

@@ -69,6 +69,10 @@ public static class GuestProcess
 {
     public static GuestOutcome Run(IReadOnlyList<string> argv, GuestWatch watch, CancellationToken cancel = default)
     {
+        // Straight to stdout only while descriptor 1 is still the one Passthru was given: a Passthru started with its
+        // stdout closed may hold a file of its own there (or the QMP socket, made next), and QEMU, inheriting 1 with
+        // that file closed on exec, would open its own first file as 1 and write the guest's console into it.
+        bool direct = watch.Direct && NativeFiles.IsInherited(1);
         using var listener = watch.ListenOn is null ? null : Listen(watch.ListenOn);
         if (listener is not null)
         {
@@ -76,7 +80,6 @@ public static class GuestProcess
             argv = argv.Select(a => a.Replace(QemuCommand.QmpDescriptor, fd, StringComparison.Ordinal)).ToList();
         }
         // (QEMU's stderr is pumped to the console even then, as before: one thread that wakes only when QEMU complains.)
-        bool direct = watch.Direct;
         if (direct) watch.Console!.Flush();
         var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = !direct, RedirectStandardError = true,
             RedirectStandardInput = watch.Script is not null };
@@ -172,6 +175,8 @@ public static class GuestProcess
         var drained = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         foreach (var pump in new[] { stdout, stderr }) pump?.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
         if (Volatile.Read(ref pumpFailure) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        // The same for a pattern: a guest that printed it and exited at once (before the pump had read it) matched.
+        lock (gate) if (end == GuestEnd.Exited && watcher.Matched) end = GuestEnd.Matched;
         if (script is not null && end == GuestEnd.Exited && !forwarding)
         {
             // The guest's last words may have arrived after the loop last looked: the steps they complete count.

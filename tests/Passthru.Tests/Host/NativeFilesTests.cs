@@ -97,4 +97,25 @@ public sealed class NativeFilesTests : IDisposable
         using var again = StateLock.Acquire(_dir, TimeSpan.Zero);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path) & ~(UnixFileMode.GroupRead | UnixFileMode.OtherRead));
     }
+
+    [Fact]
+    public void The_QMP_listening_socket_is_a_0600_socket_a_child_inherits_and_own_files_are_not()
+    {
+        var path = Path.Combine(_dir, "g.qmp");
+        using (var listener = NativeFiles.ListenUnix(path, 0b110_000_000))
+        {
+            Assert.Equal(NativeFiles.FileKind.Socket, NativeFiles.KindOf(path));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            int fd = (int)listener.DangerousGetHandle();
+            Assert.True(NativeFiles.IsInherited(fd));   // QEMU gets it across exec
+            using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            client.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path)); // it listens (the backlog takes it)
+        }
+        Assert.True(File.Exists(path));                   // closing leaves the file: the guest's record takes it away
+        using (var own = File.OpenHandle(Path.Combine(_dir, "own"), FileMode.Create, FileAccess.Write))
+            Assert.False(NativeFiles.IsInherited((int)own.DangerousGetHandle())); // close-on-exec, as all of Passthru's
+        Assert.False(NativeFiles.IsInherited(12345));      // not open at all
+        Assert.Throws<IOException>(() => NativeFiles.ListenUnix(Path.Combine(_dir, new string('s', 120)), 0b110_000_000));
+        Assert.Throws<IOException>(() => NativeFiles.ListenUnix(path, 0b110_000_000)); // the name is taken
+    }
 }

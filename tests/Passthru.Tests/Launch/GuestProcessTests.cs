@@ -50,6 +50,18 @@ public class GuestProcessTests
     }
 
     [Fact]
+    public void A_pattern_in_a_guests_last_words_matches_though_it_exited_at_once()
+    {
+        // The exit is seen first, often before the pump has read the line: the line still counts.
+        for (int i = 0; i < 20; i++)
+        {
+            var o = Sh("echo 'probe: done'; exit 1", expect: "probe: done");
+            Assert.Equal(GuestEnd.Matched, o.End);
+            Assert.Equal(["probe: done"], o.LastLines);
+        }
+    }
+
+    [Fact]
     public void An_exit_before_the_pattern_passes_on_the_exit_code()
     {
         var o = Sh("echo crashed >&2; exit 3", expect: "never");
