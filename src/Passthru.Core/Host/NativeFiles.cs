@@ -575,13 +575,6 @@ internal static unsafe partial class NativeFiles
         return flags >= 0 && (flags & FD_CLOEXEC) == 0;
     }
 
-    /// <summary>Lets a child process inherit the descriptor (clears FD_CLOEXEC): how QEMU gets the QMP socket Passthru listens on.</summary>
-    public static void Inheritable(int fd)
-    {
-        const int F_SETFD = 2;
-        if (fcntl(fd, F_SETFD, 0) != 0) throw Error($"cannot pass descriptor {fd} on");
-    }
-
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
     public static FileKind KindOf(string path)
     {

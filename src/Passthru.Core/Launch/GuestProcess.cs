@@ -49,14 +49,12 @@ public sealed record GuestWatch
     /// </summary>
     public string? ListenOn { get; init; }
     /// <summary>
-    /// <see cref="Console"/> is Passthru's own standard output (file descriptor 1). Then, when nothing watches, logs or
-    /// holds the console (no pattern, timeout, log, script, status line or held stderr), QEMU writes to it directly,
-    /// as when started by hand: no pipe, and no thread woken for every character a serial console writes.
+    /// Whether QEMU's stdout goes straight to Passthru's: when <see cref="Console"/> is Passthru's own standard output
+    /// (descriptor 1) and nothing watches, logs or holds it (no pattern, timeout, log, script, status line or held
+    /// stderr), QEMU writes to it directly, as when started by hand: no pipe, and no thread woken for every character a
+    /// serial console writes.
     /// </summary>
-    public bool ConsoleIsStdout { get; init; }
-
-    /// <summary>Whether QEMU's stdout goes straight to Passthru's (see <see cref="ConsoleIsStdout"/>).</summary>
-    internal bool Direct => ConsoleIsStdout && Console is not null && Expect is null && Timeout is null && SerialLog is null
+    internal bool Direct => Console is StreamWriter { BaseStream: StandardOutput } && Expect is null && Timeout is null && SerialLog is null
         && Script is null && Progress is null && BeforeConsoleWrite is null && !HoldStderrUntilConsole;
 }
 

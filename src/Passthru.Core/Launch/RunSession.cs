@@ -291,8 +291,7 @@ public static class RunSession
     }
 
     /// <summary>Carries a plan out; returns the exit code (QEMU's, or 0/1 for --expect).</summary>
-    /// <param name="consoleIsStdout"><paramref name="console"/> is the process's own stdout: an unwatched console can be QEMU's directly.</param>
-    public static int Execute(HostRoot host, RunPlan planned, string stateDir, TextWriter console, TextWriter messages, bool progress, bool consoleIsStdout = false)
+    public static int Execute(HostRoot host, RunPlan planned, string stateDir, TextWriter console, TextWriter messages, bool progress)
     {
         var o = planned.Options;
         foreach (var w in planned.Warnings) messages.WriteLine(w);
@@ -300,7 +299,7 @@ public static class RunSession
         // The guest's record (name, QMP socket, devices), so attach/detach and `passthru guests` find it.
         var guest = o.ControlSocket is null ? null : Register(host, stateDir, plan, messages);
         var notBack = new List<string>();
-        int code = Session(host, plan, stateDir, guest, console, messages, progress, consoleIsStdout, notBack);
+        int code = Session(host, plan, stateDir, guest, console, messages, progress, notBack);
         // A device that did not come back after the guest fails a run that otherwise succeeded.
         return notBack.Count > 0 && code == ExitCodes.Ok ? ExitCodes.Failure : code;
     }
@@ -336,8 +335,7 @@ public static class RunSession
     }
 
     /// <summary>Binds, starts and watches the guest; gives everything back however it ends, and checks it came back (into <paramref name="notBack"/>).</summary>
-    private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress,
-        bool consoleIsStdout, List<string> notBack)
+    private static int Session(HostRoot host, RunPlan plan, string stateDir, GuestRecord? guest, TextWriter console, TextWriter messages, bool progress, List<string> notBack)
     {
         var o = plan.Options;
         IReadOnlyList<FunctionState> moved = [];
@@ -395,7 +393,7 @@ public static class RunSession
             messages.WriteLine($"[passthru] {plan.Privilege.Describe()}");
             messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
             messages.Flush();
-            return Watch(host, plan, console, consoleIsStdout, messages, progress, interrupt.Token,
+            return Watch(host, plan, console, messages, progress, interrupt.Token,
                 guest is null ? null : pid => Update(host, stateDir, guest.Name, g => g.QemuPid = pid));
         }
         finally
@@ -507,8 +505,7 @@ public static class RunSession
         custody.Save(g);
     }
 
-    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, bool consoleIsStdout, TextWriter messages, bool terminal,
-        CancellationToken interrupt, Action<int>? started)
+    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
@@ -527,7 +524,6 @@ public static class RunSession
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,
-            ConsoleIsStdout = consoleIsStdout,
             Script = plan.Script,
             KeepRunningInput = o.KeepRunning ? Console.OpenStandardInput() : null,
             HoldStderrUntilConsole = vfio,

@@ -92,7 +92,7 @@ public static class RunCommand
             }
             stdout.Flush();
             return RunSession.Execute(host, plan, dir, stdout, stderr,
-                progress: !Console.IsErrorRedirected, consoleIsStdout: stdout is StreamWriter { BaseStream: Passthru.Host.StandardOutput });
+                progress: !Console.IsErrorRedirected);
         });
         return command;
     }

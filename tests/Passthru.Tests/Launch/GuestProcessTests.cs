@@ -88,6 +88,7 @@ public class GuestProcessTests
         // Nothing watches it (no pattern, timeout, log or script): the child's stdout is this process's own, not a pipe
         // that a thread of Passthru's copies from. With a pattern, the same child writes into a pipe.
         var ours = new FileInfo("/proc/self/fd/1").LinkTarget;
+        var stdout = new StreamWriter(new Passthru.Host.StandardOutput()); // this process's descriptor 1 (nothing is written to it)
         string Fd1(GuestWatch watch)
         {
             var seen = Path.Combine(Path.GetTempPath(), $"passthru-fd1-{Guid.NewGuid():n}");
@@ -98,8 +99,8 @@ public class GuestProcessTests
             }
             finally { File.Delete(seen); }
         }
-        Assert.Equal(ours, Fd1(new GuestWatch { Console = new StringWriter(), ConsoleIsStdout = true }));
-        var watched = Fd1(new GuestWatch { Console = new StringWriter(), ConsoleIsStdout = true, Expect = new Regex("never") });
+        Assert.Equal(ours, Fd1(new GuestWatch { Console = stdout }));
+        var watched = Fd1(new GuestWatch { Console = stdout, Expect = new Regex("never") });
         Assert.StartsWith("pipe:", watched);
         Assert.NotEqual(ours, watched);
         Assert.StartsWith("pipe:", Fd1(new GuestWatch { Console = new StringWriter() })); // a console that is not stdout
