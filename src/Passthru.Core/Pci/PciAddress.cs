@@ -3,9 +3,25 @@ using System.Globalization;
 namespace Passthru.Pci;
 
 /// <summary>A PCI function's address, DDDD:BB:DD.F, parsed once and compared as a value.</summary>
-public readonly record struct PciAddress(int Domain, int Bus, int Device, int Function) : IComparable<PciAddress>
+public readonly record struct PciAddress(int Domain, int Bus, int Device, int Function) : IComparable<PciAddress>, ISpanFormattable
 {
-    public override string ToString() => $"{Domain:x4}:{Bus:x2}:{Device:x2}.{Function:x1}";
+    // Formatted into the caller's buffer (ISpanFormattable), so that an address inside an interpolated string
+    // ($"sys/bus/pci/devices/{address}/net") is written where it goes. Formatted through a string of its own, it was an
+    // interpolation inside an interpolation: two of ArrayPool<char>.Shared's buffers out at once, and the second one
+    // back found the first's place taken, so the pool set up its per-core stacks, whose first use times the CPU-number
+    // instruction against a thread-static read (ProcessorIdCache's speed check: 40 clock reads, each a system call in
+    // the virtual host). Every bind paid that once (bench/README.md).
+    public bool TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider) =>
+        destination.TryWrite(CultureInfo.InvariantCulture, $"{Domain:x4}:{Bus:x2}:{Device:x2}.{Function:x1}", out charsWritten);
+
+    public string ToString(string? format, IFormatProvider? formatProvider) => ToString();
+
+    public override string ToString()
+    {
+        Span<char> text = stackalloc char[36]; // four ints in hex at most, and the separators
+        TryFormat(text, out int length, default, null);
+        return new string(text[..length]);
+    }
 
     /// <summary>The short form lspci prints without -D and QEMU accepts for domain 0: BB:DD.F.</summary>
     public string ToShortString() => $"{Bus:x2}:{Device:x2}.{Function:x1}";

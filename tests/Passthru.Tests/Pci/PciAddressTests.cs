@@ -42,6 +42,25 @@ public class PciAddressTests
             });
 
     [Fact]
+    public void Formats_into_a_callers_buffer_as_its_string_reads() =>
+        Gen.Select(Gen.Int[0, 0x7fffffff], Gen.Int[0, 0xff], Gen.Int[0, 0x1f], Gen.Int[0, 7])
+            .Sample((d, b, s, f) =>
+            {
+                var a = new PciAddress(d, b, s, f);
+                var text = $"{d:x4}:{b:x2}:{s:x2}.{f:x1}";
+                Span<char> exact = stackalloc char[text.Length];
+                Span<char> short1 = stackalloc char[text.Length - 1];
+                return a.ToString() == text
+                    && $"sys/bus/pci/devices/{a}/net" == "sys/bus/pci/devices/" + text + "/net"
+                    && a.TryFormat(exact, out int n, default, null) && n == text.Length && exact.SequenceEqual(text)
+                    && !a.TryFormat(short1, out _, default, null);
+            });
+
+    [Fact]
+    public void A_domain_beyond_four_digits_is_written_whole() =>
+        Assert.Equal("10000:e1:00.0", $"{new PciAddress(0x10000, 0xe1, 0, 0)}");
+
+    [Fact]
     public void Orders_by_domain_bus_device_function()
     {
         var sorted = new[] { "0001:00:00.0", "0000:01:00.0", "0000:00:02.1", "0000:00:02.0" }
