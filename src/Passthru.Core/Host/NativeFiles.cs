@@ -575,6 +575,30 @@ internal static unsafe partial class NativeFiles
         return flags >= 0 && (flags & FD_CLOEXEC) == 0;
     }
 
+    /// <summary>
+    /// Puts /dev/null under any of descriptors 0, 1 and 2 that this process was started without, so that no file it
+    /// opens later lands there: a process started with stdout closed (`passthru bind ... >&- <&-`) would otherwise get
+    /// its lock file or its journal's temporary file as 1 or 2, and print into it. Read-only under 0 and 1 (a print to
+    /// stdout still fails, and the command says in one line that it could not write), write-only under 2 (messages
+    /// vanish, as they would into a closed stderr). Close-on-exec, so no child takes them for its own. A descriptor the
+    /// runtime opened before Main (its /dev/urandom) is already one of its own files, read-only: left as it is. Best
+    /// effort: without /dev/null (a bare chroot) the descriptors stay closed.
+    /// </summary>
+    public static void CoverClosedStandardDescriptors()
+    {
+        const int F_GETFD = 1;
+        for (int fd = 0; fd <= 2; fd++)
+        {
+            if (fcntl(fd, F_GETFD, 0) >= 0) continue;
+            // open(2) returns the lowest free descriptor: this one, since those below it are open by now.
+            fixed (byte* p = "/dev/null\0"u8)
+            {
+                int got = open(p, (fd == 2 ? O_WRONLY : O_RDONLY) | O_CLOEXEC, 0);
+                if (got >= 0 && got != fd) { close(got); return; }
+            }
+        }
+    }
+
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
     public static FileKind KindOf(string path)
     {

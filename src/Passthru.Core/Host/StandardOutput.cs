@@ -10,6 +10,9 @@ public sealed class StandardOutput : Stream
 {
     private bool _closed;
 
+    /// <summary>Before anything is opened: /dev/null under any of descriptors 0-2 the process was started without (see NativeFiles).</summary>
+    public static void CoverClosedDescriptors() => NativeFiles.CoverClosedStandardDescriptors();
+
     public override bool CanRead => false;
     public override bool CanSeek => false;
     public override bool CanWrite => true;

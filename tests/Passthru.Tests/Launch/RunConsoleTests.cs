@@ -20,7 +20,9 @@ public sealed class RunConsoleTests : IDisposable
         var qemu = Path.Combine(_dir, "qemu");
         var seen = Path.Combine(_dir, "fd1");
         File.Delete(seen);
-        File.WriteAllText(qemu, $"#!/bin/sh\nl=$(readlink /proc/$$/fd/1); echo \"$l\" > {seen}\necho 'guest says hello'\n");
+        // (Also what its parent, Passthru, holds as 0, 1 and 2, for the test of a Passthru started without them.)
+        File.WriteAllText(qemu, $"#!/bin/sh\nl=$(readlink /proc/$$/fd/1); echo \"$l\" > {seen}\n"
+            + $"for n in 0 1 2; do l=$(readlink /proc/$PPID/fd/$n); echo \"$n $l\"; done > {seen}.parent\necho 'guest says hello'\n");
         File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var kernel = Path.Combine(_dir, "kernel");
         File.WriteAllText(kernel, "");
@@ -57,5 +59,18 @@ public sealed class RunConsoleTests : IDisposable
         Assert.StartsWith("pipe:", fd1);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("passthru: cannot write", r.Stderr);
+    }
+
+    [Fact]
+    public void Started_without_stdin_and_stdout_passthru_holds_dev_null_there_not_a_file_of_its_own()
+    {
+        // Without the cover, the files Passthru opens itself (its lock, a journal's temporary file) take the lowest free
+        // descriptors, 0 and 1 here, and its prints to stdout would land in them.
+        var (r, _) = Run("<&- >&-");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("passthru: cannot write", r.Stderr);
+        var parent = File.ReadAllLines(Path.Combine(_dir, "fd1.parent"));
+        Assert.Contains(parent[0], (string[])["0 /dev/null", "0 /dev/urandom"]); // the runtime may open its random source there before Main
+        Assert.Equal("1 /dev/null", parent[1]);
     }
 }
