@@ -580,9 +580,12 @@ internal static unsafe partial class NativeFiles
     /// opens later lands there: a process started with stdout closed (`passthru bind ... >&- <&-`) would otherwise get
     /// its lock file or its journal's temporary file as 1 or 2, and print into it. Read-only under 0 and 1 (a print to
     /// stdout still fails, and the command says in one line that it could not write), write-only under 2 (messages
-    /// vanish, as they would into a closed stderr). Close-on-exec, so no child takes them for its own. A descriptor the
-    /// runtime opened before Main (its /dev/urandom) is already one of its own files, read-only: left as it is. Best
-    /// effort: without /dev/null (a bare chroot) the descriptors stay closed.
+    /// vanish, as they would into a closed stderr). 1 and 2 are close-on-exec: no child takes them for its console
+    /// (run then pipes QEMU's output through itself). 0 is inherited: a child started with stdin closed would open its
+    /// own first file there, and QEMU's -nographic console reads its stdin, so a disk image opened as 0 would be typed
+    /// into the guest's serial line and QEMU's monitor. The runtime's start closes every file it opens before Main
+    /// (strace; its /dev/urandom stays open but is opened after this). Best effort: without /dev/null (a bare chroot) the
+    /// descriptors stay closed.
     /// </summary>
     public static void CoverClosedStandardDescriptors()
     {
@@ -593,7 +596,7 @@ internal static unsafe partial class NativeFiles
             // open(2) returns the lowest free descriptor: this one, since those below it are open by now.
             fixed (byte* p = "/dev/null\0"u8)
             {
-                int got = open(p, (fd == 2 ? O_WRONLY : O_RDONLY) | O_CLOEXEC, 0);
+                int got = open(p, fd switch { 0 => O_RDONLY, 1 => O_RDONLY | O_CLOEXEC, _ => O_WRONLY | O_CLOEXEC }, 0);
                 if (got >= 0 && got != fd) { close(got); return; }
             }
         }
