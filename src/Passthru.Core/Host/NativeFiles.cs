@@ -564,9 +564,10 @@ internal static unsafe partial class NativeFiles
     }
 
     /// <summary>
-    /// Whether descriptor <paramref name="fd"/> is open without FD_CLOEXEC: one this process was given by its parent
-    /// (everything Passthru and the runtime open is close-on-exec). Run started with its stdout closed would find a
-    /// file of its own under 1 instead, which a child must never take for its console.
+    /// Whether descriptor <paramref name="fd"/> is open without FD_CLOEXEC. For 1 and 2, whether it is the one this
+    /// process was given by its parent: everything Passthru and the runtime open is close-on-exec, and so is the
+    /// /dev/null <see cref="CoverClosedStandardDescriptors"/> puts there when the parent gave none (only the cover under
+    /// 0 is inheritable, on purpose). A child must never take such a 1 for its console.
     /// </summary>
     public static bool IsInherited(int fd)
     {

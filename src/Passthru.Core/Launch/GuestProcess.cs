@@ -67,9 +67,9 @@ public static class GuestProcess
 {
     public static GuestOutcome Run(IReadOnlyList<string> argv, GuestWatch watch, CancellationToken cancel = default)
     {
-        // Straight to stdout only while descriptor 1 is still the one Passthru was given: a Passthru started with its
-        // stdout closed may hold a file of its own there (or the QMP socket, made next), and QEMU, inheriting 1 with
-        // that file closed on exec, would open its own first file as 1 and write the guest's console into it.
+        // Straight to stdout only while descriptor 1 is the one Passthru was given: a Passthru started with its stdout
+        // closed holds /dev/null there, close-on-exec (Program's cover), and QEMU, inheriting 1 closed, would open its
+        // own first file as 1 and write the guest's console into it. Through the pipe, the lost output is said instead.
         bool direct = watch.Direct && NativeFiles.IsInherited(1);
         using var listener = watch.ListenOn is null ? null : Listen(watch.ListenOn);
         if (listener is not null)
