@@ -16,35 +16,42 @@ public sealed class StartupOrderTests
     private static List<string> Order() =>
         File.ReadLines(OrderFile).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
 
-    /// <summary>The __managedcode section's start and end, and every method symbol in it, by name.</summary>
-    private static (ulong Start, ulong End, Dictionary<string, ulong> Methods) ManagedCode(string binary)
+    private static readonly string Tracer = Path.Combine(Repo.Root, "scripts", "startup-order.py");
+
+    /// <summary>
+    /// The tracer's table of the published binary's managed methods (its `prepare`, which also marks a copy for
+    /// tracing): read once for the class, so the binary's symbols are parsed in one place, the script.
+    /// </summary>
+    private static readonly Lazy<string> Prepared = new(() =>
     {
-        var sections = Repo.Exec("readelf", "-S", "-W", binary);
-        Assert.True(sections.ExitCode == 0, sections.Stderr);
-        var fields = sections.Stdout.Split('\n')
-            .Select(l => l.Contains(']') ? l[(l.IndexOf(']') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries) : [])
-            .Single(f => f.Length > 4 && f[0] == "__managedcode");
-        ulong start = ulong.Parse(fields[2], NumberStyles.HexNumber), end = start + ulong.Parse(fields[4], NumberStyles.HexNumber);
-        var nm = Repo.Exec("nm", "--defined-only", binary + ".dbg");
-        Assert.True(nm.ExitCode == 0, nm.Stderr);
+        var work = Path.Combine(Repo.Root, "artifacts", "startup-order-test");
+        if (Directory.Exists(work)) Directory.Delete(work, true);
+        var binary = PublishedBinary.Path;
+        var prepared = Repo.Exec("/usr/bin/python3", Tracer, "prepare", binary, binary + ".dbg", work);
+        if (prepared.ExitCode != 0) throw new InvalidOperationException("startup-order.py prepare failed: " + prepared.Stderr);
+        return work;
+    });
+
+    /// <summary>Every managed method's address, by each of its names (aliases share one).</summary>
+    private static Dictionary<string, ulong> Methods()
+    {
         var methods = new Dictionary<string, ulong>();
-        foreach (var line in nm.Stdout.Split('\n'))
+        foreach (var line in File.ReadLines(Path.Combine(Prepared.Value, "methods.tsv")))
         {
-            var f = line.Split(' ');
-            if (f.Length != 3 || f[1] is not ("t" or "T")) continue;
+            var f = line.Split('\t');
             var address = ulong.Parse(f[0], NumberStyles.HexNumber);
-            if (address >= start && address < end) methods[f[2]] = address;
+            foreach (var name in f[2].Split(' ')) methods[name] = address;
         }
-        return (start, end, methods);
+        return methods;
     }
 
     [Fact]
     public void The_binary_lays_out_the_ordered_methods_first_in_their_order()
     {
-        var (start, _, methods) = ManagedCode(PublishedBinary.Path);
+        var methods = Methods();
         var ordered = Order().Where(methods.ContainsKey).Select(n => methods[n]).ToList();
         Assert.NotEmpty(ordered);
-        Assert.Equal(start, ordered[0]);                       // the first method a start enters opens the section
+        Assert.Equal(methods.Values.Min(), ordered[0]);        // the first method a start enters opens the managed code
         for (int i = 1; i < ordered.Count; i++)                // in the order traced (aliases share an address)
             Assert.True(ordered[i] >= ordered[i - 1], $"the {i}th ordered method lies before the one listed ahead of it");
         var last = ordered.Max();
@@ -55,7 +62,7 @@ public sealed class StartupOrderTests
     [Fact]
     public void The_order_names_the_methods_of_this_build()
     {
-        var (_, _, methods) = ManagedCode(PublishedBinary.Path);
+        var methods = Methods();
         var order = Order();
         var known = order.Count(methods.ContainsKey);
         // Renamed or new methods lose the order part of its effect: regenerate it once a tenth of it is stale.
@@ -66,28 +73,17 @@ public sealed class StartupOrderTests
     [Fact]
     public void The_tracer_names_the_methods_a_run_enters_in_the_order_it_enters_them()
     {
-        var work = Directory.CreateTempSubdirectory("passthru-order-").FullName;
-        try
-        {
-            var binary = PublishedBinary.Path;
-            var tracer = Path.Combine(Repo.Root, "scripts", "startup-order.py");
-            var prepared = Repo.Exec("/usr/bin/python3", tracer, "prepare", binary, binary + ".dbg", work);
-            Assert.True(prepared.ExitCode == 0, prepared.Stderr);
-            var output = Path.Combine(work, "order");
-            var traced = Repo.Exec("/usr/bin/python3", tracer, "trace", work, output, "--", "restore", "--dry-run", "--root", Repo.Capture("vhost"));
-            Assert.True(traced.ExitCode == 0, traced.Stderr);             // passthru's own exit code, passed on
-            Assert.Contains("nothing to give back", traced.Stdout);        // the traced run did its work
-            var entered = File.ReadAllLines(output).ToList();
-            var run = entered.IndexOf("passthru_Passthru_Cli_Cli__Run");
-            var plan = entered.IndexOf("Passthru_Core_Passthru_Binding_Custody__PlanRestore");
-            Assert.True(run >= 0 && plan > run, "Cli.Run, then Custody.PlanRestore, among what the run entered");
-            Assert.Equal(entered.Count, entered.Distinct().Count());      // each method once
-            var unknown = Repo.Exec("/usr/bin/python3", tracer, "trace", work, output, "--", "no-such-command");
-            Assert.Equal(2, unknown.ExitCode);                             // a usage error stays one
-        }
-        finally
-        {
-            Directory.Delete(work, true);
-        }
+        var output = Path.Combine(Prepared.Value, "order");
+        File.Delete(output);
+        var traced = Repo.Exec("/usr/bin/python3", Tracer, "trace", Prepared.Value, output, "--", "restore", "--dry-run", "--root", Repo.Capture("vhost"));
+        Assert.True(traced.ExitCode == 0, traced.Stderr);             // passthru's own exit code, passed on
+        Assert.Contains("nothing to give back", traced.Stdout);        // the traced run did its work
+        var entered = File.ReadAllLines(output).ToList();
+        var run = entered.IndexOf("passthru_Passthru_Cli_Cli__Run");
+        var plan = entered.IndexOf("Passthru_Core_Passthru_Binding_Custody__PlanRestore");
+        Assert.True(run >= 0 && plan > run, "Cli.Run, then Custody.PlanRestore, among what the run entered");
+        Assert.Equal(entered.Count, entered.Distinct().Count());      // each method once
+        var unknown = Repo.Exec("/usr/bin/python3", Tracer, "trace", Prepared.Value, output, "--", "no-such-command");
+        Assert.Equal(2, unknown.ExitCode);                             // a usage error stays one
     }
 }
