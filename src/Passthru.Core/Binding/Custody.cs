@@ -137,7 +137,9 @@ public sealed class Custody : IDisposable
         var back = journaled.Where(a => holder(a) is null).ToList();
         var plan = BindPlanner.PlanReturn(PciInventory.LoadFor(Host, [], groupMates: false, back), Journal, back,
             released: claimsEnding?.Where(a => holder(a) is null));
-        var notes = journaled.Where(a => holder(a) is not null).Select(a => $"{a} stays on vfio-pci: the running guest '{holder(a)}' holds it or its IOMMU group").ToList();
+        var notes = new List<string>(); // a loop, not Where().Select(): see PlanRestore
+        foreach (var a in journaled)
+            if (holder(a) is { } guest) notes.Add($"{a} stays on vfio-pci: the running guest '{guest}' holds it or its IOMMU group");
         plan = WithNodes(plan, NodePutBacks(held));
         return notes.Count == 0 ? plan : plan with { Notes = [.. notes, .. plan.Notes] };
     }
@@ -180,9 +182,13 @@ public sealed class Custody : IDisposable
         }
         var plan = WithNodes(BindPlanner.PlanReturn(inventory, journal, addresses, sriov), NodePutBacks(held));
         // ROMs a killed `passthru rom` left readable: restore turns them off (all, or those of the devices named).
-        var roms = !restore ? [] : journal.Roms.Where(r => selectors.Count == 0
-            || selectors.Any(s => s is DeviceSelector.ByAddress a ? a.Address == r : s.Resolve(inventory).Any(d => d.Address == r)))
-            .Select(r => (BindStep)new DisableRom(r)).ToList();
+        // A loop, not Where().Select(): Select on LINQ's own iterators is a generic virtual method, resolved by the
+        // static binary's type loader on first use (~1 ms of every restore under emulation).
+        var roms = new List<BindStep>();
+        if (restore)
+            foreach (var r in journal.Roms)
+                if (selectors.Count == 0 || selectors.Any(s => s is DeviceSelector.ByAddress a ? a.Address == r : s.Resolve(inventory).Any(d => d.Address == r)))
+                    roms.Add(new DisableRom(r));
         if (roms.Count > 0) plan = plan with { Steps = [.. roms, .. plan.Steps] };
         return plan with { Notes = [.. notes, .. plan.Notes] };
     }

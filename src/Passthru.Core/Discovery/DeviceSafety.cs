@@ -20,7 +20,12 @@ public static class DeviceSafety
         if (group is null || group.Members.Count(m => m.Address != d.Address && !m.IsBridge) == 0) return null;
         var topology = new PciTopology(host);
         var up = topology.Ancestors(d.Address);
-        var others = string.Join(", ", group.Members.Where(m => m.Address != d.Address && !m.IsBridge).Select(m => m.Address));
+        // A loop, not Where().Select(): Select on LINQ's iterators is a generic virtual method, which the static binary
+        // resolves through its type loader on first use (about a millisecond under emulation).
+        var mates = new List<PciAddress>();
+        foreach (var m in group.Members)
+            if (m.Address != d.Address && !m.IsBridge) mates.Add(m.Address);
+        var others = string.Join(", ", mates);
         // Conventional PCI behind a PCIe-to-PCI bridge: the bridge takes over its children's requests (its requester
         // ID), so the IOMMU sees one source for all of them.
         foreach (var b in up)
