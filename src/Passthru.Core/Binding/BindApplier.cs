@@ -14,7 +14,11 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
 
     private sealed class StepFailed(string message) : Exception(message);
 
-    public void Apply(BindPlan plan, CancellationToken cancel = default)
+    /// <summary>
+    /// Applies the plan. Before each step, <paramref name="cancel"/> and <paramref name="interrupted"/> (a signal the
+    /// command holds, polled: see Host.InterruptHold) are asked; either ends the plan there, rolled back.
+    /// </summary>
+    public void Apply(BindPlan plan, CancellationToken cancel = default, Func<bool>? interrupted = null)
     {
         if (plan.IsEmpty && plan.Kind == PlanKind.Bind) return;
         _sriovBefore.Clear();
@@ -47,6 +51,7 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
             foreach (var step in plan.Steps)
             {
                 cancel.ThrowIfCancellationRequested();
+                if (interrupted?.Invoke() == true) throw new OperationCanceledException();
                 current = step;
                 if (step is WriteAttribute w && plan.Kind == PlanKind.Bind && touched.All(t => t.Address != w.Function))
                     touched.Add(plan.Functions.First(f => f.Address == w.Function));

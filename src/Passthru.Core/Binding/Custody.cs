@@ -75,11 +75,14 @@ public sealed class Custody : IDisposable
     public BindPlan PlanBind(BindRequest request, PciInventory? inventory = null) =>
         BindPlanner.PlanBind(Host, inventory ?? PciInventory.Load(Host), request);
 
-    /// <summary>Applies a plan: journaled before its first write, rolled back whole if a step fails or <paramref name="cancel"/> fires.</summary>
-    public void Apply(BindPlan plan, CancellationToken cancel = default, TextWriter? progress = null)
+    /// <summary>
+    /// Applies a plan: journaled before its first write, rolled back whole if a step fails, <paramref name="cancel"/>
+    /// fires or <paramref name="interrupted"/> (polled before each step) says a signal came.
+    /// </summary>
+    public void Apply(BindPlan plan, CancellationToken cancel = default, TextWriter? progress = null, Func<bool>? interrupted = null)
     {
         RequireLock();
-        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, cancel);
+        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, cancel, interrupted);
     }
 
     /// <summary>

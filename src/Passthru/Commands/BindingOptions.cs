@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
-using System.Runtime.InteropServices;
 using Passthru.Binding;
 using Passthru.Host;
 
@@ -38,16 +37,13 @@ public sealed class BindingOptions
     }
 
     /// <summary>
-    /// Applies a plan under the state lock, with Ctrl-C and SIGTERM turned into a rollback instead of a half-done bind.
+    /// Applies a plan under the state lock, with Ctrl-C, SIGTERM and SIGHUP turned into a rollback instead of a
+    /// half-done bind (held from before the first step to after the rollback).
     /// </summary>
     public static void Apply(Custody custody, BindPlan plan, TextWriter progress)
     {
-        using var cancel = new CancellationTokenSource();
-        void Stop(PosixSignalContext c) { c.Cancel = true; cancel.Cancel(); }
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Stop);
-        custody.Apply(plan, cancel.Token, progress);
+        using var interrupts = InterruptHold.Begin();
+        custody.Apply(plan, default, progress, () => interrupts.Received);
     }
 
     /// <summary>Gives back through custody and says what happened: a line per change, then each problem the check afterwards found.</summary>

@@ -33,6 +33,64 @@ public class PublishedBinaryTests
     }
 
     [Fact]
+    public async Task Ctrl_c_and_sigterm_during_a_bind_roll_it_back_in_the_static_binary()
+    {
+        // The binary holds the signals with its own C handler (src/Passthru.Core/Host/interrupts.c), which the in-process
+        // tests never reach: they run under the JIT, where .NET's signal registration stands in. A FIFO in the
+        // unbind file's place makes the bind wait in the middle of its plan, driver_override written and the unbind's
+        // open blocked until a reader comes, so the signals arrive there every time.
+        var tree = Repo.CopyCapture("vhost");
+        try
+        {
+            foreach (var module in new[] { "vfio_pci", "vfio_iommu_type1" }) Directory.CreateDirectory(Path.Combine(tree, "sys/module", module));
+            var unbind = Path.Combine(tree, "sys/bus/pci/drivers/e1000e/unbind");
+            Assert.Equal(0, Repo.Exec("mkfifo", unbind).ExitCode);
+            var start = new System.Diagnostics.ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { "--root", tree, "bind", "0000:00:02.0" }) start.ArgumentList.Add(a);
+            using var bind = System.Diagnostics.Process.Start(start)!;
+            var stdout = bind.StandardOutput.ReadToEndAsync();
+            var stderr = bind.StandardError.ReadToEndAsync();
+            var journal = Path.Combine(tree, "run/passthru/state.json");
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            // Journaled (the hold began before that), and its main thread in openat (257): the FIFO's.
+            while (!(File.Exists(journal) && InOpenat(bind.Id) && await Task.Delay(50).ContinueWith(_ => InOpenat(bind.Id))))
+            {
+                if (bind.HasExited) Assert.Fail($"the bind ended before it reached the FIFO: {await stdout}{await stderr}");
+                Assert.True(DateTime.UtcNow < deadline, "the bind never reached the unbind step");
+                Thread.Sleep(20);
+            }
+            Assert.Equal(0, Repo.Exec("kill", "-INT", bind.Id.ToString()).ExitCode);
+            Assert.Equal(0, Repo.Exec("kill", "-TERM", bind.Id.ToString()).ExitCode);
+            Thread.Sleep(200);
+            Assert.False(bind.HasExited, "a held signal ended the bind before its step did");
+            // A reader lets the blocked write finish; the bind then stops at its next step and rolls back.
+            using (var reader = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(Open(unbind), ownsHandle: true), FileAccess.Read))
+            {
+                Assert.True(bind.WaitForExit(TimeSpan.FromSeconds(30)), "the bind did not end after its write");
+                Assert.Equal("0000:00:02.0", new StreamReader(reader).ReadToEnd());
+            }
+            bind.WaitForExit();
+            Assert.Equal(1, bind.ExitCode);   // its own error, not death by the signal (130, 143)
+            Assert.Contains("interrupted; rolled back: gave 0000:00:02.0 to e1000e", await stderr);
+            await stdout;
+            Assert.False(File.Exists(journal), "the rollback left the journal behind");
+        }
+        finally { Directory.Delete(tree, true); }
+
+        static bool InOpenat(int pid)
+        {
+            try { return File.ReadAllText($"/proc/{pid}/syscall").StartsWith("257 ", StringComparison.Ordinal); }
+            catch (IOException) { return false; }
+        }
+
+        // O_RDONLY | O_NONBLOCK: a FIFO's reader opens at once, and its writer's open returns.
+        static nint Open(string fifo) => OpenFile(fifo, 0x800) is var fd and >= 0 ? fd : throw new IOException($"cannot open {fifo}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int OpenFile(string path, int flags);
+
+    [Fact]
     public void Setup_apply_and_undo_work_in_the_static_binary()
     {
         // A static binary cannot dlopen OpenSSL, so .NET's own SHA256 crashed it in setup --apply: the record's

@@ -43,7 +43,8 @@ public static class PublishedBinary
         var separator = System.IO.Path.DirectorySeparatorChar;
         return Directory.EnumerateFiles(System.IO.Path.Combine(Repo.Root, "src"), "*", SearchOption.AllDirectories)
             .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal)
-                || f.EndsWith(".order", StringComparison.Ordinal))   // startup.order lays the binary out
+                || f.EndsWith(".order", StringComparison.Ordinal)    // startup.order lays the binary out
+                || f.EndsWith(".c", StringComparison.Ordinal))       // Host/interrupts.c is linked in
             .Where(f => !f.Contains($"{separator}obj{separator}", StringComparison.Ordinal) && !f.Contains($"{separator}bin{separator}", StringComparison.Ordinal))
             .Any(f => File.GetLastWriteTimeUtc(f) > built);
     }
