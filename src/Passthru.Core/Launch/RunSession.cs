@@ -344,6 +344,7 @@ public static class RunSession
         bool handedOver = false;
         // From the first change to the last: Ctrl-C, SIGTERM or SIGHUP stop the run the orderly way, so the devices are
         // given back whether the signal comes while binding, during the preflight or while the guest runs.
+        // .NET's registration, not Host.InterruptHold's polled flag: run must wake at once from waiting on QEMU.
         using var interrupt = new CancellationTokenSource();
         void Stop(System.Runtime.InteropServices.PosixSignalContext c) { c.Cancel = true; interrupt.Cancel(); }
         using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Passthru.Binding;
 using Passthru.Discovery;
 using Passthru.Host;
@@ -62,10 +61,7 @@ public static class RomCommand
             throw new UserError($"rom turns the ROM of {target.Address} on to read it (root's sysfs attribute): run it as root (sudo passthru rom ...), or check a file with --file; nothing was changed");
         using var custody = Custody.Take(host, stateDir);
         // Between turning the ROM on and off, Ctrl-C or SIGTERM waits for the off (kill -9: restore turns it off).
-        void Hold(PosixSignalContext c) => c.Cancel = true;
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Hold);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Hold);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Hold);
+        using var interrupts = InterruptHold.Begin();
         return custody.ReadRom(target.Address);
     }
 }
