@@ -5,6 +5,7 @@
  * for the same job, about 5 ms of every bind in the virtual host (bench/README.md). Linked into the static binary by
  * src/Passthru/Passthru.csproj; the C# side polls the flag between steps.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
@@ -31,7 +32,7 @@ void passthru_interrupts_release(void)
 
 /*
  * Starts recording. A signal the process was started with ignored (nohup's SIGHUP, a background job's SIGINT) stays
- * ignored, as the one who started it asked. Returns 0, or -1 with errno set (nothing is left installed then).
+ * ignored, as the one who started it asked. Returns 0, or -1 with errno set (nothing new is left installed then).
  */
 int passthru_interrupts_hold(void)
 {
@@ -41,6 +42,12 @@ int passthru_interrupts_hold(void)
     sigemptyset(&recorder.sa_mask);
     /* A system call in progress (a sysfs write, a driver's probe) completes; the next step boundary sees the flag. */
     recorder.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < WATCHED; i++)
+        if (installed[i])
+        {
+            errno = EBUSY; /* one hold at a time: a second would save the recorder as the disposition to put back */
+            return -1;
+        }
     received = 0;
     for (size_t i = 0; i < WATCHED; i++)
     {
