@@ -15,10 +15,10 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
     private sealed class StepFailed(string message) : Exception(message);
 
     /// <summary>
-    /// Applies the plan. Before each step, <paramref name="cancel"/> and <paramref name="interrupted"/> (a signal the
-    /// command holds, polled: see Host.InterruptHold) are asked; either ends the plan there, rolled back.
+    /// Applies the plan. Before each step <paramref name="interrupted"/> is asked (a signal the command holds: see
+    /// Host.InterruptHold, or run's interrupt); when it says so, the plan ends there, rolled back.
     /// </summary>
-    public void Apply(BindPlan plan, CancellationToken cancel = default, Func<bool>? interrupted = null)
+    public void Apply(BindPlan plan, Func<bool>? interrupted = null)
     {
         if (plan.IsEmpty && plan.Kind == PlanKind.Bind) return;
         _sriovBefore.Clear();
@@ -50,7 +50,6 @@ public sealed class BindApplier(HostRoot host, Journal journal, TextWriter progr
         {
             foreach (var step in plan.Steps)
             {
-                cancel.ThrowIfCancellationRequested();
                 if (interrupted?.Invoke() == true) throw new OperationCanceledException();
                 current = step;
                 if (step is WriteAttribute w && plan.Kind == PlanKind.Bind && touched.All(t => t.Address != w.Function))

@@ -76,13 +76,13 @@ public sealed class Custody : IDisposable
         BindPlanner.PlanBind(Host, inventory ?? PciInventory.Load(Host), request);
 
     /// <summary>
-    /// Applies a plan: journaled before its first write, rolled back whole if a step fails, <paramref name="cancel"/>
-    /// fires or <paramref name="interrupted"/> (polled before each step) says a signal came.
+    /// Applies a plan: journaled before its first write, rolled back whole if a step fails or <paramref name="interrupted"/>
+    /// (asked before each step) says a signal came.
     /// </summary>
-    public void Apply(BindPlan plan, CancellationToken cancel = default, TextWriter? progress = null, Func<bool>? interrupted = null)
+    public void Apply(BindPlan plan, TextWriter? progress = null, Func<bool>? interrupted = null)
     {
         RequireLock();
-        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, cancel, interrupted);
+        new BindApplier(Host, Journal, progress ?? TextWriter.Null).Apply(plan, interrupted);
     }
 
     /// <summary>

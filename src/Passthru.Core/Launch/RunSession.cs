@@ -367,7 +367,7 @@ public static class RunSession
                     var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o, plan.Devices));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     resetFor = bind.Steps.OfType<SetResetMethod>().Select(r => r.Function).ToList();
-                    custody.Apply(bind, interrupt.Token);
+                    custody.Apply(bind, interrupted: () => interrupt.IsCancellationRequested);
                     moved = bind.Functions;
                     foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
                     if (guest is not null)
@@ -380,7 +380,7 @@ public static class RunSession
                         // QEMU, never root, opens the groups' nodes itself: they are its user's while the guest runs.
                         var handOver = custody.PlanHandOver(opened, user);
                         handedOver = true;
-                        custody.Apply(handOver, interrupt.Token);
+                        custody.Apply(handOver, interrupted: () => interrupt.IsCancellationRequested);
                         foreach (var h in handOver.Steps.OfType<HandOverNode>()) messages.WriteLine($"[passthru] handed /{h.Path} to {h.User} ({h.Uid}:{h.Gid}) until the guest ends");
                     }
                 }

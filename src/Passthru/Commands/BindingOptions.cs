@@ -43,7 +43,7 @@ public sealed class BindingOptions
     public static void Apply(Custody custody, BindPlan plan, TextWriter progress)
     {
         using var interrupts = InterruptHold.Begin();
-        custody.Apply(plan, default, progress, () => interrupts.Received);
+        custody.Apply(plan, progress, () => interrupts.Received);
     }
 
     /// <summary>Gives back through custody and says what happened: a line per change, then each problem the check afterwards found.</summary>

@@ -53,15 +53,15 @@ public class PublishedBinaryTests
             var journal = Path.Combine(tree, "run/passthru/state.json");
             var deadline = DateTime.UtcNow.AddSeconds(30);
             // Journaled (the hold began before that), and its main thread in openat (257): the FIFO's.
-            while (!(File.Exists(journal) && InOpenat(bind.Id) && await Task.Delay(50).ContinueWith(_ => InOpenat(bind.Id))))
+            while (!(File.Exists(journal) && await StaysInOpenat(bind.Id)))
             {
                 if (bind.HasExited) Assert.Fail($"the bind ended before it reached the FIFO: {await stdout}{await stderr}");
                 Assert.True(DateTime.UtcNow < deadline, "the bind never reached the unbind step");
-                Thread.Sleep(20);
+                await Task.Delay(20);
             }
             Assert.Equal(0, Repo.Exec("kill", "-INT", bind.Id.ToString()).ExitCode);
             Assert.Equal(0, Repo.Exec("kill", "-TERM", bind.Id.ToString()).ExitCode);
-            Thread.Sleep(200);
+            await Task.Delay(200);
             Assert.False(bind.HasExited, "a held signal ended the bind before its step did");
             // A reader lets the blocked write finish; the bind then stops at its next step and rolls back.
             using (var reader = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(Open(unbind), ownsHandle: true), FileAccess.Read))
@@ -76,6 +76,13 @@ public class PublishedBinaryTests
             Assert.False(File.Exists(journal), "the rollback left the journal behind");
         }
         finally { Directory.Delete(tree, true); }
+
+        static async Task<bool> StaysInOpenat(int pid)
+        {
+            if (!InOpenat(pid)) return false;
+            await Task.Delay(50);
+            return InOpenat(pid);
+        }
 
         static bool InOpenat(int pid)
         {
