@@ -4,10 +4,11 @@
 # (modprobe vfio-pci, then driver_override, unbind, drivers_probe) and once to give back; as a second reference, the
 # same writes from builtins inside an already running shell (no process start at all: the kernel's own share).
 # Targets: <= 1.2x the seed, <= 1.30x the builtins. Times come from bash's own clock ($EPOCHREALTIME), so no timing
-# process is counted; the three are interleaved round by round, so drift hits all alike, after one round that warms
-# the caches. BEFORE=PATH adds an older passthru binary as a fourth, in the same rounds (a before/after in one run);
-# PASSTHRU=PATH measures another binary than artifacts/bin/passthru. Copy rebuilt binaries to new paths: a virtual
-# host can show it stale pages of a file rewritten in place through 9p.
+# process is counted; the three are interleaved round by round, each round starting with the next one in turn, so
+# drift and order hit all alike, after one round that warms the caches. BEFORE=PATH adds an older passthru binary as
+# a fourth, in the same rounds (a before/after in one run); PASSTHRU=PATH measures another binary than
+# artifacts/bin/passthru. Both are installed into the virtual host's /usr/local/bin first (FROM_SHARE=1: run them
+# from the repository's 9p share instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-15}
@@ -20,6 +21,13 @@ B=$(realpath "${PASSTHRU:-artifacts/bin/passthru}"); O=${BEFORE:+$(realpath "$BE
 bash tests/vm/vhost.sh exec "$dir" --timeout 1200 -- bash -c '
 set -euo pipefail
 runs=$1; B=$2; O=$3
+if [ -z "$5" ]; then
+  # Installed, as the Debian package installs it: run from the virtual host'"'"'s own file system (its page cache), not
+  # from the 9p share of the repository, where every exec costs seven requests to QEMU'"'"'s 9p server (~1.6 ms per
+  # process, bench/README.md). FROM_SHARE=1 measures the binaries where they lie instead.
+  install -m 755 "$B" /usr/local/bin/passthru; B=/usr/local/bin/passthru
+  [ -z "$O" ] || { install -m 755 "$O" /usr/local/bin/passthru-before; O=/usr/local/bin/passthru-before; }
+fi
 modprobe vfio-pci; modprobe vfio_iommu_type1
 d=0000:00:02.0; s=/sys/bus/pci
 builtin_cycle() {
@@ -33,13 +41,22 @@ seed_cycle() {
 passthru_cycle() { $B bind $d > /dev/null && $B restore > /dev/null; }
 before_cycle() { [ -z "$O" ] || { $O bind $d > /dev/null && $O restore > /dev/null; }; }
 ms() { local a=${1/./} b=${2/./}; echo $(( (10#$b - 10#$a) / 1000 )); }
-shell=(); seed=(); ours=(); old=()
+shell=(); seed=(); ours=(); old=(); per=()
+cycles=(builtin_cycle seed_cycle passthru_cycle); [ -z "$O" ] || cycles+=(before_cycle)
+declare -A took
 for i in $(seq 0 "$runs"); do
-  t0=$EPOCHREALTIME; builtin_cycle; t1=$EPOCHREALTIME; seed_cycle; t2=$EPOCHREALTIME; passthru_cycle; t3=$EPOCHREALTIME
-  before_cycle; t4=$EPOCHREALTIME
-  test "$(basename "$(readlink $s/devices/$d/driver)")" = e1000e || { echo "bench: the e1000e was not given back" >&2; exit 1; }
+  # Each round starts with the next contender in turn: which one runs right after which moves a cycle by a few ms
+  # (bench/README.md), so no contender always follows the same one.
+  k=${#cycles[@]}
+  for j in $(seq 0 $((k - 1))); do
+    c=${cycles[$(( (i + j) % k ))]}
+    t0=$EPOCHREALTIME; $c; t1=$EPOCHREALTIME; took[$c]=$(ms $t0 $t1)
+    test "$(basename "$(readlink $s/devices/$d/driver)")" = e1000e || { echo "bench: the e1000e was not given back" >&2; exit 1; }
+  done
   [ "$i" -eq 0 ] && continue   # the warm-up round
-  shell+=("$(ms $t0 $t1)"); seed+=("$(ms $t1 $t2)"); ours+=("$(ms $t2 $t3)"); old+=("$(ms $t3 $t4)")
+  shell+=("${took[builtin_cycle]}"); seed+=("${took[seed_cycle]}"); ours+=("${took[passthru_cycle]}")
+  [ -z "$O" ] || old+=("${took[before_cycle]}")
+  per+=("$(awk -v a=${took[passthru_cycle]} -v b=${took[builtin_cycle]} "BEGIN {printf \"%.3f\", a/b}")")
 done
 median() { printf "%s\n" "$@" | sort -n | awk "{a[NR]=\$1} END {print a[int((NR+1)/2)]}"; }
 ms=$(median "${shell[@]}"); md=$(median "${seed[@]}"); mp=$(median "${ours[@]}")
@@ -47,6 +64,7 @@ r() { awk -v a=$1 -v b=$2 "BEGIN {printf \"%.2f\", a/b}"; }
 echo "bind+restore of the e1000e, $runs rounds, medians: seed scripts ${md} ms, builtins in a running shell ${ms} ms, passthru ${mp} ms"
 echo "ratio passthru/seed scripts $(r $mp $md)x (target <= 1.2x), passthru/builtins $(r $mp $ms)x (target <= 1.30x)"
 if [ -n "$O" ]; then mo=$(median "${old[@]}"); echo "before ($O): ${mo} ms, $(r $mo $md)x the seed, $(r $mo $ms)x the builtins; passthru/before $(r $mp $mo)x"; fi
+echo "passthru/builtins within each round: median $(median "${per[@]}")x, from $(printf "%s\n" "${per[@]}" | sort -n | head -1)x to $(printf "%s\n" "${per[@]}" | sort -n | tail -1)x"
 echo "all rounds (ms): seed ${seed[*]} | builtins ${shell[*]} | passthru ${ours[*]}${O:+ | before ${old[*]}}"
-echo "load average (outside, at the start): $4"
-' bench "$runs" "$B" "$O" "$(cut -d" " -f1-3 /proc/loadavg)" | tee "$work/bind-cycle.txt"   # the virtual host writes only to its own overlay: keep it here
+echo "passthru ran from: $B${O:+ and $O}; load average (outside, at the start): $4"
+' bench "$runs" "$B" "$O" "$(cut -d" " -f1-3 /proc/loadavg)" "${FROM_SHARE:-}" | tee "$work/bind-cycle.txt"   # the virtual host writes only to its own overlay: keep it here
