@@ -41,13 +41,13 @@ seed_cycle() {
 passthru_cycle() { $B bind $d > /dev/null && $B restore > /dev/null; }
 before_cycle() { [ -z "$O" ] || { $O bind $d > /dev/null && $O restore > /dev/null; }; }
 ms() { local a=${1/./} b=${2/./}; echo $(( (10#$b - 10#$a) / 1000 )); }
-shell=(); seed=(); ours=(); old=(); per=()
+shell=(); seed=(); ours=(); old=()
 cycles=(builtin_cycle seed_cycle passthru_cycle); [ -z "$O" ] || cycles+=(before_cycle)
+k=${#cycles[@]}
 declare -A took
 for i in $(seq 0 "$runs"); do
   # Each round starts with the next contender in turn: which one runs right after which moves a cycle by a few ms
   # (bench/README.md), so no contender always follows the same one.
-  k=${#cycles[@]}
   for j in $(seq 0 $((k - 1))); do
     c=${cycles[$(( (i + j) % k ))]}
     t0=$EPOCHREALTIME; $c; t1=$EPOCHREALTIME; took[$c]=$(ms $t0 $t1)
@@ -56,7 +56,6 @@ for i in $(seq 0 "$runs"); do
   [ "$i" -eq 0 ] && continue   # the warm-up round
   shell+=("${took[builtin_cycle]}"); seed+=("${took[seed_cycle]}"); ours+=("${took[passthru_cycle]}")
   [ -z "$O" ] || old+=("${took[before_cycle]}")
-  per+=("$(awk -v a=${took[passthru_cycle]} -v b=${took[builtin_cycle]} "BEGIN {printf \"%.3f\", a/b}")")
 done
 median() { printf "%s\n" "$@" | sort -n | awk "{a[NR]=\$1} END {print a[int((NR+1)/2)]}"; }
 ms=$(median "${shell[@]}"); md=$(median "${seed[@]}"); mp=$(median "${ours[@]}")
@@ -64,6 +63,7 @@ r() { awk -v a=$1 -v b=$2 "BEGIN {printf \"%.2f\", a/b}"; }
 echo "bind+restore of the e1000e, $runs rounds, medians: seed scripts ${md} ms, builtins in a running shell ${ms} ms, passthru ${mp} ms"
 echo "ratio passthru/seed scripts $(r $mp $md)x (target <= 1.2x), passthru/builtins $(r $mp $ms)x (target <= 1.30x)"
 if [ -n "$O" ]; then mo=$(median "${old[@]}"); echo "before ($O): ${mo} ms, $(r $mo $md)x the seed, $(r $mo $ms)x the builtins; passthru/before $(r $mp $mo)x"; fi
+per=($(paste -d" " <(printf "%s\n" "${ours[@]}") <(printf "%s\n" "${shell[@]}") | awk "{printf \"%.3f\n\", \$1/\$2}"))
 echo "passthru/builtins within each round: median $(median "${per[@]}")x, from $(printf "%s\n" "${per[@]}" | sort -n | head -1)x to $(printf "%s\n" "${per[@]}" | sort -n | tail -1)x"
 echo "all rounds (ms): seed ${seed[*]} | builtins ${shell[*]} | passthru ${ours[*]}${O:+ | before ${old[*]}}"
 echo "passthru ran from: $B${O:+ and $O}; load average (outside, at the start): $4"

@@ -347,6 +347,7 @@ public static class RunSession
         // .NET's registration, not Host.InterruptHold's polled flag: run must wake at once from waiting on QEMU.
         using var interrupt = new CancellationTokenSource();
         void Stop(System.Runtime.InteropServices.PosixSignalContext c) { c.Cancel = true; interrupt.Cancel(); }
+        bool Interrupted() => interrupt.IsCancellationRequested;   // what custody asks before each step it applies
         using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
         using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
         using var sighup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, Stop);
@@ -367,7 +368,7 @@ public static class RunSession
                     var bind = plan.Binding.IsEmpty ? plan.Binding : custody.PlanBind(Request(o, plan.Devices));
                     unsafeFor = bind.Steps.OfType<SetModuleParameter>().SelectMany(m => m.For).ToList();
                     resetFor = bind.Steps.OfType<SetResetMethod>().Select(r => r.Function).ToList();
-                    custody.Apply(bind, interrupted: () => interrupt.IsCancellationRequested);
+                    custody.Apply(bind, interrupted: Interrupted);
                     moved = bind.Functions;
                     foreach (var warning in bind.Notes.Where(n => n.StartsWith("warning: ", StringComparison.Ordinal))) messages.WriteLine("[passthru] " + warning);
                     if (guest is not null)
@@ -380,7 +381,7 @@ public static class RunSession
                         // QEMU, never root, opens the groups' nodes itself: they are its user's while the guest runs.
                         var handOver = custody.PlanHandOver(opened, user);
                         handedOver = true;
-                        custody.Apply(handOver, interrupted: () => interrupt.IsCancellationRequested);
+                        custody.Apply(handOver, interrupted: Interrupted);
                         foreach (var h in handOver.Steps.OfType<HandOverNode>()) messages.WriteLine($"[passthru] handed /{h.Path} to {h.User} ({h.Uid}:{h.Gid}) until the guest ends");
                     }
                 }
