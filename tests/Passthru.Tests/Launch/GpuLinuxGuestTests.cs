@@ -1,4 +1,5 @@
 using Passthru.Tests.VirtualHost;
+using Xunit.Abstractions;
 
 namespace Passthru.Tests.Launch;
 
@@ -12,15 +13,15 @@ namespace Passthru.Tests.Launch;
 /// </summary>
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("virtual host with a GPU")]
-public class GpuLinuxGuestTests(GpuFixture vm)
+public class GpuLinuxGuestTests(GpuFixture vm, ITestOutputHelper output)
 {
     [Fact]
     public void The_guests_own_driver_takes_the_gpu_and_reads_its_rom_and_the_host_gets_everything_back()
     {
         try
         {
-            var r = vm.Run($"{vm.Passthru} run --kernel {vm.GuestKernel} --initrd {vm.GuestInitrd} --append 'console=ttyS0 quiet panic=-1' "
-                + "--memory 256 --device 0000:03:00.0 --all-functions --release-console --expect 'guest: done' --timeout 900", TimeSpan.FromMinutes(17));
+            var r = vm.RunGuest($"{vm.Passthru} run --kernel {vm.GuestKernel} --initrd {vm.GuestInitrd} --append 'console=ttyS0 quiet panic=-1' "
+                + "--memory 256 --device 0000:03:00.0 --all-functions --release-console --expect 'guest: done' --timeout 900", TimeSpan.FromMinutes(17), output.WriteLine);
             Assert.True(r.ExitCode == 0, r.ToString());
             // Functions 0 and 1 of one device behind the guest's root port.
             Assert.Contains("guest: pci 0000:01:00.0 1234:1111 class 0300", r.Stdout);

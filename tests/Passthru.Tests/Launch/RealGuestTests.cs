@@ -22,7 +22,7 @@ public partial class RealGuestTests(VirtualHostFixture vm, ITestOutputHelper out
     private VmResult Timed(string what, string command, TimeSpan limit)
     {
         var clock = Stopwatch.StartNew();
-        var r = vm.Run(command, limit);
+        var r = vm.RunGuest(command, limit, output.WriteLine);
         output.WriteLine($"{what}: {clock.Elapsed.TotalSeconds:0} s (exit {r.ExitCode})");
         output.WriteLine(r.Stderr);
         return r;

@@ -130,4 +130,43 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
         }
         finally { vm.Run($"{vm.Passthru} restore"); }
     }
+
+    /// <summary>
+    /// The nested guests' runner (<see cref="VirtualHostFixture.RunGuest"/>) tries a run once more only when QEMU died of
+    /// a fault of its own, and only after the device came back: a QEMU that segfaults on every start (a wrapper that
+    /// sends itself SIGSEGV once the version probe is answered) is started twice, gives the device back after each, and
+    /// the second crash is what the test sees; a QEMU that exits 1 is started once.
+    /// </summary>
+    [Fact]
+    public void A_qemu_that_crashes_is_tried_once_more_after_the_device_came_back_and_a_plain_failure_is_not()
+    {
+        try
+        {
+            // passthru asks `-help` and `-version` of the binary before it binds; those go to the real QEMU. The wrapper
+            // runs as QEMU's own user, so its count file is world-writable.
+            vm.RunOk("""
+                printf '#!/bin/sh\ncase "$*" in *-help*|*-version*) exec qemu-system-x86_64 "$@";; esac\necho start >> /tmp/qemu-starts\nkill -s %s $$\nexit 1\n' SEGV > /tmp/segv-qemu
+                printf '#!/bin/sh\ncase "$*" in *-help*|*-version*) exec qemu-system-x86_64 "$@";; esac\necho start >> /tmp/qemu-starts\nexit 1\n' > /tmp/failing-qemu
+                chmod 755 /tmp/segv-qemu /tmp/failing-qemu; : > /tmp/qemu-starts; chmod 666 /tmp/qemu-starts
+                """);
+            var log = new List<string>();
+            var crashed = vm.RunGuest($"{vm.Passthru} run --qemu /tmp/segv-qemu --kernel {vm.Probe} --memory 128 --device 00:02.0 --expect 'never' --timeout 60",
+                TimeSpan.FromMinutes(3), log.Add);
+            Assert.Contains("QEMU exited (status 139)", crashed.Stderr);
+            Assert.Contains("[passthru] gave 0000:00:02.0 back to e1000e", crashed.Stderr);
+            Assert.Equal("2", vm.RunOk("wc -l < /tmp/qemu-starts").Trim());
+            Assert.Contains(log, l => l.StartsWith("QEMU died of signal 11 in the nested guest; trying the run once more", StringComparison.Ordinal));
+            AssertGivenBack();
+
+            vm.RunOk(": > /tmp/qemu-starts");
+            log.Clear();
+            var failed = vm.RunGuest($"{vm.Passthru} run --qemu /tmp/failing-qemu --kernel {vm.Probe} --memory 128 --device 00:02.0 --expect 'never' --timeout 60",
+                TimeSpan.FromMinutes(3), log.Add);
+            Assert.Contains("QEMU exited (status 1)", failed.Stderr);
+            Assert.Equal("1", vm.RunOk("wc -l < /tmp/qemu-starts").Trim());
+            Assert.Empty(log);
+            AssertGivenBack();
+        }
+        finally { vm.Run($"{vm.Passthru} restore"); }
+    }
 }
