@@ -63,7 +63,8 @@ r() { awk -v a=$1 -v b=$2 "BEGIN {printf \"%.2f\", a/b}"; }
 echo "bind+restore of the e1000e, $runs rounds, medians: seed scripts ${md} ms, builtins in a running shell ${ms} ms, passthru ${mp} ms"
 echo "ratio passthru/seed scripts $(r $mp $md)x (target <= 1.2x), passthru/builtins $(r $mp $ms)x (target <= 1.30x)"
 if [ -n "$O" ]; then mo=$(median "${old[@]}"); echo "before ($O): ${mo} ms, $(r $mo $md)x the seed, $(r $mo $ms)x the builtins; passthru/before $(r $mp $mo)x"; fi
-per=($(paste -d" " <(printf "%s\n" "${ours[@]}") <(printf "%s\n" "${shell[@]}") | awk "{printf \"%.3f\n\", \$1/\$2}"))
+# No process substitution: /dev/fd is missing in the chroot the virtual host runs this in.
+per=($(for n in "${!ours[@]}"; do echo "${ours[$n]} ${shell[$n]}"; done | awk "{printf \"%.3f\n\", \$1/\$2}"))
 echo "passthru/builtins within each round: median $(median "${per[@]}")x, from $(printf "%s\n" "${per[@]}" | sort -n | head -1)x to $(printf "%s\n" "${per[@]}" | sort -n | tail -1)x"
 echo "all rounds (ms): seed ${seed[*]} | builtins ${shell[*]} | passthru ${ours[*]}${O:+ | before ${old[*]}}"
 echo "passthru ran from: $B${O:+ and $O}; load average (outside, at the start): $4"
