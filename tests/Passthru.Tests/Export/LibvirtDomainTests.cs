@@ -6,13 +6,22 @@ namespace Passthru.Tests.Export;
 
 [Trait(Support.Tier.Name, Support.Tier.Slow)]
 [Collection("libvirt")]
-public class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output)
+public sealed class LibvirtDomainTests(LibvirtFixture libvirt, ITestOutputHelper output) : IDisposable
 {
-    private static string Write(VmDefinition vm)
+    /// <summary>The domain files this test wrote, removed when it ends (xUnit disposes each test's instance).</summary>
+    private readonly List<string> _written = [];
+
+    private string Write(VmDefinition vm)
     {
         var file = Path.Combine(Path.GetTempPath(), $"passthru-domain-{Guid.NewGuid():n}.xml");
+        _written.Add(file);
         File.WriteAllText(file, LibvirtDomain.ToXml(LibvirtDomain.Build(vm)));
         return file;
+    }
+
+    public void Dispose()
+    {
+        foreach (var file in _written) File.Delete(file);
     }
 
     private static readonly VmDefinition Barrelfish = new()
