@@ -44,7 +44,6 @@ start() {
   fi
   bash "$here/build.sh" >/dev/null   # idempotent: rebuilds only what changed
   mkdir -p "$dir/share"; dir=$(cd "$dir" && pwd)
-  rm -rf "$dir/share"/* "$dir/console.log"
   truncate -s 64M "$dir/nvme.img"
   boot 1 || { [ $? -eq 3 ] && boot 2; }
 }
@@ -54,7 +53,7 @@ start() {
 # seen once in CI, stop 38) and never becomes ready: the first boot returns 3 at once, and start boots once more.
 boot() {
   local attempt=$1
-  rm -f "$dir/console.log"; rm -rf "$dir/share"/*
+  rm -rf "$dir/share"/* "$dir/console.log"
   # no_timer_check: on a loaded machine TCG's virtual time can miss the kernel's early check that the timer's interrupt
   # arrives, and with interrupt remapping on that check panics ("timer doesn't work through Interrupt-remapped IO-APIC").
   # Devices: the e1000e alone in its group at 00:02.0, an identical twin e1000e at 00:03.0, an NVMe controller at

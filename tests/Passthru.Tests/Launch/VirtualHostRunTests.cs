@@ -142,12 +142,13 @@ public class VirtualHostRunTests(VirtualHostFixture vm)
     {
         try
         {
-            // passthru asks `-help` and `-version` of the binary before it binds; those go to the real QEMU. The wrapper
-            // runs as QEMU's own user, so its count file is world-writable.
+            // passthru asks `-help` and `-version` of the binary before it binds; those go to the real QEMU. A start
+            // counts itself, then ends as its wrapper says. The wrappers run as QEMU's own user: the count file is
+            // world-writable.
             vm.RunOk("""
-                printf '#!/bin/sh\ncase "$*" in *-help*|*-version*) exec qemu-system-x86_64 "$@";; esac\necho start >> /tmp/qemu-starts\nkill -s %s $$\nexit 1\n' SEGV > /tmp/segv-qemu
-                printf '#!/bin/sh\ncase "$*" in *-help*|*-version*) exec qemu-system-x86_64 "$@";; esac\necho start >> /tmp/qemu-starts\nexit 1\n' > /tmp/failing-qemu
-                chmod 755 /tmp/segv-qemu /tmp/failing-qemu; : > /tmp/qemu-starts; chmod 666 /tmp/qemu-starts
+                wrapper() { printf '#!/bin/sh\ncase "$*" in *-help*|*-version*) exec qemu-system-x86_64 "$@";; esac\necho start >> /tmp/qemu-starts\n%s\nexit 1\n' "$2" > $1; chmod 755 $1; }
+                wrapper /tmp/segv-qemu 'kill -s SEGV $$'; wrapper /tmp/failing-qemu ''
+                : > /tmp/qemu-starts; chmod 666 /tmp/qemu-starts
                 """);
             var log = new List<string>();
             var crashed = vm.RunGuest($"{vm.Passthru} run --qemu /tmp/segv-qemu --kernel {vm.Probe} --memory 128 --device 00:02.0 --expect 'never' --timeout 60",

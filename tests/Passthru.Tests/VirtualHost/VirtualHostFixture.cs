@@ -58,9 +58,9 @@ public partial class VirtualHostFixture : IDisposable
     /// Runs a `passthru run` that boots a guest nested in the virtual host, where QEMU emulates a machine inside a
     /// machine QEMU emulates. That inner QEMU can die of a fault of its own: once in CI (stop 37), it got SIGSEGV
     /// right after SeaBIOS's "Booting from ROM", in a run that had passed in every CI run before. That is QEMU's, not
-    /// Passthru's; Passthru's share is to give the devices back, and that is checked here before anything else: the
-    /// journal must be empty. The crash, the kernel's report of it and the run's output go to the test's output,
-    /// and the run is tried once more, whose result the test asserts on. Any other failure is returned at once, and
+    /// Passthru's; Passthru's share is to give the devices back. The crash, the kernel's report of it and the run's
+    /// output go to the test's output; then the journal must be empty, or the test fails; only then is the run tried
+    /// once more, whose result the test asserts on. Any other failure is returned at once, and
     /// a QEMU that crashes every time fails the second try.
     /// </summary>
     public VmResult RunGuest(string shellCommand, TimeSpan timeout, Action<string> log)
