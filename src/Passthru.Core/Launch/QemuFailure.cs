@@ -13,6 +13,26 @@ namespace Passthru.Launch;
 /// </summary>
 public static partial class QemuFailure
 {
+    /// <summary>
+    /// How QEMU's process ended, in words: "exited (status 1)", or "died of signal 11 (SIGSEGV)" when it was killed by a
+    /// signal. .NET reports a child killed by a signal as 128 + the signal; QEMU itself exits 0 or 1, so a status above
+    /// 128 is a signal, unless the guest can set the status (isa-debug-exit: (value &lt;&lt; 1) | 1, up to 255), when it
+    /// stays a number. A crash leaves QEMU no chance to say anything: without this, the run ended in silence.
+    /// </summary>
+    public static string Ended(int status, IReadOnlyList<string> argv) =>
+        Signal(status, argv) is int signal ? $"died of signal {signal}{(SignalName(signal) is string name ? $" ({name})" : "")}" : $"exited (status {status})";
+
+    /// <summary>The signal that killed QEMU, or null when it exited (or may have: see <see cref="Ended"/>).</summary>
+    public static int? Signal(int status, IReadOnlyList<string> argv) =>
+        status is > 128 and < 128 + 65 && !argv.Any(a => a.Contains("isa-debug-exit", StringComparison.Ordinal)) ? status - 128 : null;
+
+    private static string? SignalName(int signal) => signal switch
+    {
+        1 => "SIGHUP", 2 => "SIGINT", 3 => "SIGQUIT", 4 => "SIGILL", 5 => "SIGTRAP", 6 => "SIGABRT", 7 => "SIGBUS", 8 => "SIGFPE",
+        9 => "SIGKILL", 10 => "SIGUSR1", 11 => "SIGSEGV", 12 => "SIGUSR2", 13 => "SIGPIPE", 14 => "SIGALRM", 15 => "SIGTERM",
+        _ => null,
+    };
+
     public static string? Explain(string qemuStderr, IReadOnlyList<string> kernelLines, HostRoot host, int guestMiB)
     {
         var kernel = string.Join('\n', kernelLines);

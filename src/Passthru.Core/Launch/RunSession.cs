@@ -547,19 +547,23 @@ public static class RunSession
             messages.Flush();
         }
         string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
-        if (outcome.Script is { } script) return ScriptEnd(o, outcome, script, messages, Tail());
+        var ended = QemuFailure.Ended(outcome.ExitCode, plan.Argv);
+        if (outcome.Script is { } script) return ScriptEnd(o, outcome, script, messages, Tail(), ended);
         return outcome.End switch
         {
             GuestEnd.Matched => Report(messages, $"[passthru] /{o.Expect}/ seen after {outcome.Elapsed.TotalSeconds:0.0} s: stopped the guest", ExitCodes.Ok),
             GuestEnd.TimedOut => throw new UserError($"{(expect is null ? "the guest" : $"no /{o.Expect}/")} within {o.TimeoutSeconds} s; last console lines:\n{Tail()}"),
             GuestEnd.Interrupted => Report(messages, "[passthru] interrupted: stopped the guest", 130),
-            _ when expect is not null => throw new UserError($"QEMU exited (status {outcome.ExitCode}) before /{o.Expect}/ showed; last console lines:\n{Tail()}"),
+            _ when expect is not null => throw new UserError($"QEMU {ended} before /{o.Expect}/ showed; last console lines:\n{Tail()}"),
+            // A crashed QEMU says nothing itself; the run keeps its status (128 + the signal, as a shell gives it).
+            _ when QemuFailure.Signal(outcome.ExitCode, plan.Argv) is not null => Report(messages,
+                $"passthru: QEMU {ended} after {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.LastLines.Count > 0 ? $"; last console lines:\n{Tail()}" : "")}", outcome.ExitCode),
             _ => outcome.ExitCode,
         };
     }
 
     /// <summary>How a --script run ended: its JUnit report first (a failure is reported there too), then the exit code.</summary>
-    private static int ScriptEnd(RunOptions o, GuestOutcome outcome, ScriptResult script, TextWriter messages, string tail)
+    private static int ScriptEnd(RunOptions o, GuestOutcome outcome, ScriptResult script, TextWriter messages, string tail, string ended)
     {
         string? failure = null;
         if (script.Failed is { } step)
@@ -571,7 +575,7 @@ public static class RunSession
                 GuestEnd.TimedOut when taken >= step.Timeout => $"{at} timed out after {step.Timeout.TotalSeconds:0.###} s",
                 GuestEnd.TimedOut => $"{at} was still running when --timeout {o.TimeoutSeconds} s ended the run",
                 GuestEnd.Interrupted => $"{at} was interrupted",
-                _ => $"{at}: QEMU exited (status {outcome.ExitCode}) before it completed",
+                _ => $"{at}: QEMU {ended} before it completed",
             };
         }
         if (o.Junit is not null) JUnitReport.Write(o.Junit, JUnitReport.Build(script, outcome.Elapsed, outcome.LastLines, failure));
