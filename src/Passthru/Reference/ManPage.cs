@@ -52,6 +52,8 @@ public static class ManPage
         s.Append(".TP\n.B 0\nSuccess (for check: the host is ready, nothing failed).\n");
         s.Append(".TP\n.B 1\nFailure: the command could not do its work, or check found a failure.\n");
         s.Append(".TP\n.B 2\nUsage: bad input, such as an unknown option, a malformed address or an unknown device.\n");
+        s.Append(".TP\n.B other\nrun without \\-\\-expect or a script: QEMU's own status (the guest may set it with isa\\-debug\\-exit); " +
+            "128 + N when QEMU died of signal N, which run names on standard error.\n");
         s.Append(".PP\nErrors are one line on standard error, beginning with \\(lqpassthru:\\(rq.\n");
 
         s.Append(".SH FILES\n");
