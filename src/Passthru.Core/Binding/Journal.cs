@@ -391,12 +391,13 @@ public sealed class StateLock : IDisposable
     {
         System.IO.Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, "lock");
-        var deadline = DateTime.UtcNow + wait;
+        DateTime? deadline = null; // the clock is read only when the lock is held by another (see BindApplier.WaitFor)
         while (true)
         {
             try
             {
                 if (NativeFiles.TryLock(path) is { } handle) return new StateLock(handle);
+                deadline ??= DateTime.UtcNow + wait;
                 if (DateTime.UtcNow >= deadline)
                     throw new UserError($"another passthru is changing devices (lock {path} held for over {wait.TotalSeconds:0} s): wait for it to finish");
                 Thread.Sleep(100);
