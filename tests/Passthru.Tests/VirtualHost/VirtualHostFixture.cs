@@ -34,7 +34,7 @@ public partial class VirtualHostFixture : IDisposable
     {
         Directory = Path.Combine(Repo.Root, "tests", "vm", ".cache", "hosts", $"{Environment.ProcessId}-{Guid.NewGuid().ToString("n")[..6]}");
         System.IO.Directory.CreateDirectory(Directory);
-        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", $"VHOST_GPU={gpu}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(11));
+        var start = Exec(["env", $"VHOST_INTREMAP={(interruptRemapping ? "on" : "off")}", $"VHOST_SRIOV={(sriov ? "on" : "off")}", $"VHOST_GPU={gpu}", "bash", Script, "start", Directory], TimeSpan.FromMinutes(12));
         if (start.ExitCode != 0)
             throw new InvalidOperationException($"the virtual host did not boot:\n{start}\n--- console\n{ConsoleTail()}");
     }
