@@ -14,17 +14,17 @@ namespace Passthru.Launch;
 public static partial class QemuFailure
 {
     /// <summary>
-    /// How QEMU's process ended, in words: "exited (status 1)", or "died of signal 11 (SIGSEGV)" when it was killed by a
-    /// signal. .NET reports a child killed by a signal as 128 + the signal; QEMU itself exits 0 or 1, so a status above
-    /// 128 is a signal, unless the guest can set the status (isa-debug-exit: (value &lt;&lt; 1) | 1, up to 255), when it
-    /// stays a number. A crash leaves QEMU no chance to say anything: without this, the run ended in silence.
+    /// The signal that killed QEMU, or null when it exited (or may have). .NET reports a child killed by a signal as
+    /// 128 + the signal; QEMU itself exits 0 or 1, so a status above 128 is a signal, unless the guest can set the
+    /// status (isa-debug-exit: (value &lt;&lt; 1) | 1, up to 255), when it stays a number. A crash leaves QEMU no
+    /// chance to say anything: without this, the run ended in silence.
     /// </summary>
-    public static string Ended(int status, IReadOnlyList<string> argv) =>
-        Signal(status, argv) is int signal ? $"died of signal {signal}{(SignalName(signal) is string name ? $" ({name})" : "")}" : $"exited (status {status})";
-
-    /// <summary>The signal that killed QEMU, or null when it exited (or may have: see <see cref="Ended"/>).</summary>
     public static int? Signal(int status, IReadOnlyList<string> argv) =>
         status is > 128 and < 128 + 65 && !argv.Any(a => a.Contains("isa-debug-exit", StringComparison.Ordinal)) ? status - 128 : null;
+
+    /// <summary>How QEMU's process ended, in words: "exited (status 1)", or "died of signal 11 (SIGSEGV)" (<see cref="Signal"/>).</summary>
+    public static string Ended(int status, int? signal) =>
+        signal is int s ? $"died of signal {s}{(SignalName(s) is string name ? $" ({name})" : "")}" : $"exited (status {status})";
 
     private static string? SignalName(int signal) => signal switch
     {

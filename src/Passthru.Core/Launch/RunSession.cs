@@ -547,7 +547,8 @@ public static class RunSession
             messages.Flush();
         }
         string Tail() => string.Join("\n", outcome.LastLines.TakeLast(10).Select(l => "  | " + l));
-        var ended = QemuFailure.Ended(outcome.ExitCode, plan.Argv);
+        var signal = QemuFailure.Signal(outcome.ExitCode, plan.Argv);
+        var ended = QemuFailure.Ended(outcome.ExitCode, signal);
         if (outcome.Script is { } script) return ScriptEnd(o, outcome, script, messages, Tail(), ended);
         return outcome.End switch
         {
@@ -556,7 +557,7 @@ public static class RunSession
             GuestEnd.Interrupted => Report(messages, "[passthru] interrupted: stopped the guest", 130),
             _ when expect is not null => throw new UserError($"QEMU {ended} before /{o.Expect}/ showed; last console lines:\n{Tail()}"),
             // A crashed QEMU says nothing itself; the run keeps its status (128 + the signal, as a shell gives it).
-            _ when QemuFailure.Signal(outcome.ExitCode, plan.Argv) is not null => Report(messages,
+            _ when signal is not null => Report(messages,
                 $"passthru: QEMU {ended} after {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.LastLines.Count > 0 ? $"; last console lines:\n{Tail()}" : "")}", outcome.ExitCode),
             _ => outcome.ExitCode,
         };

@@ -136,14 +136,7 @@ public sealed class ConsoleScriptTerminalTests : IDisposable
         Assert.Equal("2.500", (string?)suite.Attribute("time"));
     }
 
-    private string Qemu(string body)
-    {
-        var qemu = Path.Combine(_dir, "qemu");
-        File.WriteAllText(qemu, "#!/bin/sh\n" + body + "\n");
-        File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.WriteAllText(Path.Combine(_dir, "kernel"), "");
-        return qemu;
-    }
+    private string Qemu(string body) => GuestFiles.StandInQemu(_dir, body);
 
     private CliResult Run(string qemuBody, string script, params string[] more)
     {

@@ -13,14 +13,8 @@ public sealed class QemuCrashTests : IDisposable
     private readonly string _dir = GuestFiles.Directory("passthru-crash-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private CliResult Run(string qemuBody, params string[] more)
-    {
-        var qemu = Path.Combine(_dir, "qemu");
-        File.WriteAllText(qemu, "#!/bin/sh\n" + qemuBody + "\n");
-        File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.WriteAllText(Path.Combine(_dir, "kernel"), "");
-        return CliRunner.OnCapture("vhost", ["run", "--qemu", qemu, "--kernel", Path.Combine(_dir, "kernel"), "--accel", "tcg", .. more]);
-    }
+    private CliResult Run(string qemuBody, params string[] more) =>
+        CliRunner.OnCapture("vhost", ["run", "--qemu", GuestFiles.StandInQemu(_dir, qemuBody), "--kernel", Path.Combine(_dir, "kernel"), "--accel", "tcg", .. more]);
 
     [Fact]
     public void A_qemu_killed_by_a_signal_is_named_with_the_last_console_lines_and_the_run_keeps_its_status()
@@ -65,5 +59,5 @@ public sealed class QemuCrashTests : IDisposable
     [InlineData(139, true, "exited (status 139)")]
     [InlineData(255, false, "exited (status 255)")]
     public void How_qemu_ended_in_words(int status, bool debugExit, string words) =>
-        Assert.Equal(words, QemuFailure.Ended(status, debugExit ? ["-device", "isa-debug-exit,iobase=0xf4"] : ["-m", "128"]));
+        Assert.Equal(words, QemuFailure.Ended(status, QemuFailure.Signal(status, debugExit ? ["-device", "isa-debug-exit,iobase=0xf4"] : ["-m", "128"])));
 }

@@ -13,4 +13,17 @@ public static class GuestFiles
         File.SetUnixFileMode(dir.FullName, (UnixFileMode)0x1ED); // 0755
         return dir;
     }
+
+    /// <summary>
+    /// A shell script standing in for QEMU (DIR/qemu, running BODY whatever its arguments) and the empty kernel it is
+    /// given (DIR/kernel): for the tests of what `run` does with the guest's console and QEMU's end.
+    /// </summary>
+    public static string StandInQemu(string dir, string body)
+    {
+        var qemu = Path.Combine(dir, "qemu");
+        File.WriteAllText(qemu, "#!/bin/sh\n" + body + "\n");
+        File.SetUnixFileMode(qemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllText(Path.Combine(dir, "kernel"), "");
+        return qemu;
+    }
 }
