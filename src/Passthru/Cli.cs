@@ -193,7 +193,16 @@ public sealed class GlobalOptions
         Recursive = true,
     };
 
-    public Passthru.Host.HostRoot Host(ParseResult p) => new(p.GetValue(Root)!);
+    /// <summary>The host root the line names, made once per parse: making it checks that the directory exists.</summary>
+    public Passthru.Host.HostRoot Host(ParseResult p)
+    {
+        if (_host is { } made && ReferenceEquals(made.For, p)) return made.Host;
+        var host = new Passthru.Host.HostRoot(p.GetValue(Root)!);
+        _host = (p, host);
+        return host;
+    }
+
+    private (ParseResult For, Passthru.Host.HostRoot Host)? _host;
 
     public Passthru.Pci.PciIds Ids(ParseResult p, Passthru.Host.HostRoot host) => Passthru.Pci.PciIds.Load(p.GetValue(PciIds), host);
 }

@@ -68,18 +68,8 @@ public sealed class HostRoot
     /// <summary>A UTF-8 byte order mark is not text (File.ReadAllText, which this replaced, dropped it too).</summary>
     private static ReadOnlySpan<byte> WithoutBom(ReadOnlySpan<byte> bytes) => bytes.StartsWith(Encoding.UTF8.Preamble) ? bytes[3..] : bytes;
 
-    public byte[]? ReadBytes(string relative, int max = 1 << 20)
-    {
-        try
-        {
-            using var handle = File.OpenHandle(Path(relative), FileMode.Open, FileAccess.Read);
-            var buffer = new byte[max];
-            int total = 0, n;
-            while (total < max && (n = RandomAccess.Read(handle, buffer.AsSpan(total), total)) > 0) total += n;
-            return buffer[..total];
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
+    /// <summary>Up to <paramref name="max"/> bytes of a file (a config space, a firmware table); null when absent or unreadable.</summary>
+    public byte[]? ReadBytes(string relative, int max = 1 << 20) => NativeFiles.ReadAll(Path(relative), max);
 
     /// <summary>
     /// Up to <paramref name="max"/> bytes of a file read to its end (a sysfs binary attribute such as a ROM), throwing

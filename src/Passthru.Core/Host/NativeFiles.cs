@@ -17,7 +17,7 @@ internal static unsafe partial class NativeFiles
     // O_DIRECTORY is one of the few flags whose value differs between x86-64 (0200000) and arm64 (040000).
     private static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x10000 : 0x4000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
-    private const int EPERM = 1, EINTR = 4, EAGAIN = 11, EWOULDBLOCK = EAGAIN, EACCES = 13, EEXIST = 17, EPIPE = 32;
+    private const int EPERM = 1, ENOENT = 2, EINTR = 4, EAGAIN = 11, EWOULDBLOCK = EAGAIN, EACCES = 13, EEXIST = 17, EPIPE = 32;
 
     // open(2) is variadic in C; its mode is an int in the next integer register on x86-64 and arm64 Linux alike, so a
     // fixed three-argument signature calls it correctly there (.NET's own System.Native wraps it only for Apple).
@@ -69,6 +69,12 @@ internal static unsafe partial class NativeFiles
     // glibc 2.33+ exports stat(2) itself (earlier ones only __xstat); Debian 12 has 2.36.
     [LibraryImport("libc", SetLastError = true)]
     private static partial int stat(byte* path, byte* buffer);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int lstat(byte* path, byte* buffer);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fstat(int fd, byte* buffer);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial byte* realpath(byte* path, byte* resolved);
@@ -169,11 +175,14 @@ internal static unsafe partial class NativeFiles
     public const int MaxReadAll = 16 << 20;
 
     /// <summary>
-    /// A whole file (procfs files report size 0, so read until the end), at most <see cref="MaxReadAll"/> bytes; null
-    /// when it cannot be read.
+    /// A whole file (procfs files report size 0, so read until the end), at most <paramref name="max"/> bytes (no more
+    /// than <see cref="MaxReadAll"/>); null when it cannot be read. No read asks for more than is left of
+    /// <paramref name="max"/>: a device's config space is read from the device a dword at a time for as many bytes as
+    /// asked (in a VM, each dword an exit to the hypervisor).
     /// </summary>
-    public static byte[]? ReadAll(string path)
+    public static byte[]? ReadAll(string path, int max = MaxReadAll)
     {
+        max = Math.Clamp(max, 0, MaxReadAll);
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         int fd;
         fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
@@ -188,15 +197,15 @@ internal static unsafe partial class NativeFiles
             int total = 0;
             while (true)
             {
-                if (total >= MaxReadAll) return buffer[..total].ToArray();
+                if (total >= max) return buffer[..total].ToArray();
                 if (total == buffer.Length)
                 {
-                    var larger = new byte[Math.Min(Math.Max(buffer.Length * 2, 16384), MaxReadAll)];
+                    var larger = new byte[Math.Min(Math.Max(buffer.Length * 2, 16384), max)];
                     buffer.CopyTo(larger);
                     buffer = larger;
                 }
                 nint got;
-                fixed (byte* b = buffer) got = read(fd, b + total, buffer.Length - total);
+                fixed (byte* b = buffer) got = read(fd, b + total, Math.Min(buffer.Length, max) - total);
                 if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
                 if (got < 0) return null;
                 if (got == 0) return buffer[..total].ToArray();
@@ -438,8 +447,8 @@ internal static unsafe partial class NativeFiles
         return 0;
     }
 
-    /// <summary>What a path is, following symlinks (stat(2)'s S_IFMT bits).</summary>
-    public enum FileKind { Missing, Regular, Directory, CharacterDevice, BlockDevice, Fifo, Socket, Other }
+    /// <summary>What a path is (stat(2)'s S_IFMT bits); Symlink only from <see cref="LinkKindOf"/>, which does not follow links.</summary>
+    public enum FileKind { Missing, Regular, Directory, CharacterDevice, BlockDevice, Fifo, Socket, Symlink, Other }
 
     /// <summary>A kind of file in words for a message: "a directory", "a FIFO", ...</summary>
     public static string Describe(FileKind kind) => kind switch
@@ -450,6 +459,7 @@ internal static unsafe partial class NativeFiles
         FileKind.BlockDevice => "a block device",
         FileKind.Fifo => "a FIFO",
         FileKind.Socket => "a socket",
+        FileKind.Symlink => "a symlink",
         FileKind.Missing => "missing",
         _ => "a special file",
     };
@@ -458,14 +468,46 @@ internal static unsafe partial class NativeFiles
     /// A regular file's bytes, at most <paramref name="max"/> of them; null when it is larger (damage, not input).
     /// Throws IOException or UnauthorizedAccessException for the caller to word.
     /// </summary>
+    /// <remarks>
+    /// open, fstat, read, close: a FileStream also took and dropped a shared flock and asked fstat three times, and its
+    /// machinery is code restore runs once, the journal being the one file it reads (bench/README.md, "The ninth pass").
+    /// </remarks>
     public static byte[]? ReadCapped(string path, long max)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
-        if (stream.Length > max) return null;
-        var bytes = new byte[stream.Length];
-        stream.ReadExactly(bytes);
-        return bytes;
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        int fd;
+        // Non-blocking: a FIFO put in the file's place after the caller looked must not hang the read.
+        fixed (byte* p = CString(path, cpath)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+        if (fd < 0) throw OpenError(path);
+        try
+        {
+            byte* st = stackalloc byte[256];
+            if (fstat(fd, st) != 0) throw Error($"cannot read {path}");
+            long size = *(long*)(st + 48); // st_size, at 48 in x86-64's struct stat and the generic one (see Identity)
+            if (size > max) return null;
+            var bytes = new byte[size];
+            int total = 0;
+            while (total < bytes.Length)
+            {
+                nint got;
+                fixed (byte* b = bytes) got = read(fd, b + total, bytes.Length - total);
+                if (got < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                if (got < 0) throw Error($"cannot read {path}");
+                if (got == 0) return bytes[..total]; // shortened while read: what there is
+                total += (int)got;
+            }
+            return bytes;
+        }
+        finally { close(fd); }
     }
+
+    /// <summary>The exception .NET's own file APIs throw for open(2)'s errno, which callers word.</summary>
+    private static Exception OpenError(string path) => Marshal.GetLastPInvokeError() switch
+    {
+        ENOENT => new FileNotFoundException($"no such file: {path}", path),
+        EACCES or EPERM => new UnauthorizedAccessException($"permission denied: {path}"),
+        _ => Error($"cannot open {path}"),
+    };
 
     /// <summary>Owner, group and permission bits (with setuid/setgid/sticky) of a path after following symlinks; null when it does not exist.</summary>
     public static (uint Uid, uint Gid, uint Mode)? Owner(string path) =>
@@ -604,12 +646,24 @@ internal static unsafe partial class NativeFiles
     }
 
     /// <summary>The kind of file a path names after following symlinks; Missing when it (or its target) does not exist.</summary>
-    public static FileKind KindOf(string path)
+    public static FileKind KindOf(string path) => Stat(path) is var (st, _, _) ? Kind(st) : FileKind.Missing;
+
+    /// <summary>The kind of file a path names itself (lstat(2)): Symlink for a symlink; Missing when there is none.</summary>
+    public static FileKind LinkKindOf(string path)
     {
-        if (Stat(path) is not var (st, _, _)) return FileKind.Missing;
+        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
+        byte* buffer = stackalloc byte[256];
+        int rc;
+        fixed (byte* p = CString(path, cpath)) rc = lstat(p, buffer);
+        return rc != 0 ? FileKind.Missing : Kind(*(uint*)(buffer + (RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16)));
+    }
+
+    private static FileKind Kind(uint st)
+    {
         uint mode = st & 0xF000;
         return mode switch
         {
+            0xA000 => FileKind.Symlink,
             0x8000 => FileKind.Regular,
             0x4000 => FileKind.Directory,
             0x2000 => FileKind.CharacterDevice,

@@ -22,9 +22,10 @@ public static partial class StateFile
     /// </summary>
     public static byte[]? Read(string path, string what, string why)
     {
-        if (NativeFiles.ReadLink(path) is { } target)
-            throw new UserError($"{what} {path} is a symlink (to {Shown.Value(target)}), not a file passthru wrote: move it aside; {why}");
-        var kind = NativeFiles.KindOf(path);
+        // One lstat says what is there, a link included (restore reads the journal on every run).
+        var kind = NativeFiles.LinkKindOf(path);
+        if (kind == NativeFiles.FileKind.Symlink)
+            throw new UserError($"{what} {path} is a symlink (to {Shown.Value(NativeFiles.ReadLink(path) ?? "?")}), not a file passthru wrote: move it aside; {why}");
         if (kind == NativeFiles.FileKind.Missing) return null;
         if (kind != NativeFiles.FileKind.Regular)
             throw new UserError($"{what} {path} is {NativeFiles.Describe(kind)}, not a file: move it aside; {why}");

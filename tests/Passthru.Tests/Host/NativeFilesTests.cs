@@ -48,6 +48,50 @@ public sealed class NativeFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_bounded_read_stops_at_its_bound_as_the_handle_read_it_replaced_did()
+    {
+        var bytes = Enumerable.Range(0, 10000).Select(i => (byte)(i * 13)).ToArray();
+        File.WriteAllBytes(Path.Combine(_dir, "config"), bytes);
+        var host = new HostRoot(_dir);
+        // A config space's header, a firmware table's head, a setup file: at most the bound, all of a shorter file.
+        foreach (var max in new[] { 0, 1, 64, 4095, 4096, 4097, 9999, 10000, 10001, 1 << 20 })
+            Assert.Equal(bytes.AsSpan(0, Math.Min(max, bytes.Length)).ToArray(), host.ReadBytes("config", max));
+        Assert.Null(host.ReadBytes("missing", 64));
+        Assert.Null(host.ReadBytes(".", 64));   // a directory reads as nothing, as File.OpenHandle refused it
+    }
+
+    [Fact]
+    public void A_capped_read_gives_a_regular_file_whole_null_above_the_cap_and_dotnets_exceptions()
+    {
+        var path = Path.Combine(_dir, "state.json");
+        File.WriteAllText(path, "{\"version\": 1}");
+        Assert.Equal(File.ReadAllBytes(path), NativeFiles.ReadCapped(path, 4 << 20));
+        Assert.Equal(File.ReadAllBytes(path), NativeFiles.ReadCapped(path, 14));   // exactly the cap
+        Assert.Null(NativeFiles.ReadCapped(path, 13));
+        Assert.Equal(File.ReadAllBytes(Repo.SystemPciIds), NativeFiles.ReadCapped(Repo.SystemPciIds, 64L << 20));
+        File.WriteAllBytes(Path.Combine(_dir, "empty"), []);
+        Assert.Equal([], NativeFiles.ReadCapped(Path.Combine(_dir, "empty"), 10)!);
+        // StateFile and InputFile word these (and UnauthorizedAccessException, which root cannot meet here).
+        Assert.Throws<FileNotFoundException>(() => NativeFiles.ReadCapped(Path.Combine(_dir, "missing"), 10));
+        Assert.ThrowsAny<IOException>(() => NativeFiles.ReadCapped(_dir, 1 << 20));
+    }
+
+    [Fact]
+    public void The_kind_of_a_path_itself_names_a_symlink_where_the_followed_kind_names_its_target()
+    {
+        File.WriteAllText(Path.Combine(_dir, "file"), "");
+        File.CreateSymbolicLink(Path.Combine(_dir, "link"), Path.Combine(_dir, "file"));
+        File.CreateSymbolicLink(Path.Combine(_dir, "dangling"), Path.Combine(_dir, "missing"));
+        Assert.Equal(NativeFiles.FileKind.Regular, NativeFiles.LinkKindOf(Path.Combine(_dir, "file")));
+        Assert.Equal(NativeFiles.FileKind.Directory, NativeFiles.LinkKindOf(_dir));
+        Assert.Equal(NativeFiles.FileKind.Symlink, NativeFiles.LinkKindOf(Path.Combine(_dir, "link")));
+        Assert.Equal(NativeFiles.FileKind.Symlink, NativeFiles.LinkKindOf(Path.Combine(_dir, "dangling")));
+        Assert.Equal(NativeFiles.FileKind.Missing, NativeFiles.LinkKindOf(Path.Combine(_dir, "missing")));
+        Assert.Equal(NativeFiles.FileKind.Regular, NativeFiles.KindOf(Path.Combine(_dir, "link")));
+        Assert.Equal(NativeFiles.FileKind.Missing, NativeFiles.KindOf(Path.Combine(_dir, "dangling")));
+    }
+
+    [Fact]
     public void A_replaced_file_has_the_new_content_the_mode_asked_for_and_no_temporary_left()
     {
         var path = Path.Combine(_dir, "state.json");
