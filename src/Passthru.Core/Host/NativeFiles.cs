@@ -483,7 +483,7 @@ internal static unsafe partial class NativeFiles
         {
             byte* st = stackalloc byte[256];
             if (fstat(fd, st) != 0) throw Error($"cannot read {path}");
-            long size = *(long*)(st + 48); // st_size, at 48 in x86-64's struct stat and the generic one (see Identity)
+            long size = *(long*)(st + StSizeOffset);
             if (size > max) return null;
             var bytes = new byte[size];
             int total = 0;
@@ -501,6 +501,9 @@ internal static unsafe partial class NativeFiles
         finally { close(fd); }
     }
 
+    /// <summary>st_size's offset, the same in x86-64's struct stat and the generic (arm64) one.</summary>
+    private const int StSizeOffset = 48;
+
     /// <summary>The exception .NET's own file APIs throw for open(2)'s errno, which callers word.</summary>
     private static Exception OpenError(string path) => Marshal.GetLastPInvokeError() switch
     {
@@ -514,18 +517,19 @@ internal static unsafe partial class NativeFiles
         Stat(path) is var (mode, uid, gid) ? (uid, gid, mode & 0xFFF) : null;
 
     /// <summary>
-    /// st_mode, st_uid and st_gid of a path after following symlinks (stat(2)); null when it (or its target) does not
-    /// exist. struct stat: x86-64 has st_dev, st_ino, st_nlink (8 bytes each), then st_mode, st_uid, st_gid (4 each);
-    /// the generic layout of arm64 and others has st_dev, st_ino (8 each), st_mode, st_nlink, st_uid, st_gid (4 each).
+    /// st_mode, st_uid and st_gid of a path after following symlinks (stat(2)), or of the path itself with
+    /// <paramref name="follow"/> false (lstat(2)); null when it (or its target) does not exist. struct stat: x86-64 has
+    /// st_dev, st_ino, st_nlink (8 bytes each), then st_mode, st_uid, st_gid (4 each); the generic layout of arm64 and
+    /// others has st_dev, st_ino (8 each), st_mode, st_nlink, st_uid, st_gid (4 each).
     /// </summary>
-    private static (uint Mode, uint Uid, uint Gid)? Stat(string path)
+    private static (uint Mode, uint Uid, uint Gid)? Stat(string path, bool follow = true)
     {
         bool x64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
         int modeOffset = x64 ? 24 : 16, uidOffset = x64 ? 28 : 24;
         Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
         byte* buffer = stackalloc byte[256];
         int rc;
-        fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
+        fixed (byte* p = CString(path, cpath)) rc = follow ? stat(p, buffer) : lstat(p, buffer);
         if (rc != 0) return null;
         return (*(uint*)(buffer + modeOffset), *(uint*)(buffer + uidOffset), *(uint*)(buffer + uidOffset + 4));
     }
@@ -544,7 +548,7 @@ internal static unsafe partial class NativeFiles
         fixed (byte* p = CString(path, cpath)) rc = stat(p, buffer);
         if (rc != 0) return null;
         static long Nanos(byte* at) => *(long*)at * 1_000_000_000 + *(long*)(at + 8);
-        return (*(ulong*)buffer, *(ulong*)(buffer + 8), *(long*)(buffer + 48), Nanos(buffer + 88), Nanos(buffer + 104));
+        return (*(ulong*)buffer, *(ulong*)(buffer + 8), *(long*)(buffer + StSizeOffset), Nanos(buffer + 88), Nanos(buffer + 104));
     }
 
     /// <summary>The path with every symlink resolved (realpath(3)); null when a part of it does not exist.</summary>
@@ -649,14 +653,7 @@ internal static unsafe partial class NativeFiles
     public static FileKind KindOf(string path) => Stat(path) is var (st, _, _) ? Kind(st) : FileKind.Missing;
 
     /// <summary>The kind of file a path names itself (lstat(2)): Symlink for a symlink; Missing when there is none.</summary>
-    public static FileKind LinkKindOf(string path)
-    {
-        Span<byte> cpath = stackalloc byte[Encoding.UTF8.GetMaxByteCount(path.Length) + 1];
-        byte* buffer = stackalloc byte[256];
-        int rc;
-        fixed (byte* p = CString(path, cpath)) rc = lstat(p, buffer);
-        return rc != 0 ? FileKind.Missing : Kind(*(uint*)(buffer + (RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16)));
-    }
+    public static FileKind LinkKindOf(string path) => Stat(path, follow: false) is var (st, _, _) ? Kind(st) : FileKind.Missing;
 
     private static FileKind Kind(uint st)
     {
