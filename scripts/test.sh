@@ -31,6 +31,14 @@ passed=$(sed -nE 's/^ +Passed: ([0-9]+)/\1/p' "$log" | tail -n 1)
 failed=$(sed -nE 's/^ +Failed: ([0-9]+)/\1/p' "$log" | tail -n 1)
 skipped=$(sed -nE 's/^ +Skipped: ([0-9]+)/\1/p' "$log" | tail -n 1)
 failed=${failed:-0}; skipped=${skipped:-0}
+# CI keeps only the output's tail: name each failure there again, with the start of its message (its stack trace and
+# output are above, in the run's order).
+if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
+  echo "The failed tests, again (whole messages above):"
+  awk '/^  Failed / { on = 1; n = 0 }
+       /^  (Passed|Skipped) |^  Stack Trace:|^  Standard Output Messages:/ { on = 0 }
+       on && n++ < 16 { print "  " $0 }' "$log"
+fi
 rm -f "$log"
 if [ -z "$total" ] || [ -z "$passed" ]; then echo "test: no test summary (the build failed?)"; echo "0 passed, 1 failed, 0 skipped"; exit 1; fi
 ok=yes
