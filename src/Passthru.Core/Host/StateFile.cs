@@ -34,6 +34,12 @@ public static partial class StateFile
             return NativeFiles.ReadCapped(path, MaxBytes)
                 ?? throw new UserError($"{what} {path} is {new FileInfo(path).Length} bytes, far more than any passthru writes: move it aside; {why}");
         }
+        catch (FileNotFoundException)
+        {
+            // Gone between the lstat and the open: a guest's record its run removed as it ended, a journal the last
+            // restore deleted. That is no file, not a damaged file system.
+            return null;
+        }
         catch (UnauthorizedAccessException)
         {
             throw new UserError($"cannot read {what} {path}: permission denied (run as root)");

@@ -77,6 +77,36 @@ public sealed class NativeFilesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_state_file_that_goes_away_while_it_is_read_reads_as_none_never_as_an_io_error()
+    {
+        // `guests` reads every guest's record while runs that end delete theirs: a record seen by the lstat and gone
+        // by the open is no record, not "a damaged file system". Another thread creates and deletes it meanwhile.
+        var path = Path.Combine(_dir, "g.json");
+        using var stop = new CancellationTokenSource();
+        using var started = new SemaphoreSlim(0);
+        var churn = Task.Run(() =>
+        {
+            for (bool first = true; !stop.IsCancellationRequested; first = false)
+            {
+                File.WriteAllText(path, "{}");
+                if (first) started.Release();
+                File.Delete(path);
+            }
+        });
+        await started.WaitAsync();
+        try
+        {
+            // Until both outcomes were seen many times (a bound only for a churn that stopped).
+            int seen = 0, none = 0;
+            for (int i = 0; (seen < 100 || none < 100) && i < 2_000_000 && !churn.IsCompleted; i++)
+                if (StateFile.Read(path, "the guest record", "test") is { } bytes) { Assert.True(bytes is [] or [(byte)'{', (byte)'}']); seen++; }
+                else none++;
+            Assert.True(seen >= 100 && none >= 100, $"the race was not run: {seen} read, {none} missing");
+        }
+        finally { stop.Cancel(); await churn; }
+    }
+
+    [Fact]
     public void The_kind_of_a_path_itself_names_a_symlink_where_the_followed_kind_names_its_target()
     {
         File.WriteAllText(Path.Combine(_dir, "file"), "");
