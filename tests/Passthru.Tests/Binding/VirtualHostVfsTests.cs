@@ -151,8 +151,12 @@ public class VirtualHostVfsTests(SriovFixture vm)
     {
         try
         {
-            vm.RunOk($"{P} vfs 03:00.0 --count 1");   // without --bind: the host's nvme tries the VF (and gives up on it)
-            vm.RunOk($"sleep 2");
+            // Without --bind the host's nvme takes the VF, finds it not ready and lets it go: about half a second
+            // here, seconds on a loaded machine (a fixed sleep of 2 s was not always enough). Wait for its own word.
+            const string GaveUp = "grep -c 'Removing after probe failure'";
+            vm.RunOk($"n=$(dmesg | {GaveUp}); {P} vfs 03:00.0 --count 1 > /dev/null || exit 1; " + Drv
+                + $"for i in $(seq 600); do [ $(dmesg | {GaveUp}) -gt $n ] && [ $(drv 0000:03:00.1) = none ] && exit 0; sleep 0.2; done; "
+                + "dmesg | tail -5; exit 1", TimeSpan.FromMinutes(3));
             Assert.Equal("numvfs=1 autoprobe=1 0000:03:00.1=none journal", State());
             var r = vm.Run($"{P} run --kernel {vm.Probe} --memory 128 --device 03:00.1 --expect 'pci 01:00.0 1b36:0010' --timeout 120",
                 TimeSpan.FromMinutes(4));
