@@ -48,6 +48,8 @@ public sealed record GuestWatch
     /// replaces <see cref="QemuCommand.QmpDescriptor"/> in its arguments, and closed in Passthru once QEMU has it.
     /// </summary>
     public string? ListenOn { get; init; }
+    /// <summary>RLIMIT_MEMLOCK, soft and hard, for QEMU alone: Passthru's own while it starts QEMU, then put back.</summary>
+    public (ulong Soft, ulong Hard)? LockedMemory { get; init; }
     /// <summary>
     /// Whether QEMU's stdout goes straight to Passthru's: when <see cref="Console"/> is Passthru's own standard output
     /// (descriptor 1) and nothing watches, logs or holds it (no pattern, timeout, log, script, status line or held
@@ -92,7 +94,12 @@ public static class GuestProcess
         void Stop(PosixSignalContext context) { context.Cancel = true; interrupted.Cancel(); }
 
         Process process;
-        try { process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}"); }
+        // (The limit is copied into the child as it is made; Passthru's own goes back as soon as Start returns.)
+        try
+        {
+            using var limit = watch.LockedMemory is { } memlock ? ResourceLimits.SetLockedMemoryFor(memlock) : default;
+            process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}");
+        }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }
         using var _ = process;
         // (Passthru's copy of the listening socket stays open until the guest ends; it never accepts, QEMU does. The

@@ -30,17 +30,18 @@ public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulon
     public const ulong VfioAllowance = 1UL << 30;
 
     /// <summary>
-    /// The wrapper that starts QEMU unprivileged, prepended to its argument vector. prlimit sets the locked-memory
-    /// limit on itself and execs setpriv, which drops to the account (no supplementary groups but those named, no
-    /// capabilities in any set, no_new_privs) and execs QEMU: one process, one pid, never a shell. Chosen over QEMU's
-    /// own -runas (-run-with user= since 9.1), which opens everything as root before it drops and so cannot prove the
-    /// files are the user's to read; with setpriv QEMU never holds root at all, as libvirt's forked child does not.
+    /// The wrapper that starts QEMU unprivileged, prepended to its argument vector: setpriv drops to the account (no
+    /// supplementary groups but those named, no capabilities in any set, no_new_privs) and execs QEMU: one process, one
+    /// pid, never a shell. Chosen over QEMU's own -runas (-run-with user= since 9.1), which opens everything as root
+    /// before it drops and so cannot prove the files are the user's to read; with setpriv QEMU never holds root at all,
+    /// as libvirt's forked child does not. The locked-memory limit is not the wrapper's: Passthru sets it on itself
+    /// for the moment it starts setpriv (<see cref="ResourceLimits.SetLockedMemoryFor"/>), which spares a prlimit(1)
+    /// process in between (an exec of a dynamically linked program, a millisecond or two of every run).
     /// </summary>
-    public IReadOnlyList<string> Wrapper(string prlimit, string setpriv)
+    public IReadOnlyList<string> Wrapper(string setpriv)
     {
         if (User is null) return [];
         var argv = new List<string>();
-        if (LockedMemory is var (soft, hard)) argv.AddRange([prlimit, $"--memlock={soft}:{hard}", "--"]);
         // By number when the account exists: the ids CheckFiles proved the guest's files readable by, not whatever a
         // name resolves to through NSS at exec time (another source may come before files). It spares no lookup:
         // setpriv tries a number as a name first (getpwnam("999"); with "files systemd" that loads libnss_systemd),

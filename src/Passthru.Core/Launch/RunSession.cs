@@ -64,7 +64,7 @@ public static class RunSession
         var hole64 = LargeBars(host, o, devices, exporting, warnings);
         if (hole64 is not null && !exporting) argv = [.. argv.Take(3), "-global", $"{PciHole64.Q35Property}={hole64.QemuValue}", .. argv.Skip(3)];
         if (privilege.User is not null)
-            argv = [.. privilege.Wrapper(Tool(host, "prlimit"), Tool(host, "setpriv")), .. argv];
+            argv = [.. privilege.Wrapper(Tool(host, "setpriv")), .. argv];
         return new RunPlan(o, boot, argv, binding, kvm, warnings, devices, script) { Qemu = qemu, Privilege = privilege, Hole64 = hole64 };
     }
 
@@ -523,6 +523,7 @@ public static class RunSession
             Expect = expect,
             Started = started,
             ListenOn = plan.Privilege.User is not null ? o.ControlSocket : null,
+            LockedMemory = plan.Privilege.User is not null ? plan.Privilege.LockedMemory : null,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,

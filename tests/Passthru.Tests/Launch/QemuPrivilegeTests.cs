@@ -20,12 +20,12 @@ public sealed class QemuPrivilegeTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, true);
 
     [Fact]
-    public void The_wrapper_sets_the_limit_then_drops_every_privilege_before_qemu()
+    public void The_wrapper_drops_every_privilege_before_qemu_and_the_limit_is_said_beside_it()
     {
+        // The limit itself is set by passthru on itself as it starts setpriv (GuestProcess): no prlimit process.
         var p = new QemuPrivilege(Qemu, false, (3UL << 30, 3UL << 30), true, []);
-        Assert.Equal(["/usr/bin/prlimit", "--memlock=3221225472:3221225472", "--",
-            "/usr/bin/setpriv", "--reuid=12345", "--regid=12346", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
-            p.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
+        Assert.Equal(["/usr/bin/setpriv", "--reuid=12345", "--regid=12346", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
+            p.Wrapper("/usr/bin/setpriv"));
         Assert.Equal("QEMU runs as passthru-qemu (12345:12346), locked memory up to 3072 MiB for it alone, sandboxed (-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny)",
             p.Describe());
     }
@@ -35,8 +35,8 @@ public sealed class QemuPrivilegeTests : IDisposable
     {
         var p = new QemuPrivilege(Qemu, false, null, false, ["kvm"]);
         Assert.Equal(["/usr/bin/setpriv", "--reuid=12345", "--regid=12346", "--groups=kvm", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"],
-            p.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
-        Assert.Empty(QemuPrivilege.Inherited.Wrapper("/usr/bin/prlimit", "/usr/bin/setpriv"));
+            p.Wrapper("/usr/bin/setpriv"));
+        Assert.Empty(QemuPrivilege.Inherited.Wrapper("/usr/bin/setpriv"));
     }
 
     [Fact]
