@@ -37,26 +37,21 @@ public static partial class ResourceLimits
     /// disposed, which puts the old one back: a child started inside the scope keeps the limit (fork copies it), as
     /// prlimit(1) exec'ing the child would give it, without that process. Raising the hard limit needs CAP_SYS_RESOURCE.
     /// </summary>
-    public static LockedMemoryScope SetLockedMemoryFor((ulong Soft, ulong Hard) limit)
+    public static IDisposable SetLockedMemoryFor((ulong Soft, ulong Hard) limit)
     {
         if (getrlimit(RLIMIT_MEMLOCK, out var old) != 0) throw Failed("read the locked-memory limit");
         var wanted = new RLimit { Current = limit.Soft, Maximum = limit.Hard };
         if (setrlimit(RLIMIT_MEMLOCK, in wanted) != 0) throw Failed($"set the locked-memory limit to {limit.Soft >> 20} MiB");
-        return new LockedMemoryScope(old.Current, old.Maximum);
+        return new PutBack(old);
     }
 
     private static UserError Failed(string what) =>
         new($"cannot {what} for QEMU ({Marshal.GetLastPInvokeErrorMessage()}): vfio pins the guest's memory; run as root with CAP_SYS_RESOURCE");
 
     /// <summary>The limit as it was before <see cref="SetLockedMemoryFor"/>, put back on dispose.</summary>
-    public readonly struct LockedMemoryScope(ulong soft, ulong hard) : IDisposable
+    private sealed class PutBack(RLimit old) : IDisposable
     {
-        private readonly bool _set = true;
-        public void Dispose()
-        {
-            var old = new RLimit { Current = soft, Maximum = hard };
-            if (_set) setrlimit(RLIMIT_MEMLOCK, in old);
-        }
+        public void Dispose() => setrlimit(RLIMIT_MEMLOCK, in old);
     }
 
     /// <summary>Whether this process may raise hard limits (CAP_SYS_RESOURCE in its effective set): root on a host, often not in a container.</summary>

@@ -97,7 +97,7 @@ public static class GuestProcess
         // (The limit is copied into the child as it is made; Passthru's own goes back as soon as Start returns.)
         try
         {
-            using var limit = watch.LockedMemory is { } memlock ? ResourceLimits.SetLockedMemoryFor(memlock) : default;
+            using var limit = watch.LockedMemory is { } memlock ? ResourceLimits.SetLockedMemoryFor(memlock) : null;
             process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}");
         }
         catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }

@@ -23,7 +23,7 @@ public sealed class ResourceLimitsTests
     {
         // Below the hard limit, which only CAP_SYS_RESOURCE could raise again: the test process keeps its own.
         var (soft, hard) = ResourceLimits.LockedMemory();
-        var lower = Math.Min(soft == ResourceLimits.Infinity ? 1UL << 30 : soft, 1UL << 30) / 2 & ~1023UL;
+        var lower = Math.Min(soft, 1UL << 30) / 2 & ~1023UL;   // (unlimited is ulong.MaxValue)
         Assert.Equal($"{Kib(soft)} {Kib(hard)}", ChildLimit());
         string inside;
         using (ResourceLimits.SetLockedMemoryFor((lower, hard))) inside = ChildLimit();
