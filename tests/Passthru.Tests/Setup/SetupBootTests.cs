@@ -90,8 +90,13 @@ public class SetupBootTests
         /lib/systemd/systemd-udevd --daemon --resolve-names=never
         udevadm trigger --type=devices --action=add --subsystem-match=pci
         udevadm settle -t 60
-        # A PF's bind event makes its VFs, whose own add events come after: settle once more for them.
-        sleep 1; udevadm settle -t 60
+        # A PF's bind event makes its VFs, whose own add events come after (nvme probes its PF asynchronously, and
+        # settle does not wait for events the kernel sent but udevd has not read yet): settle again until the
+        # functions and their drivers stay the same across a second, 30 s at most. One settle a second later was once
+        # too early on a loaded machine: the VF named for vfio-pci still had no driver.
+        state() { for d in /sys/bus/pci/devices/*; do echo "$(basename $d) $(basename "$(readlink $d/driver)")"; done; }
+        i=0; last=$(state)
+        while [ $i -lt 30 ]; do sleep 1; udevadm settle -t 60; now=$(state); [ "$now" = "$last" ] && break; last=$now; i=$((i + 1)); done
         for d in /sys/bus/pci/devices/*; do echo "RESULT $(basename $d) $(cat $d/vendor):$(cat $d/device) driver=$(basename "$(readlink $d/driver)")"; done
         # devtmpfs creates /dev/vfio/N in its own thread: wait (5 s at most) for one node per vfio-pci function's group.
         want=$(for d in /sys/bus/pci/devices/*; do [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && echo; done | wc -l)
