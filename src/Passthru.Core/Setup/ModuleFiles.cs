@@ -52,13 +52,17 @@ public static class ModuleFiles
         if (addresses.Count > 0)
         {
             // Before 80-drivers.rules loads the usual driver: with driver_override set, only vfio-pci may take the
-            // function, and the softdep has loaded vfio-pci first. The twin's own event may have loaded that driver
-            // already and it may have taken this function too: then unbind it and probe again, which now picks
-            // vfio-pci (driverctl's set-override, without driverctl or a shell).
+            // function. Setting it probes nothing, so probe it: at coldplug the kernel has long tried the drivers it
+            // had, and a function with none stays so (a driver module loaded later tries only itself). If vfio-pci is
+            // not loaded yet, it takes the function when it loads. A driver may hold the function already (loaded
+            // for a twin, or from the initramfs): unbind it first. The probe is a rule of its own because a driver
+            // may also let go by itself between the test and the unbind (nvme gives up a VF it cannot start, after
+            // its probe returned): driverctl's set-override, without driverctl or a shell.
             var rules = "# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n";
             foreach (var a in addresses)
                 rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n"
-                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", TEST==\"driver\", ATTR{{driver/unbind}}=\"%k\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
+                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", TEST==\"driver\", ATTR{{driver/unbind}}=\"%k\"\n"
+                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
             Want(UdevRules, rules);
         }
 

@@ -116,11 +116,32 @@ public class SetupPlanTests
         Assert.Equal("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\nGRUB_CMDLINE_LINUX=\"\"\n", host.Read("etc/default/grub"));
         Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n"
             + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{driver_override}=\"vfio-pci\"\n"
-            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", TEST==\"driver\", ATTR{driver/unbind}=\"%k\", ATTR{subsystem/drivers_probe}=\"%k\"\n",
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", TEST==\"driver\", ATTR{driver/unbind}=\"%k\"\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{subsystem/drivers_probe}=\"%k\"\n",
             host.Read("etc/udev/rules.d/40-passthru-vfio-pci.rules"));
         Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n"
             + "softdep virtio_pci pre: vfio-pci\n", host.Read("etc/modprobe.d/passthru.conf"));
         Assert.Contains("Note: 0000:00:05.0 shares IDs 1af4:1044 with 0000:00:06.0: it is claimed by address", host.Setup("--device", "00:05.0").Stdout);
+        Assert.Contains("Nothing to change", host.Setup("--device", "00:05.0").Stdout);
+    }
+
+    [Fact]
+    public void Setup_again_rewrites_the_rule_an_earlier_version_wrote_which_probed_only_functions_a_driver_held()
+    {
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        AddTwin(host, "0000:00:05.0", "0000:00:06.0");
+        Assert.Equal(0, host.Setup("--device", "00:05.0", "--apply").ExitCode);
+        // Passthru before 2026-12-04: the probe only behind TEST=="driver", so a function no driver held at its add
+        // event (the usual case at boot) stayed without one.
+        const string rules = "etc/udev/rules.d/40-passthru-vfio-pci.rules";
+        var now = host.Read(rules);
+        host.With(rules, "# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", ATTR{driver_override}=\"vfio-pci\"\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:05.0\", TEST==\"driver\", ATTR{driver/unbind}=\"%k\", ATTR{subsystem/drivers_probe}=\"%k\"\n");
+        var again = host.Setup("--device", "00:05.0", "--apply");
+        Assert.True(again.ExitCode == 0, again.Stderr);
+        Assert.Contains("40-passthru-vfio-pci.rules", again.Stdout);
+        Assert.Equal(now, host.Read(rules));
         Assert.Contains("Nothing to change", host.Setup("--device", "00:05.0").Stdout);
     }
 
