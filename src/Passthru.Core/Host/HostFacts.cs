@@ -86,6 +86,25 @@ public sealed class HostFacts(HostRoot host)
         return false;
     }
 
+    /// <summary>
+    /// Whether a module is built into the running kernel: its /sys/module directory has no initstate (only a
+    /// loadable module has one), or modules.builtin lists it. A built-in driver binds its devices while the kernel
+    /// starts, before any module loads.
+    /// </summary>
+    public bool ModuleBuiltIn(string name)
+    {
+        var under = name.Replace('-', '_');
+        if (Host.DirectoryExists("sys/module/" + under)) return !Host.Exists($"sys/module/{under}/initstate");
+        if (KernelRelease is not string release || Host.ReadText($"lib/modules/{release}/modules.builtin") is not { } builtin) return false;
+        foreach (var line in builtin.Split('\n'))
+        {
+            var base_ = line[(line.LastIndexOf('/') + 1)..];
+            int ko = base_.IndexOf(".ko", StringComparison.Ordinal);
+            if (ko > 0 && base_[..ko].Replace('-', '_') == under) return true;
+        }
+        return false;
+    }
+
     public bool HasAcpiTable(string signature) => Host.Exists("sys/firmware/acpi/tables/" + signature);
 
     /// <summary>DMAR flags bit 0 (INTR_REMAP): the platform supports interrupt remapping. Null when unreadable.</summary>

@@ -69,6 +69,16 @@ public sealed record SetupDecisions
         return old ? FramebufferOff.VideoOff : FramebufferOff.SysfbBlacklist;
     }
 
+    /// <summary>
+    /// The module of a function's usual driver, as softdep names modules: the bound driver's module link says which
+    /// (xhci_hcd lives in xhci_pci), else the driver's name, which modprobe reads with '-' and '_' alike; for a
+    /// function on vfio-pci or none, modules.alias's match. Null when nothing says.
+    /// </summary>
+    private static string? UsualModule(HostFacts facts, PciDevice d) =>
+        d.Driver is { } driver && driver is not ("vfio-pci" or "pci-stub")
+            ? facts.Host.ReadLinkName($"sys/bus/pci/drivers/{driver}/module") ?? driver.Replace('-', '_')
+            : ModuleAliases.DriverFor(facts, d);
+
     public static SetupDecisions Decide(HostFacts facts, PciInventory inventory, SetupRequest request)
     {
         // The IOMMU's own ACPI table says whose it is (an emulated Intel IOMMU may sit beside an AMD CPU); without
@@ -137,6 +147,14 @@ public sealed record SetupDecisions
                 notes.Add($"{devices[0].Address} shares IDs {idText} with {string.Join(", ", twins.Select(t => t.Address))}: it is claimed by address "
                     + "(a udev rule sets its driver_override), so the other keeps its driver");
             }
+            else if (devices.Select(d => (d, Module: UsualModule(facts, d))).FirstOrDefault(u => u.Module is { } m && facts.ModuleBuiltIn(m)) is ({ } held, { } builtIn))
+            {
+                // vfio-pci's ids= acts when vfio-pci loads, and a built-in driver took the device before any module
+                // did (no softdep orders a built-in): only the udev rule, which takes the device from its driver, works.
+                addresses.AddRange(devices.Select(d => d.Address));
+                notes.Add($"{string.Join(", ", devices.Select(d => d.Address))}: {held.Driver ?? builtIn} is built into the kernel and takes {(devices.Count == 1 ? "it" : "them")} "
+                    + "while the kernel starts, before vfio-pci's ids= can act: claimed by address (a udev rule sets the driver_override and takes the device from that driver)");
+            }
             else
             {
                 ids.Add(idText);
@@ -146,11 +164,8 @@ public sealed record SetupDecisions
         }
         foreach (var d in chosen)
         {
-            // softdep names modules: the driver's module link says which (xhci_hcd lives in xhci_pci); without it the
-            // driver's name, which modprobe reads with '-' and '_' alike.
-            if (d.Driver is { } driver && driver is not ("vfio-pci" or "pci-stub"))
-                drivers.Add(facts.Host.ReadLinkName($"sys/bus/pci/drivers/{driver}/module") ?? driver.Replace('-', '_'));
-            else if (ModuleAliases.DriverFor(facts, d) is { } usual) drivers.Add(usual);
+            // A softdep orders module loads: a built-in driver gets none (the udev rule above takes the device from it).
+            if (UsualModule(facts, d) is { } usual) { if (!facts.ModuleBuiltIn(usual)) drivers.Add(usual); }
             else notes.Add($"{d.Address}: its usual driver is not known (no driver bound, none in modules.alias), so no softdep orders vfio-pci before it");
             if (new Binding.HostUsage(facts.Host).MountsUnder(d.Address) is { Count: > 0 } mounted)
             {

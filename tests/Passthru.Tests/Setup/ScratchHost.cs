@@ -32,10 +32,21 @@ public sealed class ScratchHost(string capture = "devvm") : IDisposable
 
     /// <summary>
     /// A Debian host with GRUB: etc/default/grub, update-grub, update-initramfs, and initramfs-tools' modules list
-    /// as its package installs it (from the template initramfs-tools-core ships).
+    /// as its package installs it (from the template initramfs-tools-core ships). Its virtio_pci is a module, as in
+    /// Debian's kernel (CONFIG_VIRTIO_PCI=m; the virtual host's capture has it in proc/modules): the devvm capture's
+    /// own kernel loads no modules and has it built in, which makes setup claim its devices by address.
     /// </summary>
-    public static ScratchHost DebianGrub(byte[] grub, string capture = "devvm") => new ScratchHost(capture).With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs")
-        .With("etc/initramfs-tools/modules", DebianPackage.File("initramfs-tools-core", "usr/share/initramfs-tools/modules"));
+    public static ScratchHost DebianGrub(byte[] grub, string capture = "devvm")
+    {
+        var host = new ScratchHost(capture).With("etc/default/grub", grub).WithPrograms("update-grub", "update-initramfs")
+            .With("etc/initramfs-tools/modules", DebianPackage.File("initramfs-tools-core", "usr/share/initramfs-tools/modules"));
+        return capture == "devvm" ? host.WithVirtioPciModule() : host;
+    }
+
+    /// <summary>virtio_pci as a loadable module (as distributions build it), where the devvm capture has it built in.</summary>
+    public ScratchHost WithVirtioPciModule() => With("sys/module/virtio_pci/initstate", "live\n");
+
+    public void Remove(string relative) => File.Delete(Path.Combine(Root, relative));
 
     public ScratchHost WithCpuVendor(string vendor)
     {

@@ -126,6 +126,27 @@ public class SetupPlanTests
     }
 
     [Fact]
+    public void Ids_whose_driver_is_built_into_the_kernel_are_claimed_by_address_without_a_softdep()
+    {
+        // The devvm capture as it is: its kernel has virtio_pci built in (/sys/module/virtio_pci has no initstate),
+        // so virtio-pci holds the NIC before any module loads, and vfio-pci's ids= would never get it.
+        using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
+        host.Remove("sys/module/virtio_pci/initstate");
+        Assert.Contains("0000:00:03.0: virtio-pci is built into the kernel and takes it while the kernel starts, before vfio-pci's ids= can act: claimed by address", host.Setup("--device", "1af4:1041").Stdout);
+        var r = host.Setup("--device", "1af4:1041", "--apply");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:03.0\", ATTR{driver_override}=\"vfio-pci\"\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:03.0\", TEST==\"driver\", ATTR{driver/unbind}=\"%k\"\n"
+            + "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:03.0\", ATTR{subsystem/drivers_probe}=\"%k\"\n",
+            host.Read("etc/udev/rules.d/40-passthru-vfio-pci.rules"));
+        // No ids= and no softdep: a softdep orders module loads, and a built-in driver is never loaded.
+        Assert.DoesNotContain("ids=", host.Exists("etc/modprobe.d/passthru.conf") ? host.Read("etc/modprobe.d/passthru.conf") : "");
+        Assert.DoesNotContain("softdep", host.Exists("etc/modprobe.d/passthru.conf") ? host.Read("etc/modprobe.d/passthru.conf") : "");
+        Assert.Contains("Nothing to change", host.Setup("--device", "1af4:1041").Stdout);
+    }
+
+    [Fact]
     public void Setup_again_rewrites_the_rule_an_earlier_version_wrote_which_probed_only_functions_a_driver_held()
     {
         using var host = ScratchHost.DebianGrub(Grub("\"quiet\""));
@@ -234,7 +255,7 @@ public class SetupPlanTests
     [InlineData("mkinitcpio", "etc/mkinitcpio.conf.d/passthru.conf", "MODULES+=(vfio_pci vfio vfio_iommu_type1)\n")]
     public void Devices_at_boot_put_vfio_pci_into_the_initramfs_with_a_drop_in(string tool, string path, string line)
     {
-        using var host = new ScratchHost().With("etc/default/grub", "GRUB_CMDLINE_LINUX=\"\"\n").WithPrograms("grub-mkconfig", tool);
+        using var host = new ScratchHost().With("etc/default/grub", "GRUB_CMDLINE_LINUX=\"\"\n").WithPrograms("grub-mkconfig", tool).WithVirtioPciModule();
         var r = host.Setup("--device", "00:04.0", "--apply");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal("# Written by passthru setup (undo: passthru setup --undo): vfio-pci in the initramfs, ahead of the devices' usual drivers.\n" + line, host.Read(path));
