@@ -38,16 +38,7 @@ public static class ModuleFiles
                 rules += $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ATTR{{sriov_numvfs}}=\"{count}\"\n";
             Want(SriovRules, rules);
         }
-        if (!d.BindsDevices) return changes;
-
-        var (ids, drivers) = ReadModprobe(host);
-        ids = ids.Concat(d.BootIds).Distinct().ToList();
-        drivers = drivers.Concat(d.SoftdepDrivers).Distinct().ToList();
-        var modprobe = "# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n";
-        if (ids.Count > 0) modprobe += $"options vfio-pci ids={string.Join(',', ids)}\n";
-        foreach (var driver in drivers) modprobe += $"softdep {driver} pre: vfio-pci\n";
-        Want(Modprobe, modprobe);
-
+        // Before the return below: a setup run for other reasons also brings a rule an earlier version wrote up to date.
         var addresses = ReadUdev(host).Concat(d.BootAddresses).Distinct().Order().ToList();
         if (addresses.Count > 0)
         {
@@ -65,6 +56,16 @@ public static class ModuleFiles
                     + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
             Want(UdevRules, rules);
         }
+
+        if (!d.BindsDevices) return changes;
+
+        var (ids, drivers) = ReadModprobe(host);
+        ids = ids.Concat(d.BootIds).Distinct().ToList();
+        drivers = drivers.Concat(d.SoftdepDrivers).Distinct().ToList();
+        var modprobe = "# Written by passthru setup (undo: passthru setup --undo): vfio-pci claims these devices at boot, before their usual drivers.\n";
+        if (ids.Count > 0) modprobe += $"options vfio-pci ids={string.Join(',', ids)}\n";
+        foreach (var driver in drivers) modprobe += $"softdep {driver} pre: vfio-pci\n";
+        Want(Modprobe, modprobe);
 
         // The initramfs loads the drivers of the disks and often of the GPU: vfio-pci must be in it and load first,
         // or the usual driver takes the device before the root file system's modprobe.d is even read.
