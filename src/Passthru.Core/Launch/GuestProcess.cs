@@ -50,6 +50,8 @@ public sealed record GuestWatch
     public string? ListenOn { get; init; }
     /// <summary>RLIMIT_MEMLOCK, soft and hard, for QEMU alone: Passthru's own while it starts QEMU, then put back.</summary>
     public (ulong Soft, ulong Hard)? LockedMemory { get; init; }
+    /// <summary>The unprivileged account QEMU runs as, the argument vector starting with the setpriv command that drops to it.</summary>
+    public ChildCredentials? RunAs { get; init; }
     /// <summary>
     /// Whether QEMU's stdout goes straight to Passthru's: when <see cref="Console"/> is Passthru's own standard output
     /// (descriptor 1) and nothing watches, logs or holds it (no pattern, timeout, log, script, status line or held
@@ -81,9 +83,6 @@ public static class GuestProcess
         }
         // (QEMU's stderr is pumped to the console even then, as before: one thread that wakes only when QEMU complains.)
         if (direct) watch.Console!.Flush();
-        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = !direct, RedirectStandardError = true,
-            RedirectStandardInput = watch.Script is not null };
-        foreach (var a in argv.Skip(1)) start.ArgumentList.Add(a);
         var watcher = new ConsoleWatcher(watch.Expect);
         var clock = Stopwatch.StartNew();
         using var log = watch.SerialLog is null ? null : new StreamWriter(watch.SerialLog, append: false) { AutoFlush = true };
@@ -93,14 +92,14 @@ public static class GuestProcess
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Stop);
         void Stop(PosixSignalContext context) { context.Cancel = true; interrupted.Cancel(); }
 
-        Process process;
+        ChildProcess process;
         // (The limit is copied into the child as it is made; Passthru's own goes back as soon as Start returns.)
         try
         {
             using var limit = watch.LockedMemory is { } memlock ? ResourceLimits.SetLockedMemoryFor(memlock) : null;
-            process = Process.Start(start) ?? throw new UserError($"could not start {argv[0]}");
+            process = ChildProcess.Start(argv, watch.RunAs, pipeInput: watch.Script is not null, pipeOutput: !direct, pipeError: true);
         }
-        catch (System.ComponentModel.Win32Exception e) { throw new UserError($"could not start {argv[0]}: {Shown.Error(e)}"); }
+        catch (IOException e) { throw new UserError(e.Message); }
         using var _ = process;
         // (Passthru's copy of the listening socket stays open until the guest ends; it never accepts, QEMU does. The
         // socket's file goes with the guest's record.)
@@ -111,7 +110,7 @@ public static class GuestProcess
         var matched = new ManualResetEventSlim();
         object gate = new();
         var held = watch.HoldStderrUntilConsole ? new System.Text.StringBuilder() : null;
-        var script = watch.Script is null ? null : new ScriptRunner(watch.Script, process.StandardInput.BaseStream);
+        var script = watch.Script is null ? null : new ScriptRunner(watch.Script, process.StandardInput!);
 
         void Pump(StreamReader reader, bool isStderr)
         {
@@ -152,8 +151,8 @@ public static class GuestProcess
             thread.Start();
             return thread;
         }
-        var stdout = direct ? null : StartPump(process.StandardOutput, isStderr: false);
-        var stderr = StartPump(process.StandardError, isStderr: true);
+        var stdout = direct ? null : StartPump(new StreamReader(process.StandardOutput!, System.Text.Encoding.UTF8, false, 4096), isStderr: false);
+        var stderr = StartPump(new StreamReader(process.StandardError!, System.Text.Encoding.UTF8, false, 4096), isStderr: true);
 
         GuestEnd end = GuestEnd.Exited;
         var deadline = watch.Timeout is TimeSpan t ? clock.Elapsed + t : TimeSpan.MaxValue;
@@ -161,7 +160,7 @@ public static class GuestProcess
         while (true)
         {
             // A script's steps are checked often: each expect waits at most this long past its match.
-            if (process.WaitForExit(script is null ? 200 : 50)) { end = watcher.Matched ? GuestEnd.Matched : GuestEnd.Exited; break; }
+            if (process.WaitForExit(TimeSpan.FromMilliseconds(script is null ? 200 : 50))) { end = watcher.Matched ? GuestEnd.Matched : GuestEnd.Exited; break; }
             if (script is not null && !forwarding)
             {
                 bool inTime, done;
@@ -176,7 +175,7 @@ public static class GuestProcess
             if (watch.Progress is { } progress) lock (gate) progress(clock.Elapsed, watcher.AtLineStart);
         }
         if (!process.HasExited) Terminate(process);
-        process.WaitForExit();
+        process.WaitForExit(Timeout.InfiniteTimeSpan);
         var drained = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         foreach (var pump in new[] { stdout, stderr }) pump?.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
         if (Volatile.Read(ref pumpFailure) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
@@ -221,13 +220,12 @@ public static class GuestProcess
         thread.Start();
     }
 
-    private static void Terminate(Process process)
+    private static void Terminate(ChildProcess process)
     {
-        ProcessScan.Terminate(process.Id);
-        if (!process.WaitForExit(TimeSpan.FromSeconds(5)))
-        {
-            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-        }
+        const int SIGTERM = 15, SIGKILL = 9;
+        process.Signal(SIGTERM);
+        // (QEMU starts no processes of its own: its sandbox denies spawning, so there is no tree to kill.)
+        if (!process.WaitForExit(TimeSpan.FromSeconds(5))) process.Signal(SIGKILL);
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;

@@ -36,7 +36,9 @@ public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulon
     /// before it drops and so cannot prove the files are the user's to read; with setpriv QEMU never holds root at all,
     /// as libvirt's forked child does not. The locked-memory limit is not the wrapper's: Passthru sets it on itself
     /// for the moment it starts setpriv (<see cref="ResourceLimits.SetLockedMemoryFor"/>), which spares a prlimit(1)
-    /// process in between (an exec of a dynamically linked program, a millisecond or two of every run).
+    /// process in between (an exec of a dynamically linked program, a millisecond or two of every run). The published
+    /// binary does the same drop itself, in QEMU's process before its exec (<see cref="Credentials"/>, Host/spawn.c),
+    /// sparing setpriv's exec too: there, this is the plan's equivalent command, which --dry-run prints.
     /// </summary>
     public IReadOnlyList<string> Wrapper(string setpriv)
     {
@@ -52,6 +54,20 @@ public sealed record QemuPrivilege(Account? User, bool Create, (ulong Soft, ulon
             Groups.Count > 0 ? $"--groups={string.Join(",", Groups)}" : "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]);
         return argv;
+    }
+
+    /// <summary>
+    /// The same drop as data for <see cref="ChildProcess"/>, which does it in QEMU's own process before its exec where
+    /// it can (then the wrapper's arguments are skipped): the account's ids and the kept groups' ids. Null when QEMU runs
+    /// as its caller, or the account has no ids yet (the wrapper, by name, still drops then).
+    /// </summary>
+    public ChildCredentials? Credentials(HostRoot host)
+    {
+        if (User is not { Uid: >= 0, Gid: >= 0 } user) return null;
+        var groups = new List<uint>();
+        foreach (var name in Groups)
+            groups.Add((uint)(Accounts.GroupId(host, name) ?? throw new UserError($"the group {name}, which QEMU keeps, does not exist any more: run again")));
+        return new ChildCredentials((uint)user.Uid, (uint)user.Gid, groups, Wrapper("setpriv").Count);
     }
 
     /// <summary>What --dry-run and the run itself say about it, one line.</summary>

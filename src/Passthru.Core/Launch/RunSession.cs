@@ -393,9 +393,13 @@ public static class RunSession
             Preflight(host, plan);
             if (interrupt.IsCancellationRequested) return Report(messages, "[passthru] interrupted before the guest started", 130);
             messages.WriteLine($"[passthru] {plan.Privilege.Describe()}");
-            messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(plan.Argv)}");
+            // What is exec'd: QEMU itself where Passthru drops to its account in QEMU's process (the line above says
+            // as whom); setpriv in front of it where that is not built in. --dry-run shows the setpriv form, which a
+            // user can run as it is.
+            var runAs = plan.Privilege.Credentials(host);
+            messages.WriteLine($"[passthru] starting: {QemuArgs.ShellJoin(runAs is not null && ChildProcess.DropsInProcess ? plan.Argv.Skip(runAs.Wrapper) : plan.Argv)}");
             messages.Flush();
-            return Watch(host, plan, console, messages, progress, interrupt.Token,
+            return Watch(host, plan, runAs, console, messages, progress, interrupt.Token,
                 guest is null ? null : pid => Update(host, stateDir, guest.Name, g => g.QemuPid = pid));
         }
         finally
@@ -507,7 +511,7 @@ public static class RunSession
         custody.Save(g);
     }
 
-    private static int Watch(HostRoot host, RunPlan plan, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
+    private static int Watch(HostRoot host, RunPlan plan, ChildCredentials? runAs, TextWriter console, TextWriter messages, bool terminal, CancellationToken interrupt, Action<int>? started)
     {
         var o = plan.Options;
         var expect = o.Expect is null ? null : new Regex(o.Expect);
@@ -524,6 +528,7 @@ public static class RunSession
             Started = started,
             ListenOn = plan.Privilege.User is not null ? o.ControlSocket : null,
             LockedMemory = plan.Privilege.User is not null ? plan.Privilege.LockedMemory : null,
+            RunAs = runAs,
             Timeout = o.TimeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null,
             SerialLog = o.SerialLog,
             Console = o.Quiet ? null : console,
