@@ -155,7 +155,7 @@ public sealed partial class ChildProcess : IDisposable
     /// <summary>Waits up to <paramref name="timeout"/> (infinite: -1 ms) for the child's end; true once it ended (and was reaped).</summary>
     public bool WaitForExit(TimeSpan timeout)
     {
-        if (_process is not null) return timeout == Timeout.InfiniteTimeSpan ? WaitAll(_process) : _process.WaitForExit(timeout);
+        if (_process is not null) return _process.WaitForExit(timeout);
         lock (_reap)
         {
             if (_exitCode is not null) return true;
@@ -175,12 +175,6 @@ public sealed partial class ChildProcess : IDisposable
                 Thread.Sleep(10);
             }
         }
-    }
-
-    private static bool WaitAll(Process p)
-    {
-        p.WaitForExit();
-        return true;
     }
 
     /// <summary>waitpid for this child: true with the exit status kept once it has ended.</summary>
@@ -203,14 +197,56 @@ public sealed partial class ChildProcess : IDisposable
         }
     }
 
-    /// <summary>Sends <paramref name="signal"/> to the child unless it was already reaped (its pid may be another's by then).</summary>
-    public void Signal(int signal)
+    /// <summary>Asks the child to end (SIGTERM) unless it was already reaped (its pid may be another's by then).</summary>
+    public void Terminate()
     {
         lock (_reap)
         {
-            if (_process is not null) { if (!_process.HasExited) kill(_process.Id, signal); return; }
-            if (_exitCode is null) kill(_pid, signal);
+            if (_process is not null) { if (!_process.HasExited) kill(_process.Id, SIGTERM); return; }
+            if (_exitCode is null) kill(_pid, SIGTERM);
         }
+    }
+
+    /// <summary>
+    /// SIGKILL to the child and every process descended from it, as .NET's Process.Kill(entireProcessTree) does: a QEMU
+    /// without its sandbox (--as-root, or a build without seccomp) may have started helpers of its own.
+    /// </summary>
+    public void KillTree()
+    {
+        lock (_reap)
+        {
+            if (_process is not null)
+            {
+                try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // (ended meanwhile)
+                return;
+            }
+            if (_exitCode is not null) return;
+            kill(_pid, SIGSTOP); // no new children while the tree is read
+            foreach (var pid in Descendants(_pid)) kill(pid, SIGKILL);
+            kill(_pid, SIGKILL);
+        }
+    }
+
+    /// <summary>Every process below <paramref name="root"/>, by the parent pid each /proc/PID/stat names.</summary>
+    private static List<int> Descendants(int root)
+    {
+        var children = new Dictionary<int, List<int>>();
+        foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(System.IO.Path.GetFileName(dir), out int pid) || NativeFiles.ReadAll(dir + "/stat") is not { } stat) continue;
+            // "PID (COMM) STATE PPID ...": the command may hold spaces and parentheses, so fields count from the last ')'.
+            var fields = System.Text.Encoding.ASCII.GetString(stat.AsSpan(stat.AsSpan().LastIndexOf((byte)')') + 1)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length > 1 && int.TryParse(fields[1], out int parent))
+                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
+        }
+        var found = new List<int>();
+        for (var queue = new Queue<int>([root]); queue.TryDequeue(out int pid);)
+            foreach (var child in children.GetValueOrDefault(pid) ?? [])
+            {
+                found.Add(child);
+                queue.Enqueue(child);
+            }
+        return found;
     }
 
     public void Dispose()
@@ -222,9 +258,9 @@ public sealed partial class ChildProcess : IDisposable
         _process?.Dispose();
     }
 
-    private const int O_CLOEXEC = 0x80000, WNOHANG = 1, EINTR = 4;
+    private const int O_CLOEXEC = 0x80000, WNOHANG = 1, EINTR = 4, SIGKILL = 9, SIGTERM = 15, SIGSTOP = 19;
     private const short POLLIN = 1;
-    private static readonly nint SYS_pidfd_open = 434; // the same number on x86-64 and arm64 (new system calls share one table)
+    private const nint SYS_pidfd_open = 434; // the same number on x86-64 and arm64 (new system calls share one table)
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PollFd { public int Fd; public short Events; public short Revents; }

@@ -1,13 +1,10 @@
-using System.Runtime.InteropServices;
-
 namespace Passthru.Host;
 
 /// <summary>
-/// The host's processes as /proc shows them, read through the host root, and the one signal Passthru sends. Here in
-/// Host because bind's VF planning, run and QEMU's failure explanations all ask "who holds this vfio group?", and a
-/// low room must not call a high one for it.
+/// The host's processes as /proc shows them, read through the host root. Here in Host because bind's VF planning, run
+/// and QEMU's failure explanations all ask "who holds this vfio group?", and a low room must not call a high one for it.
 /// </summary>
-public static partial class ProcessScan
+public static class ProcessScan
 {
     /// <summary>Processes that have a device node open, by /proc/PID/fd, as "qemu-system-x86 (pid 123)".</summary>
     public static List<string> Holders(HostRoot host, string node)
@@ -25,12 +22,4 @@ public static partial class ProcessScan
         }
         return found;
     }
-
-    private const int SIGTERM = 15;
-
-    /// <summary>Asks a process to end (SIGTERM), as kill(1) does; false when it could not be signalled (gone already).</summary>
-    public static bool Terminate(int pid) => kill(pid, SIGTERM) == 0;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int kill(int pid, int signal);
 }

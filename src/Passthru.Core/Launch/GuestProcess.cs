@@ -222,10 +222,8 @@ public static class GuestProcess
 
     private static void Terminate(ChildProcess process)
     {
-        const int SIGTERM = 15, SIGKILL = 9;
-        process.Signal(SIGTERM);
-        // (QEMU starts no processes of its own: its sandbox denies spawning, so there is no tree to kill.)
-        if (!process.WaitForExit(TimeSpan.FromSeconds(5))) process.Signal(SIGKILL);
+        process.Terminate();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(5))) process.KillTree();
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
