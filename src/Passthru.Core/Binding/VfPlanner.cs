@@ -114,15 +114,18 @@ public static class VfPlanner
     /// The addresses the kernel gives a PF's VFs: its routing ID plus sriov_offset, then sriov_stride apart (PCIe
     /// SR-IOV 3.3.9-10), carrying into the bus number. The applier checks them once the VFs exist.
     /// </summary>
-    public static IReadOnlyList<PciAddress> Predict(HostRoot host, PciDevice pf, int count)
+    public static IReadOnlyList<PciAddress> Predict(HostRoot host, PciDevice pf, int count) => Predict(host, pf.Address, count);
+
+    /// <inheritdoc cref="Predict(HostRoot, PciDevice, int)"/>
+    public static IReadOnlyList<PciAddress> Predict(HostRoot host, PciAddress pf, int count)
     {
-        int offset = ReadInt(host, pf.Address, "sriov_offset"), stride = ReadInt(host, pf.Address, "sriov_stride");
-        int rid = (pf.Address.Bus << 8) | (pf.Address.Device << 3) | pf.Address.Function;
+        int offset = ReadInt(host, pf, "sriov_offset"), stride = ReadInt(host, pf, "sriov_stride");
+        int rid = (pf.Bus << 8) | (pf.Device << 3) | pf.Function;
         var vfs = new List<PciAddress>(count);
         for (int i = 0; i < count; i++)
         {
             int r = rid + offset + i * stride;
-            vfs.Add(new PciAddress(pf.Address.Domain, (r >> 8) & 0xff, (r >> 3) & 0x1f, r & 7));
+            vfs.Add(new PciAddress(pf.Domain, (r >> 8) & 0xff, (r >> 3) & 0x1f, r & 7));
         }
         return vfs;
     }

@@ -29,17 +29,37 @@ public static class ModuleFiles
         Want(ModulesLoad, ModulesLoadText);
         var vfs = ReadSriov(host);
         foreach (var v in d.BootVfs) vfs[v.Pf] = v.Count;
+        // Read before the SR-IOV rule, which depends on which VFs are named; and before the return below: a setup run
+        // for other reasons also brings a rule an earlier version wrote up to date.
+        var addresses = ReadUdev(host).Concat(d.BootAddresses).Distinct().Order().ToList();
         if (vfs.Count > 0)
         {
             // On "bind", not "add": the kernel lets only the PF's driver create VFs, and at the PF's add event that
             // driver may not even be loaded yet. Not when vfio-pci takes the PF (it makes no VFs unless told to).
             var rules = "# Written by passthru setup (undo: passthru setup --undo): these physical functions get their VFs at boot.\n";
             foreach (var (pf, count) in vfs.OrderBy(v => v.Key))
-                rules += $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ATTR{{sriov_numvfs}}=\"{count}\"\n";
+            {
+                var bind = $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ";
+                var made = PredictVfs(host, pf, count);
+                if (made is null || !made.Any(addresses.Contains))
+                {
+                    rules += bind + $"ATTR{{sriov_numvfs}}=\"{count}\"\n";
+                    continue;
+                }
+                // A VF claimed by address is made with autoprobe off, as `vfs --bind` makes it: otherwise the PF's
+                // driver probes it in sriov_numvfs's write, before udev can set its driver_override, and the rule
+                // below must take it back. nvme cannot start a VF that is not online, and gives it up from a work
+                // item that nvme's remove does not wait for: when that item runs after vfio-pci took the VF, it
+                // unbinds vfio-pci (the likely cause of a named VF found with no driver after a boot under load). Autoprobe goes back on at once,
+                // and the VFs not named are probed here, as autoprobe would have.
+                rules += bind + "ATTR{sriov_drivers_autoprobe}=\"0\"\n"
+                    + bind + $"ATTR{{sriov_numvfs}}=\"{count}\"\n"
+                    + bind + "ATTR{sriov_drivers_autoprobe}=\"1\"\n";
+                foreach (var vf in made.Where(vf => !addresses.Contains(vf)))
+                    rules += bind + $"ATTR{{subsystem/drivers_probe}}=\"{vf}\"\n";
+            }
             Want(SriovRules, rules);
         }
-        // Before the return below: a setup run for other reasons also brings a rule an earlier version wrote up to date.
-        var addresses = ReadUdev(host).Concat(d.BootAddresses).Distinct().Order().ToList();
         if (addresses.Count > 0)
         {
             // Before 80-drivers.rules loads the usual driver: with driver_override set, only vfio-pci may take the
@@ -132,7 +152,17 @@ public static class ModuleFiles
         return found;
     }
 
-    /// <summary>The VF counts an earlier `setup --vfs` wrote, by PF.</summary>
+    /// <summary>
+    /// The addresses a PF's VFs will have, or null when its SR-IOV attributes cannot be read (a PF an earlier run named
+    /// that is gone from this host, whose rule then only sets the count).
+    /// </summary>
+    private static IReadOnlyList<PciAddress>? PredictVfs(HostRoot host, PciAddress pf, int count)
+    {
+        try { return Binding.VfPlanner.Predict(host, pf, count); }
+        catch (UserError) { return null; }
+    }
+
+    /// <summary>The VF counts an earlier `setup --vfs` wrote, by PF (the autoprobe and probe lines follow from them).</summary>
     private static Dictionary<PciAddress, int> ReadSriov(HostRoot host)
     {
         var found = new Dictionary<PciAddress, int>();
@@ -142,6 +172,9 @@ public static class ModuleFiles
         for (int i = 0; i < lines.Length; i++)
         {
             if (lines[i].Length == 0 || lines[i].StartsWith('#')) continue;
+            var line = System.Text.RegularExpressions.Regex.Match(lines[i], "^ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"[^\"]+\", DRIVER!=\"vfio-pci\", (.*)$");
+            if (line.Success && System.Text.RegularExpressions.Regex.IsMatch(line.Groups[1].Value, "^ATTR\\{(sriov_drivers_autoprobe\\}=\"[01]\"|subsystem/drivers_probe\\}=\"[0-9a-f:.]+\")$"))
+                continue;
             var m = System.Text.RegularExpressions.Regex.Match(lines[i], "KERNEL==\"([^\"]+)\".*ATTR\\{sriov_numvfs\\}=\"([0-9]+)\"");
             if (!m.Success || !PciAddress.TryParse(m.Groups[1].Value, out var pf) || !int.TryParse(m.Groups[2].Value, out var count))
                 throw Foreign(host, SriovRules, i + 1, lines[i]);
