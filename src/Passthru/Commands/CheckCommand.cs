@@ -14,7 +14,8 @@ public static class CheckCommand
         command.SetAction(p =>
         {
             var host = globals.Host(p);
-            var findings = HostCheck.Run(host);
+            var findings = HostCheck.Run(host).ToList();
+            if (Passthru.Setup.BootRulesCheck.Run(host) is { } rules) findings.Add(rules);
             if (p.GetValue(json)) JsonOutput.Write(stdout, s => WriteJson(s, findings));
             else WriteText(stdout, findings);
             return findings.Any(f => f.Status == Status.Fail) ? ExitCodes.Failure : ExitCodes.Ok;
