@@ -50,8 +50,8 @@ public static class ModuleFiles
                 // driver probes it in sriov_numvfs's write, before udev can set its driver_override, and the rule
                 // below must take it back. nvme cannot start a VF that is not online, and gives it up from a work
                 // item that nvme's remove does not wait for: when that item runs after vfio-pci took the VF, it
-                // unbinds vfio-pci (the likely cause of a named VF found with no driver after a boot under load). Autoprobe goes back on at once,
-                // and the VFs not named are probed here, as autoprobe would have.
+                // unbinds vfio-pci (the likely cause of a named VF found with no driver after a boot under load).
+                // Autoprobe goes back on at once, and the VFs not named are probed here, as autoprobe would have.
                 rules += bind + "ATTR{sriov_drivers_autoprobe}=\"0\"\n"
                     + bind + $"ATTR{{sriov_numvfs}}=\"{count}\"\n"
                     + bind + "ATTR{sriov_drivers_autoprobe}=\"1\"\n";

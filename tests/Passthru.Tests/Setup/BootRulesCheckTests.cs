@@ -15,8 +15,13 @@ public sealed class BootRulesCheckTests
 
     private static CliResult Check(ScratchHost host) => CliRunner.Run(["check", "--root", host.Root]);
 
-    private static string? RulesLine(CliResult r) =>
-        r.Stdout.Split('\n').SkipWhile(l => !l.Contains("Boot-time udev rules")).Take(2).Aggregate((string?)null, (a, l) => a is null ? l : a + "\n" + l);
+    /// <summary>The finding's line and the one after it (its fix, when it has one); null when check has no such finding.</summary>
+    private static string? RulesLine(CliResult r)
+    {
+        var lines = r.Stdout.Split('\n');
+        int at = Array.FindIndex(lines, l => l.Contains("Boot-time udev rules"));
+        return at < 0 ? null : string.Join('\n', lines.Skip(at).Take(2));
+    }
 
     [Fact]
     public void A_host_where_setup_wrote_no_rule_gets_no_finding()
