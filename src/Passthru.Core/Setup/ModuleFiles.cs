@@ -39,11 +39,11 @@ public static class ModuleFiles
             var rules = "# Written by passthru setup (undo: passthru setup --undo): these physical functions get their VFs at boot.\n";
             foreach (var (pf, count) in vfs.OrderBy(v => v.Key))
             {
-                var bind = $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ";
+                var bind = OnPfBind(pf);
                 var made = PredictVfs(host, pf, count);
                 if (made is null || !made.Any(addresses.Contains))
                 {
-                    rules += bind + $"ATTR{{sriov_numvfs}}=\"{count}\"\n";
+                    rules += bind + Attr("sriov_numvfs", $"{count}") + "\n";
                     continue;
                 }
                 // A VF claimed by address is made with autoprobe off, as `vfs --bind` makes it: otherwise the PF's
@@ -52,11 +52,11 @@ public static class ModuleFiles
                 // item that nvme's remove does not wait for: when that item runs after vfio-pci took the VF, it
                 // unbinds vfio-pci (the likely cause of a named VF found with no driver after a boot under load).
                 // Autoprobe goes back on at once, and the VFs not named are probed here, as autoprobe would have.
-                rules += bind + "ATTR{sriov_drivers_autoprobe}=\"0\"\n"
-                    + bind + $"ATTR{{sriov_numvfs}}=\"{count}\"\n"
-                    + bind + "ATTR{sriov_drivers_autoprobe}=\"1\"\n";
+                rules += bind + Attr("sriov_drivers_autoprobe", "0") + "\n"
+                    + bind + Attr("sriov_numvfs", $"{count}") + "\n"
+                    + bind + Attr("sriov_drivers_autoprobe", "1") + "\n";
                 foreach (var vf in made.Where(vf => !addresses.Contains(vf)))
-                    rules += bind + $"ATTR{{subsystem/drivers_probe}}=\"{vf}\"\n";
+                    rules += bind + Attr("subsystem/drivers_probe", $"{vf}") + "\n";
             }
             Want(SriovRules, rules);
         }
@@ -71,9 +71,7 @@ public static class ModuleFiles
             // its probe returned): driverctl's set-override, without driverctl or a shell.
             var rules = "# Written by passthru setup (undo: passthru setup --undo): these functions go to vfio-pci at boot, by address.\n";
             foreach (var a in addresses)
-                rules += $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{driver_override}}=\"vfio-pci\"\n"
-                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", TEST==\"driver\", ATTR{{driver/unbind}}=\"%k\"\n"
-                    + $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ATTR{{subsystem/drivers_probe}}=\"%k\"\n";
+                rules += ByAddress(a) + Override + "\n" + ByAddress(a) + Unbind + "\n" + ByAddress(a) + Probe + "\n";
             Want(UdevRules, rules);
         }
 
@@ -133,6 +131,39 @@ public static class ModuleFiles
         return (ids, drivers);
     }
 
+    // The rule lines setup writes, made in one place so that reading them back accepts exactly those (and the forms an
+    // earlier release wrote) and refuses any other line: a line that merely names a function, a user's own RUN+= for it
+    // say, would be lost when setup rewrites the file.
+    private static string ByAddress(PciAddress a) => $"ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{a}\", ";
+    private static string OnPfBind(PciAddress pf) => $"ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"{pf}\", DRIVER!=\"vfio-pci\", ";
+    private static string Attr(string name, string value) => $"ATTR{{{name}}}=\"{value}\"";
+    private static readonly string Override = Attr("driver_override", "vfio-pci");
+    private static readonly string Unbind = "TEST==\"driver\", " + Attr("driver/unbind", "%k");
+    private static readonly string Probe = Attr("subsystem/drivers_probe", "%k");
+    // Until 2026-12-04 the unbind and the probe were one line (`check` warns about it; setup --apply rewrites it).
+    private static readonly string[] ByAddressEnds = [Override, Unbind, Probe, Unbind + ", " + Probe];
+
+    /// <summary>
+    /// The function a line of setup's rules is for, and the rest of the line after the keys <paramref name="keys"/>
+    /// makes for it; null when the line does not begin with those keys.
+    /// </summary>
+    private static (PciAddress Address, string Tail)? RuleFor(string line, Func<PciAddress, string> keys)
+    {
+        const string kernel = "KERNEL==\"";
+        int k = line.IndexOf(kernel, StringComparison.Ordinal);
+        int end = k < 0 ? -1 : line.IndexOf('"', k + kernel.Length);
+        if (end < 0 || !PciAddress.TryParse(line.AsSpan(k + kernel.Length, end - k - kernel.Length), out var a)) return null;
+        var head = keys(a);
+        return line.StartsWith(head, StringComparison.Ordinal) ? (a, line[head.Length..]) : null;
+    }
+
+    /// <summary>The value of <paramref name="tail"/> when it is exactly ATTR{name}="value", else null.</summary>
+    private static string? AttrValue(string tail, string name)
+    {
+        var head = $"ATTR{{{name}}}=\"";
+        return tail.StartsWith(head, StringComparison.Ordinal) && tail.IndexOf('"', head.Length) == tail.Length - 1 ? tail[head.Length..^1] : null;
+    }
+
     private static List<PciAddress> ReadUdev(HostRoot host)
     {
         var found = new List<PciAddress>();
@@ -142,12 +173,9 @@ public static class ModuleFiles
         for (int i = 0; i < lines.Length; i++)
         {
             if (lines[i].Length == 0 || lines[i].StartsWith('#')) continue;
-            const string key = "KERNEL==\"";
-            int k = lines[i].IndexOf(key, StringComparison.Ordinal);
-            int end = k < 0 ? -1 : lines[i].IndexOf('"', k + key.Length);
-            if (end < 0 || !PciAddress.TryParse(lines[i].AsSpan(k + key.Length, end - k - key.Length), out var a))
+            if (RuleFor(lines[i], ByAddress) is not { } rule || !ByAddressEnds.Contains(rule.Tail))
                 throw Foreign(host, UdevRules, i + 1, lines[i]);
-            found.Add(a);
+            found.Add(rule.Address);
         }
         return found;
     }
@@ -172,13 +200,13 @@ public static class ModuleFiles
         for (int i = 0; i < lines.Length; i++)
         {
             if (lines[i].Length == 0 || lines[i].StartsWith('#')) continue;
-            var line = System.Text.RegularExpressions.Regex.Match(lines[i], "^ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"[^\"]+\", DRIVER!=\"vfio-pci\", (.*)$");
-            if (line.Success && System.Text.RegularExpressions.Regex.IsMatch(line.Groups[1].Value, "^ATTR\\{(sriov_drivers_autoprobe\\}=\"[01]\"|subsystem/drivers_probe\\}=\"[0-9a-f:.]+\")$"))
-                continue;
-            var m = System.Text.RegularExpressions.Regex.Match(lines[i], "KERNEL==\"([^\"]+)\".*ATTR\\{sriov_numvfs\\}=\"([0-9]+)\"");
-            if (!m.Success || !PciAddress.TryParse(m.Groups[1].Value, out var pf) || !int.TryParse(m.Groups[2].Value, out var count))
+            if (RuleFor(lines[i], OnPfBind) is not { } rule) throw Foreign(host, SriovRules, i + 1, lines[i]);
+            if (int.TryParse(AttrValue(rule.Tail, "sriov_numvfs"), System.Globalization.NumberStyles.None, null, out var count))
+                found[rule.Address] = count;
+            // Autoprobe off and on, and the probes of the VFs not named, follow from the count and the named VFs.
+            else if (AttrValue(rule.Tail, "sriov_drivers_autoprobe") is not ("0" or "1")
+                && !(AttrValue(rule.Tail, "subsystem/drivers_probe") is { } vf && PciAddress.TryParse(vf, out var a) && a.ToString() == vf))
                 throw Foreign(host, SriovRules, i + 1, lines[i]);
-            found[pf] = count;
         }
         return found;
     }

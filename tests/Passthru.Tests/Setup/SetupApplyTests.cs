@@ -49,6 +49,20 @@ public class SetupApplyTests
     }
 
     [Fact]
+    public void A_line_of_the_by_address_rules_that_only_names_a_function_is_refused()
+    {
+        // Setup rewrites the file whole: a line of the user's own for a function it claims would be lost.
+        const string ours = "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"0000:00:02.0\", ";
+        const string theirs = ours + "ATTR{driver_override}=\"vfio-pci\", RUN+=\"/usr/local/bin/notify %k\"";
+        using var host = ScratchHost.DebianGrub(Grub).With("etc/udev/rules.d/40-passthru-vfio-pci.rules", ours + "ATTR{driver_override}=\"vfio-pci\"\n" + theirs + "\n");
+        var before = host.Snapshot();
+        var r = host.Setup("--apply");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"passthru: {host.Root}/etc/udev/rules.d/40-passthru-vfio-pci.rules:2: unexpected line '{theirs}': passthru writes this file itself; remove the line (or the file) and run passthru setup again\n", r.Stderr);
+        Assert.Equal(before, host.Snapshot());
+    }
+
+    [Fact]
     public void Undo_refuses_when_a_file_changed_since_and_changes_nothing()
     {
         using var host = ScratchHost.DebianGrub(Grub);

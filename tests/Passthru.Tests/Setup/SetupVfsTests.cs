@@ -84,6 +84,19 @@ public sealed class SetupVfsTests
         Assert.Equal(before, host.Snapshot());
     }
 
+    [Fact]
+    public void A_VF_count_line_with_a_key_setup_did_not_write_is_refused()
+    {
+        // Setup rewrites the file whole: the RUN+= a user added to its line would be lost.
+        using var host = Host().With(Rules,
+            "ACTION==\"bind\", SUBSYSTEM==\"pci\", KERNEL==\"0000:03:00.0\", DRIVER!=\"vfio-pci\", ATTR{sriov_numvfs}=\"2\", RUN+=\"/usr/local/bin/notify %k\"\n");
+        var before = host.Snapshot();
+        var r = host.Setup("--vfs", "03:00.0=1", "--apply");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("39-passthru-sriov.rules:1: unexpected line 'ACTION==\"bind\"", r.Stderr);
+        Assert.Equal(before, host.Snapshot());
+    }
+
     [Theory]
     [InlineData("03:00.0", "passthru: --vfs '03:00.0': give a physical function's address and a VF count, like --vfs 0000:03:00.0=4")]
     [InlineData("1b36:0010=2", "passthru: --vfs '1b36:0010=2': give a physical function's address and a VF count, like --vfs 0000:03:00.0=4")]
