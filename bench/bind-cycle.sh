@@ -18,13 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-15}
 if [ "${HOSTS:-1}" -gt 1 ]; then
-  mkdir -p bench/.work
+  mkdir -p bench/.work; rm -f bench/.work/bind-cycle-host*.txt   # an earlier run's hosts are not this run's
   for h in $(seq "$HOSTS"); do
     echo "== virtual host $h of $HOSTS"
     HOSTS=1 bash "$0"
     cp bench/.work/bind-cycle.txt "bench/.work/bind-cycle-host$h.txt"
   done
-  python3 bench/pool-rounds.py bench/.work/bind-cycle-host*.txt | tee bench/.work/bind-cycle-pooled.txt
+  python3 bench/pool-rounds.py $(seq -f "bench/.work/bind-cycle-host%g.txt" "$HOSTS") | tee bench/.work/bind-cycle-pooled.txt
   exit
 fi
 [ -x artifacts/bin/passthru ] || bash scripts/publish.sh
