@@ -33,5 +33,7 @@ for n in names:
 print(f"passthru/builtins {med['passthru'] / med['builtins']:.3f}x (target <= 1.30x), passthru/seed "
       f"{med['passthru'] / med['seed']:.2f}x (target <= 1.2x); per round: median {statistics.median(per_round):.3f}x, "
       f"from {min(per_round):.3f}x to {max(per_round):.3f}x")
+if "before" in med:
+    print(f"passthru/before {med['passthru'] / med['before']:.3f}x (the older binary in the same rounds)")
 print("each host, passthru/builtins by its own medians: " + ", ".join(
     f"{statistics.median(h['passthru']) / statistics.median(h['builtins']):.3f}x" for h in hosts))
