@@ -129,6 +129,13 @@ public static class GuestProcess
                         held = null;
                     }
                     log?.Write(buffer, 0, n);
+                    // QEMU's own words on a line of their own, not inside the guest's unfinished one ("PCI-Mqemu-system-
+                    // x86_64: terminating on signal 15 ... S" when a script stopped a guest in the middle of a line).
+                    if (isStderr && !watcher.AtLineStart)
+                    {
+                        watch.Console?.Write('\n');
+                        watcher.Feed("\n");
+                    }
                     // With a script, the guest's terminal queries are answered here and not shown: a terminal that saw
                     // them would answer too, into an input nobody reads.
                     var shown = script is null || isStderr ? buffer.AsSpan(0, n) : script.Filter(buffer.AsSpan(0, n)).AsSpan();
@@ -179,6 +186,15 @@ public static class GuestProcess
         var drained = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         foreach (var pump in new[] { stdout, stderr }) pump?.Join(Max(drained - DateTime.UtcNow, TimeSpan.Zero));
         if (Volatile.Read(ref pumpFailure) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        // A guest stopped in the middle of a line (a script's last expect, a pattern, a timeout) leaves it unfinished:
+        // end it, so what follows on the terminal (Passthru's exit, the user's prompt, a script's next echo) starts a line
+        // of its own. Not the log, which keeps the serial output as it was; not when QEMU wrote the console itself.
+        lock (gate)
+            if (!direct && !watcher.AtLineStart)
+            {
+                watch.Console?.Write('\n');
+                watch.Console?.Flush();
+            }
         // The same for a pattern: a guest that printed it and exited at once (before the pump had read it) matched.
         lock (gate) if (end == GuestEnd.Exited && watcher.Matched) end = GuestEnd.Matched;
         if (script is not null && end == GuestEnd.Exited && !forwarding)

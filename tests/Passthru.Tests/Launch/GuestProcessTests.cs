@@ -71,6 +71,30 @@ public class GuestProcessTests
     }
 
     [Fact]
+    public void A_guest_stopped_in_the_middle_of_a_line_leaves_the_console_at_the_start_of_one()
+    {
+        // What follows on the terminal (a script's `echo "exit $?"`, the shell's prompt) must not join the guest's line.
+        var console = new StringWriter();
+        var o = Sh("printf 'eth0-rx-0 PCI-M'; exec sleep 60", expect: "eth0-rx-0", console: console);
+        Assert.Equal(GuestEnd.Matched, o.End);
+        Assert.Equal("eth0-rx-0 PCI-M\n", console.ToString());
+        Assert.Equal(["eth0-rx-0 PCI-M"], o.LastLines);
+    }
+
+    [Fact]
+    public void What_QEMU_says_on_stderr_starts_a_line_of_its_own()
+    {
+        // QEMU's stderr is a pipe of its own, read beside the console's: the pauses let each pump pass its part on.
+        var log = Path.GetTempFileName();
+        var console = new StringWriter();
+        var o = Sh("printf 'PCI-M'; sleep 0.5; echo 'qemu-system-x86_64: terminating on signal 15' >&2; sleep 0.5; echo SI", log: log, console: console);
+        Assert.Equal(GuestEnd.Exited, o.End);
+        Assert.Equal("PCI-M\nqemu-system-x86_64: terminating on signal 15\nSI\n", console.ToString());
+        Assert.Equal("PCI-Mqemu-system-x86_64: terminating on signal 15\nSI\n", File.ReadAllText(log)); // the log as it came
+        File.Delete(log);
+    }
+
+    [Fact]
     public void The_console_goes_to_the_terminal_and_the_log()
     {
         var log = Path.GetTempFileName();
